@@ -1,0 +1,110 @@
+"""Model registry (timm style): create_model(name, num_classes, checkpoint) and list_models()."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from reference_np.specs import VARIANTS, plan_from_spec, plan_from_weights
+
+from .checkpoint import CheckpointMismatchError, load_checkpoint, read_state_dict
+from .model import CloFormer
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+# Named checkpoints shipped with the package: name -> (variant, weights file, model card)
+SHIPPED = {"proxy": ("cloformer_xxs", WEIGHTS_DIR / "cloformer_xxs_proxy.safetensors",
+                     WEIGHTS_DIR / "cloformer_xxs_proxy.json")}
+
+
+def list_models() -> list[str]:
+    return sorted(VARIANTS)
+
+
+def model_card(name: str = "proxy") -> dict[str, Any]:
+    """The model card JSON of a shipped checkpoint (task, classes, input size, accuracy, sha256)."""
+    if name not in SHIPPED:
+        raise KeyError(f"no shipped checkpoint '{name}' (have: {', '.join(SHIPPED)})")
+    card_path = SHIPPED[name][2]
+    if not card_path.is_file():
+        raise FileNotFoundError(f"shipped checkpoint '{name}' is missing its model card {card_path}")
+    return json.loads(card_path.read_text())
+
+
+def resolve_checkpoint(checkpoint: str | os.PathLike) -> Path:
+    """'proxy' (or another shipped name) -> its file; anything else is a path."""
+    if isinstance(checkpoint, str) and checkpoint in SHIPPED:
+        return SHIPPED[checkpoint][1]
+    return Path(checkpoint)
+
+
+def pretrained_cfg(name: str, checkpoint: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Input size, crop_pct, interpolation, mean, std, num_classes: the variant's, overlaid by a model card."""
+    cfg = dict(VARIANTS[name].pretrained_cfg)
+    if isinstance(checkpoint, str) and checkpoint in SHIPPED:
+        card = model_card(checkpoint)
+        cfg.update(input_size=(3, card["input_size"], card["input_size"]), num_classes=card["num_classes"])
+    return cfg
+
+
+def create_model(name: str, num_classes: int | None = None, checkpoint: str | os.PathLike | None = None,
+                 drop_path_rate: float = 0.0, allow_pruned: bool = False) -> CloFormer:
+    """Build a CloFormer variant, optionally loading an official-format checkpoint strictly.
+
+    num_classes defaults to the checkpoint's head (or 1000 without one). With allow_pruned, inner widths
+    (FFN hidden, local channels, global heads) are read off the checkpoint; stage widths must still match.
+    """
+    if name not in VARIANTS:
+        raise ValueError(f"unknown model '{name}'; available: {', '.join(list_models())}")
+    spec = VARIANTS[name]
+    if checkpoint is None:
+        model = CloFormer(plan_from_spec(spec, 1000 if num_classes is None else num_classes), drop_path_rate)
+        model.pretrained_cfg = pretrained_cfg(name)
+        return model.eval()
+    path = resolve_checkpoint(checkpoint)
+    sd = read_state_dict(path)
+    head = sd.get("head.weight")
+    ckpt_classes = int(head.shape[0]) if head is not None else 1000
+    classes = ckpt_classes if num_classes is None else num_classes
+    plan = plan_from_spec(spec, classes)
+    if allow_pruned:
+        try:
+            pruned = plan_from_weights({k: np.empty(tuple(v.shape), dtype=np.uint8) for k, v in sd.items()},
+                                       spec.head_dims)
+        except (KeyError, ValueError) as e:
+            raise CheckpointMismatchError(f"{path}: cannot read a CloFormer layout off the checkpoint: {e}") from e
+        same_frame = (pruned.stem_dim == plan.stem_dim and
+                      [[(b.dim, b.out_dim, b.stride) for b in s] for s in pruned.blocks] ==
+                      [[(b.dim, b.out_dim, b.stride) for b in s] for s in plan.blocks])
+        if not same_frame:
+            raise CheckpointMismatchError(f"{path}: stage widths/depths do not match '{name}'")
+        plan = pruned if classes == ckpt_classes else plan
+    model = CloFormer(plan, drop_path_rate)
+    load_checkpoint(model, sd, source=str(path))
+    model.pretrained_cfg = pretrained_cfg(name, checkpoint)
+    return model.eval()
+
+
+def intermediates(model: CloFormer, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Logits and the named activations the NumPy reference returns (same keys), via forward hooks."""
+    names = {"patch_embed", "norm"}
+    for i, layer in enumerate(model.layers):
+        for j in range(len(layer.blocks)):
+            names |= {f"layers.{i}.blocks.{j}", f"layers.{i}.blocks.{j}.attn", f"layers.{i}.blocks.{j}.mlp"}
+    taps: dict[str, torch.Tensor] = {}
+    handles = []
+    for n, m in model.named_modules():
+        if n in names:
+            handles.append(m.register_forward_hook(lambda _m, _i, out, n=n: taps.__setitem__(n, out)))
+        elif n == "avgpool":
+            handles.append(m.register_forward_hook(lambda _m, _i, out: taps.__setitem__("features", out.flatten(1))))
+    try:
+        logits = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return logits, taps

@@ -1,0 +1,1 @@
+"""CloFormer compression pipeline: load, calibrate, quantize or prune, export, verify, report."""

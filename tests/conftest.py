@@ -1,0 +1,46 @@
+"""Shared fixtures. Random weights come from the NumPy reference (reference_np.random_weights) with
+documented seeds, so no test depends on torch's RNG."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+
+import cloformer
+import reference_np as rn
+from reference_np.specs import VARIANTS, plan_from_spec
+
+TEST_SEED = 1234  # weights of variant v: random_weights(plan, TEST_SEED + sorted index of v)
+INPUT_SEED = 99
+ALL_VARIANTS = sorted(VARIANTS)
+
+
+@functools.cache
+def np_weights(name: str, seed: int = TEST_SEED) -> dict[str, np.ndarray]:
+    return rn.random_weights(plan_from_spec(VARIANTS[name]), seed + ALL_VARIANTS.index(name))
+
+
+def to_torch(weights: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.array(v)) for k, v in weights.items()}
+
+
+def torch_twin(name: str, weights: dict[str, np.ndarray], dtype: torch.dtype = torch.float64) -> cloformer.CloFormer:
+    model = cloformer.create_model(name, num_classes=weights["head.weight"].shape[0]).to(dtype)
+    model.load_state_dict(to_torch(weights), strict=True)  # copies into the params' dtype: cast first
+    return model.eval()
+
+
+def test_input(shape: tuple[int, ...], seed: int = INPUT_SEED) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+test_input.__test__ = False  # a helper, not a test
+
+
+@pytest.fixture(autouse=True)
+def _torch_determinism():
+    torch.manual_seed(0)
+    yield

@@ -1,0 +1,1 @@
+"""Command-line tools: goldens, benchmarks, data subsets, checkpoint conversion, training."""
