@@ -1,0 +1,185 @@
+"""Preprocessing (hand-computed cases), every data source, bad input, and the imagenet_subset route."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from compress import proxy
+from compress.data import (
+    center_crop,
+    folder_source,
+    imagenet_synsets,
+    preprocess,
+    resize_shorter,
+    resolve_source,
+    to_rgb,
+)
+from reference_np.specs import IMAGENET_MEAN, IMAGENET_STD
+from tools import make_imagenet_subset
+
+MEAN, STD = np.array(IMAGENET_MEAN, np.float32), np.array(IMAGENET_STD, np.float32)
+
+
+def test_constant_image_hand_values() -> None:
+    x = preprocess(Image.new("RGB", (50, 70), (255, 0, 128)), 32)
+    assert x.shape == (3, 32, 32) and x.dtype == np.float32
+    expect = (np.array([1.0, 0.0, 128 / 255], np.float32) - MEAN) / STD  # e.g. R: (1-0.485)/0.229 = 2.2489
+    assert abs(expect[0] - 2.2489083) < 1e-6
+    assert np.abs(x - expect[:, None, None]).max() < 1e-5
+
+
+def test_geometry_resize_then_centre_crop() -> None:
+    """36x50 image at size 32: shorter side is already int(32/0.875)=36, so the resize is a no-op and the
+    crop is rows 9..41, columns 2..34 (round((50-32)/2)=9, round((36-32)/2)=2)."""
+    rgb = np.random.default_rng(0).integers(0, 256, (50, 36, 3), dtype=np.uint8)
+    x = preprocess(Image.fromarray(rgb), 32)
+    want = ((rgb[9:41, 2:34].astype(np.float32) / 255 - MEAN) / STD).transpose(2, 0, 1)
+    assert np.abs(x - want).max() < 1e-6
+
+
+def test_resize_shorter_side_and_crop_sizes() -> None:
+    assert resize_shorter(Image.new("RGB", (100, 50)), 73).size == (146, 73)
+    assert resize_shorter(Image.new("RGB", (50, 101)), 73).size == (73, 147)
+    assert resize_shorter(Image.new("RGB", (300, 400)), 256).size == (256, 341)  # int(256*400/300)
+    assert center_crop(Image.new("RGB", (256, 341)), 224).size == (224, 224)
+    with pytest.raises(ValueError, match="multiples of 32"):
+        preprocess(Image.new("RGB", (64, 64)), 100)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGBA", "P", "CMYK", "I;16", "I", "F", "1"])
+def test_modes_convert_to_rgb(mode: str) -> None:
+    if mode == "I;16":
+        img = Image.fromarray(np.full((8, 8), 65535, np.uint16))
+        assert img.mode == "I;16"
+    elif mode == "I":
+        img = Image.fromarray(np.full((8, 8), 65535, np.int32))
+    elif mode == "F":
+        img = Image.fromarray(np.full((8, 8), 1.0, np.float32))
+    elif mode == "CMYK":
+        img = Image.new(mode, (8, 8), (0, 0, 0, 0))  # no ink = white
+    else:
+        img = Image.new(mode, (8, 8), "white")
+    rgb = to_rgb(img)
+    assert rgb.mode == "RGB" and np.asarray(rgb).min() == 255  # white stays white (16-bit rescaled, not clipped)
+    assert preprocess(img.resize((40, 40)), 32).shape == (3, 32, 32)
+
+
+def _write_images(folder, names, size=(40, 48)):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(len(names))
+    for n in names:
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(folder / n)
+
+
+def test_folder_imagenet_layout_maps_wnids(tmp_path) -> None:
+    syn = imagenet_synsets()
+    assert len(syn) == 1000 and list(syn) == sorted(syn) and syn[0] == "n01440764" and syn[-1] == "n15075141"
+    for wnid in ("n01443537", "n15075141"):
+        _write_images(tmp_path / wnid, ["a.JPEG", "b.png"])
+    src = folder_source(tmp_path, 32)
+    assert [it.label for it in src.items] == [1, 1, 999, 999]
+    assert src.labelled and len(list(src)) == 4
+
+
+def test_folder_custom_classes_sorted(tmp_path) -> None:
+    for c in ("zebra", "ant"):
+        _write_images(tmp_path / c, ["x.jpg"])
+    src = folder_source(tmp_path, 32)
+    assert src.classes == ["ant", "zebra"] and [it.label for it in src.items] == [0, 1]
+
+
+def test_flat_folder_is_unlabelled(tmp_path) -> None:
+    _write_images(tmp_path, ["1.png", "2.jpg", "3.bmp"])
+    (tmp_path / "notes.txt").write_text("not an image")
+    src = folder_source(tmp_path, 32)
+    assert len(src) == 3 and not src.labelled
+    xb, yb = next(src.batches(8))
+    assert xb.shape == (3, 3, 32, 32) and yb is None
+
+
+def test_bad_files_skipped_with_one_counting_warning(tmp_path) -> None:
+    _write_images(tmp_path / "cls", ["good1.png", "good2.jpg"])
+    (tmp_path / "cls" / "fake.jpg").write_bytes(b"this is not a jpeg")
+    good = (tmp_path / "cls" / "good2.jpg").read_bytes()
+    (tmp_path / "cls" / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    (tmp_path / "cls" / "empty.png").write_bytes(b"")
+    src = folder_source(tmp_path, 32)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        out = list(src)
+    assert len(out) == 2
+    msgs = [str(w.message) for w in rec]
+    assert len(msgs) == 1 and "skipped 3 unreadable image(s) of 5" in msgs[0]
+
+
+def test_missing_and_empty_sources(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="not found"):
+        resolve_source(tmp_path / "nope", 32)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no images"):
+        resolve_source(tmp_path / "empty", 32)
+    (tmp_path / "afile.png").write_bytes(b"x")
+    with pytest.raises(NotADirectoryError):
+        resolve_source(tmp_path / "afile.png", 32)
+
+
+def test_imagenet_subset_end_to_end(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("CLOFORMER_DATA", str(tmp_path / "data"))
+    with pytest.raises(FileNotFoundError, match="make_imagenet_subset --src"):
+        resolve_source("imagenet_subset", 32)  # absent: a clear error, never other data
+    val = tmp_path / "val"
+    wnids = ["n01440764", "n02102040", "n03000684"]
+    for w in wnids:
+        _write_images(val / w, [f"ILSVRC2012_val_{w}_{i}.JPEG" for i in range(4)])
+    assert make_imagenet_subset.main(["--src", str(val), "--per-class", "2", "--seed", "3"]) == 0
+    root = tmp_path / "data" / "imagenet_subset"
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["n"] == 6 and manifest["seed"] == 3 and not list(root.parent.glob("*.tmp-*"))
+    src = resolve_source("imagenet_subset", 32)
+    assert len(src) == 6 and [it.label for it in src.items] == [0, 0, 217, 217, 491, 491]  # tench, English springer, chain saw
+    assert {e["sha256"] for e in manifest["files"]} == {it.sha256 for it in src.items}
+    assert src.manifest()["n"] == 6
+    # reproducible: the same seed picks the same files; an existing subset is refused without --force
+    assert make_imagenet_subset.main(["--src", str(val), "--per-class", "2", "--seed", "3"]) == 2
+    assert make_imagenet_subset.main(["--src", str(val), "--per-class", "2", "--seed", "3", "--force"]) == 0
+    again = json.loads((root / "manifest.json").read_text())
+    assert [e["file"] for e in again["files"]] == [e["file"] for e in manifest["files"]]
+
+
+def test_imagenet_subset_from_flat_folder_with_labels(tmp_path) -> None:
+    val = tmp_path / "flat"
+    _write_images(val, ["ILSVRC2012_val_00000001.JPEG", "ILSVRC2012_val_00000002.JPEG"])
+    labels = tmp_path / "LOC_val_solution.csv"
+    labels.write_text("ImageId,PredictionString\nILSVRC2012_val_00000001,n01751748 1 2 3 4\n"
+                      "ILSVRC2012_val_00000002,n09193705 5 6 7 8\n")
+    out = tmp_path / "subset"
+    assert make_imagenet_subset.main(["--src", str(val), "--labels", str(labels), "--per-class", "1",
+                                      "--out", str(out), "--mode", "symlink"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "n01751748", "n09193705"]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("ILSVRC2012_val_00000001 n99999999\nILSVRC2012_val_00000002 n09193705\n")
+    assert make_imagenet_subset.main(["--src", str(val), "--labels", str(bad), "--per-class", "1",
+                                      "--out", str(tmp_path / "s2")]) == 2
+    assert not (tmp_path / "s2").exists()
+
+
+def test_proxy_splits_share_no_pixels() -> None:
+    val, sample = resolve_source("proxy-val", 64), resolve_source("sample", 64)
+    assert len(val) == 800 and len(sample) == 320 and val.labelled and sample.labelled
+    for src, split in ((val, "val"), (sample, "train")):
+        for it in src.items:
+            name, box = it.key.split("@")
+            img = proxy.photos()[proxy.PHOTOS.index(name)]
+            l, t, r, b = proxy.region(img, split)
+            x0, y0, x1, y1 = eval(box)  # noqa: S307 (our own tuple repr)
+            assert l <= x0 < x1 <= r and t <= y0 < y1 <= b, it.key
+    for img in proxy.photos():
+        assert proxy.region(img, "train")[2] == proxy.region(img, "val")[0]  # adjacent, disjoint
+    x, y = next(val.batches(16))
+    assert x.shape == (16, 3, 64, 64) and y.tolist() == [0] * 16
+    assert len(resolve_source("sample", 64, limit=100)) == 100
