@@ -55,7 +55,7 @@ def center_crop(img: Image.Image, size: int) -> Image.Image:
     w, h = img.size
     if w < size or h < size:
         raise ValueError(f"image {w}x{h} is smaller than the {size}x{size} crop")
-    left, top = int(round((w - size) / 2.0)), int(round((h - size) / 2.0))
+    left, top = round((w - size) / 2.0), round((h - size) / 2.0)  # as torchvision CenterCrop
     return img.crop((left, top, left + size, top + size))
 
 

@@ -61,7 +61,7 @@ def evaluate(predict: Predict, source: DataSource, batch_size: int = 32, backend
     return EvalResult(len(out), top1, top5, source.name, backend, out, lab)
 
 
-def torch_predictor(model) -> Predict:  # noqa: ANN001 (torch is imported lazily)
+def torch_predictor(model) -> Predict:
     import torch
 
     model.eval()

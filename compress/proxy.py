@@ -54,20 +54,20 @@ def photo_hashes() -> dict[str, str]:
 def region(img: Image.Image, split: str) -> tuple[int, int, int, int]:
     """(left, top, right, bottom) of the train or val region of a photo; the two never overlap."""
     w, h = img.size
-    cut = int(round(w * (1 - VAL_FRACTION)))
+    cut = round(w * (1 - VAL_FRACTION))
     return (0, 0, cut, h) if split == "train" else (cut, 0, w, h)
 
 
 def random_boxes(img: Image.Image, split: str, n: int, rng: np.random.Generator,
                  side_range: tuple[float, float], aspect: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
     """n crop boxes (left, top, right, bottom) inside the split's region."""
-    l, t, r, b = region(img, split)
+    left, t, r, b = region(img, split)
     short = min(img.size)
     side = rng.uniform(*side_range, n) * short
     ar = np.exp(rng.uniform(np.log(aspect[0]), np.log(aspect[1]), n))
-    cw = np.minimum(np.maximum(side * np.sqrt(ar), 8), r - l)
+    cw = np.minimum(np.maximum(side * np.sqrt(ar), 8), r - left)
     ch = np.minimum(np.maximum(side / np.sqrt(ar), 8), b - t)
-    x0 = l + rng.uniform(0, 1, n) * (r - l - cw)
+    x0 = left + rng.uniform(0, 1, n) * (r - left - cw)
     y0 = t + rng.uniform(0, 1, n) * (b - t - ch)
     return np.rint(np.stack([x0, y0, x0 + cw, y0 + ch], axis=1)).astype(int)
 

@@ -44,12 +44,17 @@ def load_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return clean_state_dict(sd)
 
 
+def _contiguous(a: np.ndarray) -> np.ndarray:
+    """C-contiguous copy that keeps 0-d arrays 0-d (np.ascontiguousarray makes them 1-d)."""
+    return np.require(np.asarray(a), requirements="C")
+
+
 def save_weights(weights: Mapping[str, np.ndarray], path: str | os.PathLike,
                  metadata: Mapping[str, str] | None = None) -> Path:
     """Write .npz or .safetensors atomically (temporary name, then rename)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp" + path.suffix)
-    arrays = {k: np.ascontiguousarray(v) for k, v in weights.items()}
+    arrays = {k: _contiguous(v) for k, v in weights.items()}
     try:
         if path.suffix == ".safetensors":
             from safetensors.numpy import save_file
@@ -70,7 +75,7 @@ def weights_sha256(weights: Mapping[str, np.ndarray]) -> str:
 
     h = hashlib.sha256()
     for k in sorted(weights):
-        a = np.ascontiguousarray(weights[k])
+        a = _contiguous(weights[k])
         h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
         h.update(a.tobytes())
     return h.hexdigest()

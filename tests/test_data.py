@@ -141,7 +141,8 @@ def test_imagenet_subset_end_to_end(tmp_path, monkeypatch) -> None:
     manifest = json.loads((root / "manifest.json").read_text())
     assert manifest["n"] == 6 and manifest["seed"] == 3 and not list(root.parent.glob("*.tmp-*"))
     src = resolve_source("imagenet_subset", 32)
-    assert len(src) == 6 and [it.label for it in src.items] == [0, 0, 217, 217, 491, 491]  # tench, English springer, chain saw
+    # tench, English springer, chain saw
+    assert len(src) == 6 and [it.label for it in src.items] == [0, 0, 217, 217, 491, 491]
     assert {e["sha256"] for e in manifest["files"]} == {it.sha256 for it in src.items}
     assert src.manifest()["n"] == 6
     # reproducible: the same seed picks the same files; an existing subset is refused without --force
@@ -175,9 +176,9 @@ def test_proxy_splits_share_no_pixels() -> None:
         for it in src.items:
             name, box = it.key.split("@")
             img = proxy.photos()[proxy.PHOTOS.index(name)]
-            l, t, r, b = proxy.region(img, split)
-            x0, y0, x1, y1 = eval(box)  # noqa: S307 (our own tuple repr)
-            assert l <= x0 < x1 <= r and t <= y0 < y1 <= b, it.key
+            left, t, r, b = proxy.region(img, split)
+            x0, y0, x1, y1 = eval(box)
+            assert left <= x0 < x1 <= r and t <= y0 < y1 <= b, it.key
     for img in proxy.photos():
         assert proxy.region(img, "train")[2] == proxy.region(img, "val")[0]  # adjacent, disjoint
     x, y = next(val.batches(16))

@@ -144,5 +144,7 @@ def test_weights_roundtrip_npz_safetensors(tmp_path) -> None:
     for suffix in (".npz", ".safetensors"):
         path = rn.save_weights(w, tmp_path / f"w{suffix}")
         back = rn.load_weights(path)
+        assert {k: v.shape for k, v in back.items()} == {k: v.shape for k, v in w.items()}  # 0-d stays 0-d
         assert rn.weights_sha256(back) == rn.weights_sha256(w)
         assert not list(tmp_path.glob("*.tmp*"))
+        cloformer.create_model("cloformer_global", checkpoint=path)  # strict load of what we wrote

@@ -31,7 +31,6 @@ import cloformer
 import reference_np as rn
 from cloformer.registry import SHIPPED
 from compress import proxy
-from compress.data import normalize
 from compress.evaluate import evaluate, torch_predictor
 
 
@@ -67,7 +66,7 @@ def random_erase(x: torch.Tensor, g: torch.Generator, p: float = 0.25) -> torch.
     for i in torch.nonzero(torch.rand(b, generator=g) < p).flatten().tolist():
         area = float(torch.empty(1).uniform_(0.02, 0.25, generator=g)) * h * w
         ar = float(torch.exp(torch.empty(1).uniform_(np.log(0.3), np.log(3.3), generator=g)))
-        eh, ew = min(h, int(round((area * ar) ** 0.5))), min(w, int(round((area / ar) ** 0.5)))
+        eh, ew = min(h, round((area * ar) ** 0.5)), min(w, round((area / ar) ** 0.5))
         top = int(torch.randint(0, h - eh + 1, (1,), generator=g))
         left = int(torch.randint(0, w - ew + 1, (1,), generator=g))
         x[i, :, top:top + eh, left:left + ew] = torch.randn(3, eh, ew, generator=g)

@@ -1,0 +1,34 @@
+"""Agreement metrics between a model under test and its reference (NumPy; no framework imports)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def max_abs(a: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.abs(np.asarray(a, np.float64) - np.asarray(ref, np.float64)).max())
+
+
+def rel_max(a: np.ndarray, ref: np.ndarray) -> float:
+    """max |a - ref| / max |ref|: the float32 twin criterion."""
+    return max_abs(a, ref) / max(float(np.abs(ref).max()), 1e-30)
+
+
+def sqnr_db(a: np.ndarray, ref: np.ndarray) -> float:
+    """Signal-to-quantisation-noise ratio 10 log10(|ref|^2 / |a - ref|^2) in dB (inf when equal)."""
+    ref = np.asarray(ref, np.float64)
+    noise = float(np.sum((np.asarray(a, np.float64) - ref) ** 2))
+    return float("inf") if noise == 0 else float(10 * np.log10(float(np.sum(ref ** 2)) / noise))
+
+
+def cosine(a: np.ndarray, ref: np.ndarray) -> float:
+    """Mean per-sample cosine similarity of logit vectors [N, classes]."""
+    a, ref = np.asarray(a, np.float64), np.asarray(ref, np.float64)
+    num = np.sum(a * ref, axis=1)
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(ref, axis=1)
+    return float(np.mean(num / np.maximum(den, 1e-30)))
+
+
+def top1_agreement(a: np.ndarray, ref: np.ndarray) -> float:
+    """Percent of samples whose arg-max class is the same."""
+    return float(100.0 * np.mean(np.argmax(a, axis=1) == np.argmax(ref, axis=1)))
