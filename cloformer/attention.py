@@ -41,7 +41,8 @@ class EfficientAttention(nn.Module):
                                    for c, k in zip(plan.local_channels, plan.kernel_sizes, strict=True))
         self.act_blocks = nn.ModuleList(AttnMap(c) for c in plan.local_channels)
         self.qkvs = nn.ModuleList(nn.Conv2d(dim, 3 * c, 1, bias=qkv_bias) for c in plan.local_channels)
-        self.proj = nn.Conv2d(dim, dim, 1, bias=qkv_bias)
+        # proj reads Z = [local groups..., global heads]: dim wide unless pruned
+        self.proj = nn.Conv2d(sum(plan.local_channels) + plan.global_heads * d, dim, 1, bias=qkv_bias)
 
     def attnconv(self, u: torch.Tensor, g: int) -> torch.Tensor:
         """Local AttnConv group g: [B,C,H,W] -> [B,c,H,W]."""

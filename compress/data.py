@@ -5,8 +5,8 @@ int(size / crop_pct) with PIL bicubic, centre-crop size x size, RGB / 255, norma
 mean and std -> float32 [3, size, size].
 
 Sources (resolve_source): `sample` (embedded photographs), `proxy-val` (held-out split of the proxy
-task), `imagenet_subset` (under $CLOFORMER_DATA), or a folder: ImageNet layout (one subfolder per class)
-or a flat folder of images (unlabelled).
+task), `proxy-train` (its training regions, for fine-tuning), `imagenet_subset` (under $CLOFORMER_DATA),
+or a folder: ImageNet layout (one subfolder per class) or a flat folder of images (unlabelled).
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ def data_root() -> Path:
     return Path(os.environ.get("CLOFORMER_DATA", DEFAULT_DATA_ROOT)).expanduser()
 
 
-NAMED_SOURCES = ("sample", "proxy-val", "imagenet_subset")
+NAMED_SOURCES = ("sample", "proxy-val", "proxy-train", "imagenet_subset")
 
 
 def resolve_source(spec: str | os.PathLike, size: int, limit: int | None = None, seed: int = 0) -> DataSource:
@@ -201,9 +201,9 @@ def resolve_source(spec: str | os.PathLike, size: int, limit: int | None = None,
     if spec == "sample":
         from compress import proxy
         src = proxy.sample_source(size)
-    elif spec == "proxy-val":
+    elif spec in ("proxy-val", "proxy-train"):
         from compress import proxy
-        src = proxy.val_source(size)
+        src = proxy.val_source(size) if spec == "proxy-val" else proxy.train_source(size)
     elif spec == "imagenet_subset":
         root = data_root() / "imagenet_subset"
         if not root.is_dir():

@@ -27,6 +27,7 @@ VAL_SIDE = (0.10, 0.25)  # held-out crop side, as a fraction of the photo's shor
 TRAIN_SIDE = (0.08, 0.40)  # training crop side range (wider than VAL_SIDE: scale augmentation)
 VAL_PER_CLASS, VAL_SEED = 50, 2024
 SAMPLE_PER_CLASS, SAMPLE_SEED = 20, 7
+TRAIN_PER_CLASS, TRAIN_SEED = 150, 11
 
 
 def photo_dir() -> Path:
@@ -90,4 +91,10 @@ def val_source(size: int) -> DataSource:
 def sample_source(size: int) -> DataSource:
     """`sample`: the embedded calibration set, 20 crops per class from the training regions (320)."""
     return DataSource("sample", _crop_items("train", SAMPLE_PER_CLASS, SAMPLE_SEED, VAL_SIDE), size,
+                      list(CLASSES))
+
+
+def train_source(size: int) -> DataSource:
+    """`proxy-train`: 150 crops per class from the training regions (fine-tuning after pruning)."""
+    return DataSource("proxy-train", _crop_items("train", TRAIN_PER_CLASS, TRAIN_SEED, TRAIN_SIDE), size,
                       list(CLASSES))

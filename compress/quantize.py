@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import pipeline as P
-from .data import NAMED_SOURCES, resolve_source
+from .data import NAMED_SOURCES, DataSource, resolve_source
 from .evaluate import evaluate, openvino_predictor
 from .report import fmt, md_table, plot_layers, versions, write_json
 
@@ -32,28 +32,25 @@ TARGET_MAX_TOP1_DROP_PT = 0.3
 TARGET_MIN_AGREEMENT_PCT = 99.0
 N_VERIFY = 8  # images for the FP32 twin checks
 N_DIAGNOSE = 32  # images for the per-layer SQNR diagnosis
+DEFAULT_IGNORED_SCOPE: list[str] = []  # chosen by measurement; see README
 
 
-def build_parser() -> argparse.ArgumentParser:
+def add_quant_options(ap: argparse.ArgumentParser) -> None:
+    """The INT8 options, shared with `compress.prune --quantize`."""
     d = P.QuantSettings()
-    ap = argparse.ArgumentParser(prog="python -m compress.quantize", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="cloformer_xxs", help="variant (default: %(default)s)")
-    ap.add_argument("--checkpoint", default="proxy",
-                    help="checkpoint path (.pth/.safetensors/.npz) or 'proxy', the shipped weights (default)")
     ap.add_argument("--calib", default="sample",
                     help=f"calibration data: {' | '.join(NAMED_SOURCES)} | an image folder (default: %(default)s)")
     ap.add_argument("--subset-size", type=int, default=d.subset_size, help="calibration images (default 300, as NNCF)")
-    ap.add_argument("--input-size", type=int, default=None, help="multiple of 32 (default: the checkpoint's own)")
     ap.add_argument("--preset", choices=["mixed", "performance"], default=d.preset,
                     help="NNCF preset: mixed = asymmetric activations (default: %(default)s)")
     ap.add_argument("--model-type", choices=["none", "transformer"], default=d.model_type or "none",
                     help="NNCF model type (transformer keeps GroupNorm/eltwise/softmax in float; default: %(default)s)")
     ap.add_argument("--fast-bias-correction", action=argparse.BooleanOptionalAction, default=d.fast_bias_correction,
-                    help="NNCF fast bias correction (default: off: full bias correction is more accurate here)")
+                    help="NNCF fast bias correction (default: %(default)s; see README for why)")
     ap.add_argument("--smooth-quant-alpha", type=float, default=None, help="SmoothQuant alpha (transformer type)")
-    ap.add_argument("--ignored-scope", action="append", default=[], metavar="KIND:VALUE",
-                    help="keep ops in float: type:Softmax, name:<node>, pattern:<regex> (repeatable)")
+    ap.add_argument("--ignored-scope", action="append", default=None, metavar="KIND:VALUE",
+                    help="keep ops in float: type:Softmax, name:<node>, pattern:<regex> (repeatable; replaces the "
+                    f"default {DEFAULT_IGNORED_SCOPE}; 'none' clears it)")
     ap.add_argument("--accuracy-control", action="store_true",
                     help="nncf.quantize_with_accuracy_control on --val with --max-drop")
     ap.add_argument("--val", default=None, help="held-out data for INT8 vs FP32 (default: proxy-val for the proxy "
@@ -61,9 +58,19 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--val-limit", type=int, default=None, help="evaluate a seeded subset of --val")
     ap.add_argument("--max-drop", type=float, default=TARGET_MAX_TOP1_DROP_PT, help="top-1 points (accuracy control)")
     ap.add_argument("--device", default="CPU", help="OpenVINO device for the INT8 evaluation: CPU, NPU, AUTO, ...")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the calibration/validation subsets")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m compress.quantize", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="cloformer_xxs", help="variant (default: %(default)s)")
+    ap.add_argument("--checkpoint", default="proxy",
+                    help="checkpoint path (.pth/.safetensors/.npz) or 'proxy', the shipped weights (default)")
+    ap.add_argument("--input-size", type=int, default=None, help="multiple of 32 (default: the checkpoint's own)")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/<model>-<time>)")
     ap.add_argument("--force", action="store_true", help="replace --out if it exists")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the calibration/validation subsets")
+    add_quant_options(ap)
     return ap
 
 
@@ -71,7 +78,10 @@ def settings_from_args(args: argparse.Namespace) -> P.QuantSettings:
     s = P.QuantSettings(preset=args.preset, model_type=None if args.model_type == "none" else args.model_type,
                         fast_bias_correction=args.fast_bias_correction, subset_size=args.subset_size,
                         smooth_quant_alpha=args.smooth_quant_alpha)
-    for spec in args.ignored_scope:
+    specs = DEFAULT_IGNORED_SCOPE if args.ignored_scope is None else args.ignored_scope
+    for spec in specs:
+        if spec == "none":
+            continue
         kind, _, value = spec.partition(":")
         target = {"type": s.ignored_types, "name": s.ignored_names, "pattern": s.ignored_patterns}.get(kind)
         if target is None or not value:
@@ -80,54 +90,75 @@ def settings_from_args(args: argparse.Namespace) -> P.QuantSettings:
     return s
 
 
+def int8_stages(args: argparse.Namespace, settings: P.QuantSettings, loaded: P.LoadedModel, calib_src: DataSource,
+                val_src: DataSource, folder: Path, lap: Timer) -> dict[str, Any]:
+    """calibrate -> export -> quantize -> save -> verify -> evaluate -> diagnose -> report, into `folder`.
+    Shared by compress.quantize and compress.prune --quantize."""
+    calib = P.calibration_data(calib_src, args.subset_size, args.seed)
+    lap("calibration data")
+    exported = P.export(loaded, folder)
+    lap("export FP32 (ONNX, IR)")
+    if args.accuracy_control:
+        if not val_src.labelled:
+            raise ValueError(f"--accuracy-control needs labelled --val data; {val_src.name} has none")
+        val_items = [(x[None], int(y)) for x, y in val_src]
+        int8_taps = P.quantize_with_accuracy_control(exported.taps_model, calib, val_items, settings, args.max_drop)
+    else:
+        int8_taps = P.quantize(exported.taps_model, calib, settings)
+    lap("quantize (nncf)")
+    import openvino as ov
+
+    ov.save_model(P.single_output(int8_taps), str(folder / "model_int8.xml"), compress_to_fp16=False)
+    lap("save INT8 IR")
+    verify_x = np.stack([x for x, _ in val_src.subset(N_VERIFY, args.seed)])
+    checks = P.verify_fp32(loaded, exported, verify_x)
+    lap("verify FP32 twins")
+    fp32_eval = evaluate(openvino_predictor(exported.fp32_xml, "CPU", "f32"), val_src, backend="FP32 IR (f32)")
+    int8_eval = evaluate(openvino_predictor(folder / "model_int8.xml", args.device, "f32"), val_src,
+                         backend=f"INT8 IR ({args.device})")
+    cmp = P.compare_int8(fp32_eval.logits, int8_eval.logits, fp32_eval.labels, val_src.name)
+    lap("evaluate FP32 and INT8")
+    diag_x = np.stack([x for x, _ in val_src.subset(N_DIAGNOSE, args.seed + 1)])
+    layers = P.diagnose(loaded, exported, int8_taps, diag_x)
+    lap("per-layer diagnosis")
+    return build_report(args, settings, loaded, calib_src, val_src, int8_taps, checks, cmp, layers, {}, folder)
+
+
+def default_val(args: argparse.Namespace) -> str:
+    return args.val or ("proxy-val" if args.checkpoint == "proxy" else args.calib)
+
+
+class Timer:
+    """Per-stage wall-clock seconds: call with a stage name when that stage ends."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.times[stage] = round(now - self._t, 2)
+        self._t = now
+
+
 def run(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     settings = settings_from_args(args)
-    times: dict[str, float] = {}
-    t = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal t
-        times[stage] = round(time.perf_counter() - t, 2)
-        t = time.perf_counter()
-
+    lap = Timer()
     loaded = P.load(args.model, args.checkpoint, args.input_size)
     calib_src = resolve_source(args.calib, loaded.input_size)  # bad or empty source fails before any work
-    val_name = args.val or ("proxy-val" if args.checkpoint == "proxy" else args.calib)
-    val_src = resolve_source(val_name, loaded.input_size, args.val_limit, args.seed)
+    val_src = resolve_source(default_val(args), loaded.input_size, args.val_limit, args.seed)
     out = args.out or Path("outputs") / f"{args.model}-{datetime.now():%Y%m%d-%H%M%S}"
     lap("load")
     with P.staging_dir(out, args.force) as tmp:
-        calib = P.calibration_data(calib_src, args.subset_size, args.seed)
-        lap("calibration data")
-        exported = P.export(loaded, tmp)
-        lap("export FP32 (ONNX, IR)")
-        if args.accuracy_control:
-            if not val_src.labelled:
-                raise ValueError(f"--accuracy-control needs labelled --val data; {val_src.name} has none")
-            val_items = [(x[None], int(y)) for x, y in val_src]
-            int8_taps = P.quantize_with_accuracy_control(exported.taps_model, calib, val_items, settings,
-                                                         args.max_drop)
-        else:
-            int8_taps = P.quantize(exported.taps_model, calib, settings)
-        lap("quantize (nncf)")
-        import openvino as ov
-
-        ov.save_model(P.single_output(int8_taps), str(tmp / "model_int8.xml"), compress_to_fp16=False)
-        lap("save INT8 IR")
-        verify_x = np.stack([x for x, _ in val_src.subset(N_VERIFY, args.seed)])
-        checks = P.verify_fp32(loaded, exported, verify_x)
-        lap("verify FP32 twins")
-        fp32_eval = evaluate(openvino_predictor(exported.fp32_xml, "CPU", "f32"), val_src, backend="FP32 IR (f32)")
-        int8_eval = evaluate(openvino_predictor(tmp / "model_int8.xml", args.device, "f32"), val_src,
-                             backend=f"INT8 IR ({args.device})")
-        cmp = P.compare_int8(fp32_eval.logits, int8_eval.logits, fp32_eval.labels, val_src.name)
-        lap("evaluate FP32 and INT8")
-        diag_x = np.stack([x for x, _ in val_src.subset(N_DIAGNOSE, args.seed + 1)])
-        layers = P.diagnose(loaded, exported, int8_taps, diag_x)
-        lap("per-layer diagnosis")
-        report = build_report(args, settings, loaded, calib_src, val_src, int8_taps, checks, cmp, layers, times, tmp)
+        report = int8_stages(args, settings, loaded, calib_src, val_src, tmp, lap)
+        finish_report(report, lap.times, tmp)
         write_outputs(report, tmp)
     return report, out
+
+
+def finish_report(report: dict[str, Any], times: dict[str, float], folder: Path) -> None:
+    report["seconds"] = {**times, "total": round(sum(times.values()), 2)}
+    report["file_bytes"] = {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()}
 
 
 def build_report(args, settings, loaded, calib_src, val_src, int8_taps, checks, cmp, layers, times,
@@ -149,7 +180,7 @@ def build_report(args, settings, loaded, calib_src, val_src, int8_taps, checks, 
                     "top1_drop_met": None if drop is None else drop <= TARGET_MAX_TOP1_DROP_PT,
                     "agreement_met": cmp.top1_agreement >= TARGET_MIN_AGREEMENT_PCT},
         "per_layer_sqnr": layers, "worst_layers": [w.name for w in worst],
-        "file_bytes": files, "seconds": {**times, "total": round(sum(times.values()), 2)},
+        "file_bytes": files, "seconds": times,
     }
 
 

@@ -45,7 +45,7 @@ def _layout(plan: ModelPlan) -> list[tuple[str, tuple[int, ...], str]]:
                 conv(f"{p}attn.act_blocks.{g}.act_block.2.", c, c, 1)
             for g, c in enumerate(b.local_channels):
                 conv(f"{p}attn.qkvs.{g}.", 3 * c, b.dim, 1)
-            conv(p + "attn.proj.", b.dim, b.dim, 1)
+            conv(p + "attn.proj.", b.dim, sum(b.local_channels) + b.global_heads * b.dim_head, 1)
             norm(p + "norm2.", b.dim)
             if b.stride == 2:
                 conv(p + "downsample.0.", b.dim, b.dim, b.mlp_kernel_size)

@@ -1,0 +1,154 @@
+"""Pruning: coupled-dimension invariants, NumPy agreement on pruned checkpoints, each method end to end,
+and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import cloformer
+import reference_np as rn
+from compress import prune
+from compress.tolerances import FLOAT64_ATOL
+from reference_np.macs import count_macs
+from reference_np.specs import VARIANTS, plan_from_spec, plan_from_weights
+from tests.conftest import np_weights, test_input, to_torch
+
+
+def random_scores(plan, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i, stage in enumerate(plan.blocks):
+        for j, b in enumerate(stage):
+            z = sum(b.local_channels) + b.global_heads * b.dim_head
+            out[f"layers.{i}.blocks.{j}"] = (rng.random(b.hidden), rng.random(z))
+    return out
+
+
+def masked(w: dict, plan, keep: dict) -> dict:
+    """The unpruned weights with every removed unit silenced: must compute exactly what the sliced ones do."""
+    w = {k: v.copy() for k, v in w.items()}
+    for i, stage in enumerate(plan.blocks):
+        for j, b in enumerate(stage):
+            p = f"layers.{i}.blocks.{j}."
+            k = keep[p[:-1]]
+            w[p + "mlp.fc2.weight"][:, np.setdiff1d(np.arange(b.hidden), k.hidden)] = 0
+            off = 0
+            for g, c in enumerate(b.local_channels):
+                gone = np.setdiff1d(np.arange(c), k.local[g])
+                for name in (f"qkvs.{g}.weight", f"qkvs.{g}.bias", f"convs.{g}.weight", f"convs.{g}.bias"):
+                    w[p + "attn." + name][np.concatenate([gone, c + gone])] = 0  # Q_j = K_j = 0
+                w[f"{p}attn.act_blocks.{g}.act_block.2.weight"][:, gone] = 0
+                w[p + "attn.proj.weight"][:, off + gone] = 0
+                off += c
+            d = b.dim_head
+            for h in np.setdiff1d(np.arange(b.global_heads), k.heads):
+                w[p + "attn.proj.weight"][:, off + h * d:off + (h + 1) * d] = 0
+    return w
+
+
+@pytest.mark.parametrize("name", ["cloformer_xxs", "cloformer_xs", "cloformer_no_global", "cloformer_global"])
+@pytest.mark.parametrize("ratio", [0.2, 0.3, 0.45])
+def test_structured_slicing_equals_masking(name: str, ratio: float) -> None:
+    plan = plan_from_spec(VARIANTS[name])
+    w = np_weights(name)
+    keep = prune.select(plan, random_scores(plan, 5), ratio)
+    sliced = prune.slice_weights(w, plan, keep)
+    x = test_input((2, 3, 64, 64))
+    assert np.abs(rn.forward(sliced, x) - rn.forward(masked(w, plan, keep), x)).max() <= FLOAT64_ATOL
+    new = plan_from_weights(sliced, VARIANTS[name].head_dims)  # shapes read back off the weights
+    for i, stage in enumerate(new.blocks):
+        for j, b in enumerate(stage):
+            old = plan.blocks[i][j]
+            assert (b.dim, b.out_dim, b.dim_head) == (old.dim, old.out_dim, old.dim_head)  # residual untouched
+            assert b.hidden == old.hidden - int(np.floor(ratio * old.hidden + 0.5))
+            p = f"layers.{i}.blocks.{j}.attn."
+            if b.global_heads:
+                assert sliced[p + "global_q.weight"].shape[0] == b.global_heads * b.dim_head  # whole heads
+                assert sliced[p + "global_kv.weight"].shape[0] == 2 * b.global_heads * b.dim_head
+            for g, c in enumerate(b.local_channels):
+                assert sliced[f"{p}qkvs.{g}.weight"].shape[0] == sliced[f"{p}convs.{g}.weight"].shape[0] == 3 * c
+                assert sliced[f"{p}act_blocks.{g}.act_block.0.weight"].shape[:2] == (c, c)
+            assert sliced[p + "proj.weight"].shape[1] == sum(b.local_channels) + b.global_heads * b.dim_head
+    assert count_macs(new, 224, 224)["total"] < count_macs(plan, 224, 224)["total"]
+
+
+def test_pruned_checkpoint_numpy_torch_float64(tmp_path) -> None:
+    plan = plan_from_spec(VARIANTS["cloformer_xxs"])
+    sliced = prune.slice_weights(np_weights("cloformer_xxs"), plan, prune.select(plan, random_scores(plan, 1), 0.4))
+    path = rn.save_weights(sliced, tmp_path / "pruned.safetensors")
+    with pytest.raises(cloformer.CheckpointMismatchError, match="wrong shape"):
+        cloformer.create_model("cloformer_xxs", checkpoint=path)  # strict by default
+    model = cloformer.create_model("cloformer_xxs", checkpoint=path, allow_pruned=True).double()
+    model.load_state_dict(to_torch(sliced))
+    x = test_input((2, 3, 224, 224))
+    with torch.no_grad():
+        got = model(torch.from_numpy(x)).numpy()
+    assert np.abs(got - rn.forward(rn.load_weights(path), x)).max() <= FLOAT64_ATOL
+    assert prune.numpy_agreement(sliced, torch.from_numpy(x[:1]).float())["passed"]
+
+
+def test_pruned_checkpoint_for_wrong_variant_is_refused(tmp_path) -> None:
+    plan = plan_from_spec(VARIANTS["cloformer_xs"])
+    sliced = prune.slice_weights(np_weights("cloformer_xs"), plan, prune.select(plan, random_scores(plan, 2), 0.3))
+    path = rn.save_weights(sliced, tmp_path / "xs.safetensors")
+    with pytest.raises(cloformer.CheckpointMismatchError, match="stage widths"):
+        cloformer.create_model("cloformer_xxs", checkpoint=path, allow_pruned=True)
+
+
+def test_macs_match_the_spec_hand_count() -> None:
+    """Architecture spec §1: XXS 0.661 G, XS 1.219 G, S 2.170 G MACs at 224."""
+    for name, gmacs in (("cloformer_xxs", 0.661), ("cloformer_xs", 1.219), ("cloformer_s", 2.170)):
+        assert round(count_macs(plan_from_spec(VARIANTS[name]), 224, 224)["total"] / 1e9, 3) == gmacs
+
+
+@pytest.mark.parametrize("ratio,message", [(0.0, r"\(0, 1\)"), (1.0, r"\(0, 1\)"), (-0.2, r"\(0, 1\)"),
+                                           (0.5, "global branch \\(1 heads\\).*whole group")])
+def test_bad_ratios(ratio: float, message: str) -> None:
+    plan = plan_from_spec(VARIANTS["cloformer_xxs"])
+    with pytest.raises(ValueError, match=message):
+        prune.select(plan, random_scores(plan, 0), ratio)
+
+
+# ---------------------------------------------------------------- end to end (shipped proxy model)
+E2E = ["--finetune-steps", "3", "--batch", "8", "--val-limit", "32", "--data", "sample"]
+
+
+@pytest.mark.parametrize("method", prune.METHODS)
+def test_each_method_end_to_end(tmp_path, method: str) -> None:
+    out = tmp_path / method
+    ratio = "0.3" if method == "structured" else "0.5"
+    assert prune.main(["--method", method, "--ratio", ratio, *E2E, "--out", str(out)]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert {"pruned.safetensors", "model_fp32.xml", "model_fp32.bin", "report.json", "report.md",
+            "pruning.png"} <= {p.name for p in out.iterdir()}
+    assert rep["numpy_float64_agreement"]["passed"]
+    assert rep["accuracy"]["n"] == 32 and rep["accuracy"]["pruned_top1"] is not None
+    if method == "structured":
+        assert rep["macs"]["reduction_pct"] > 20 and rep["params"]["after"] < rep["params"]["before"]
+    else:
+        s = rep["nncf_pruning_statistic"]
+        assert s["pruning_ratio"] > 0.05 and rep["params"]["nonzero_after"] < rep["params"]["before"]
+        assert rep["macs"]["reduction_pct"] == 0  # unstructured zeros do not remove MACs
+
+
+def test_structured_then_quantize(tmp_path) -> None:
+    out = tmp_path / "sq"
+    assert prune.main(["--method", "structured", "--ratio", "0.3", *E2E, "--quantize", "--subset-size", "16",
+                       "--out", str(out)]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert (out / "model_int8.xml").is_file() and rep["int8"]["quantizers"] > 50
+    assert all(c["passed"] for c in rep["int8"]["fp32_checks"] if c["tolerance"] is not None)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--ratio", "1.5"], "(0, 1)"), (["--ratio", "0.5"], "whole group"),
+    (["--model", "cloformer_xs"], "stage widths"), (["--method", "nncf-rb", "--finetune-steps", "0"], "> 0"),
+])
+def test_prune_bad_input_exit_2(tmp_path, capsys, args: list[str], message: str) -> None:
+    out = tmp_path / "o"
+    assert prune.main([*E2E, *args, "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err and not out.exists()

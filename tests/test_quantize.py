@@ -1,0 +1,138 @@
+"""compress.quantize end to end (embedded default, imagenet_subset route, accuracy control), the FP32 IR
+against the NumPy golden fixtures, and every bad-input case."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compress import pipeline as P
+from compress import quantize
+from compress.tolerances import FLOAT32_REL
+from tests.test_data import _write_images
+from tools import make_imagenet_subset
+from tools.make_golden import GOLDEN_DIR, golden_weights
+
+FAST = ["--subset-size", "16", "--val-limit", "48"]
+DELIVERABLES = {"model_fp32.xml", "model_fp32.bin", "model_int8.xml", "model_int8.bin", "model_fp32.onnx",
+                "report.json", "report.md", "per_layer_sqnr.png"}
+
+
+def _leftovers(parent: Path) -> list[Path]:
+    return list(parent.glob(".*partial*"))
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory) -> tuple[int, Path]:
+    out = tmp_path_factory.mktemp("q") / "run"
+    return quantize.main([*FAST, "--out", str(out)]), out
+
+
+def test_default_run_writes_every_artifact(default_run) -> None:
+    rc, out = default_run
+    assert rc == 0
+    assert {p.name for p in out.iterdir()} == DELIVERABLES
+    assert not _leftovers(out.parent)
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["model"] == {"variant": "cloformer_xxs", "checkpoint": "proxy", "input_size": 64,
+                            "num_classes": 16, "device": "CPU"}
+    assert all(c["passed"] for c in rep["fp32_checks"] if c["tolerance"] is not None)
+    assert len(rep["fp32_checks"]) == 4 and rep["quantizers"] > 50
+    assert rep["calibration"]["n"] == 16 and rep["calibration"]["name"] == "sample"
+    c = rep["int8_vs_fp32"]
+    assert c["n"] == 48 and c["source"] == "proxy-val" and c["labelled"]
+    assert 0 <= c["top1_agreement"] <= 100 and c["cosine"] > 0.9
+    assert len(rep["per_layer_sqnr"]) == 1 + 3 * 12 + 1
+    assert min(d["fp32_db"] for d in rep["per_layer_sqnr"]) > 60  # the FP32 IR itself is exact
+    for key in ("nncf", "openvino", "torch", "onnx"):
+        assert rep["versions"][key] != "not installed"
+    assert "INT8 vs FP32" in (out / "report.md").read_text()
+
+
+def test_ir_is_static_fp32(default_run) -> None:
+    import openvino as ov
+
+    _, out = default_run
+    core = ov.Core()
+    fp32 = core.read_model(str(out / "model_fp32.xml"))
+    assert fp32.input(0).get_partial_shape().is_static and list(fp32.input(0).get_shape()) == [1, 3, 64, 64]
+    assert len(fp32.outputs) == 1 and len(core.read_model(str(out / "model_int8.xml")).outputs) == 1
+    consts = [op for op in fp32.get_ops() if op.get_type_name() == "Constant"]
+    assert not any(str(c.get_element_type()) == "<Type: 'float16'>" for c in consts)
+    assert (out / "model_fp32.bin").stat().st_size > 4 * 4_000_000  # ~4.1M float32 parameters, not FP16
+
+
+def test_fp32_ir_reproduces_numpy_golden(tmp_path) -> None:
+    """The exported FP32 IR (f32 hint) matches the logits the NumPy reference wrote to tests/golden."""
+    _, w = golden_weights("cloformer_xxs")
+    path = tmp_path / "g.npz"
+    import reference_np as rn
+
+    rn.save_weights(w, path)
+    loaded = P.load("cloformer_xxs", path, 64)
+    exported = P.export(loaded, tmp_path)
+    with np.load(GOLDEN_DIR / "input.npz") as z:
+        x = z["input"]
+    with np.load(GOLDEN_DIR / "cloformer_xxs.npz") as z:
+        gold = z["logits"]
+    got = P.run_ov(P.compile_ov(str(exported.fp32_xml), "CPU", "f32"), x)[0]
+    assert np.abs(got - gold).max() <= FLOAT32_REL * np.abs(gold).max()
+
+
+def test_imagenet_subset_route(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("CLOFORMER_DATA", str(tmp_path / "data"))
+    for w in ("n01440764", "n02102040"):
+        _write_images(tmp_path / "val" / w, [f"{w}_{i}.JPEG" for i in range(5)], size=(80, 96))
+    assert make_imagenet_subset.main(["--src", str(tmp_path / "val"), "--per-class", "4"]) == 0
+    out = tmp_path / "run"
+    assert quantize.main(["--calib", "imagenet_subset", "--subset-size", "300", "--val-limit", "16",
+                          "--out", str(out)]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["calibration"]["name"] == "imagenet_subset" and rep["calibration"]["n"] == 8
+    assert all("sha256" in it for it in rep["calibration"]["items"])
+
+
+def test_accuracy_control_route(tmp_path) -> None:
+    out = tmp_path / "ac"
+    assert quantize.main([*FAST, "--accuracy-control", "--max-drop", "0.3", "--out", str(out)]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["accuracy_control"] is True and rep["int8_vs_fp32"]["n"] == 48
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--calib", "/nonexistent/folder"], "not found: /nonexistent/folder"),
+    (["--calib", "EMPTY"], "holds no images"),
+    (["--model", "cloformer_xs"], "wrong shape"),
+    (["--input-size", "100"], "multiples of 32"),
+    (["--ignored-scope", "bogus"], "--ignored-scope 'bogus'"),
+    (["--checkpoint", "/nonexistent.pth"], "checkpoint not found"),
+])
+def test_bad_input_exits_2_with_message(tmp_path, capsys, args: list[str], message: str) -> None:
+    (tmp_path / "empty").mkdir()
+    args = [str(tmp_path / "empty") if a == "EMPTY" else a for a in args]
+    out = tmp_path / "out"
+    assert quantize.main([*args, *FAST, "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists() and not _leftovers(tmp_path)
+
+
+def test_existing_output_refused_unless_force(tmp_path, capsys, monkeypatch) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("user data")
+    assert quantize.main([*FAST, "--out", str(out)]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err and (out / "keep.txt").exists()
+
+
+def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch) -> None:
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(P, "quantize", boom)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        quantize.main([*FAST, "--out", str(out)])
+    assert not out.exists() and not _leftovers(tmp_path)
