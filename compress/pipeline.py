@@ -11,10 +11,7 @@ measures exactly the quantizers that ship.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,7 @@ import cloformer
 import reference_np as rn
 from cloformer.registry import resolve_checkpoint
 
+from .atomic import staging_dir  # noqa: F401 (re-exported: the pipeline's output stage)
 from .data import DataSource
 from .metrics import cosine, rel_max, sqnr_db, top1_agreement
 from .tolerances import FLOAT32_REL
@@ -282,22 +280,3 @@ def diagnose(loaded: LoadedModel, exported: Exported, int8_taps_model: Any, x: n
     fp32 = run_ov(compile_ov(exported.taps_model, "CPU", "f32"), x)
     return [LayerSQNR(n, sqnr_db(int8[k + 1], ref[n]), sqnr_db(fp32[k + 1], ref[n]))
             for k, n in enumerate(exported.tap_names)]
-
-
-# ------------------------------------------------------------------ output folder
-@contextmanager
-def staging_dir(out: Path, force: bool = False) -> Iterator[Path]:
-    """Build the output folder under a temporary name; rename it into place only when complete."""
-    out = Path(out)
-    if out.exists() and not force:
-        raise FileExistsError(f"output folder {out} exists; pass --force to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)

@@ -248,6 +248,8 @@ def finetune(student: torch.nn.Module, teacher: torch.nn.Module, pool_x: torch.T
             sched.step()
         losses.append(float(loss))
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    if sched is not None and sched.current_ratio < sched.target_ratio:
+        sched.step(SCHED_EPOCHS)  # short runs end at the target sparsity all the same
     student.eval()
     return losses
 
@@ -329,10 +331,11 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         report = build_report(args, loaded, pruned, keep, stats, losses, base_eval, pruned_eval, ir_eval, agree,
                               int8_report, tmp)
         finish_report(report, lap.times, tmp)
-        if int8_report is not None:
+        if int8_report is not None:  # the INT8 stages' own report, beside the pruning report
             int8_report.update(seconds=report["seconds"], file_bytes=report["file_bytes"])
-            write_int8_outputs(int8_report, tmp)  # report.md / per_layer_sqnr.png of the INT8 stages
-            (tmp / "report_int8.md").write_text((tmp / "report.md").read_text())
+            write_int8_outputs(int8_report, tmp)
+            for name in ("report.md", "report.json"):
+                os.replace(tmp / name, tmp / name.replace("report", "report_int8"))
         write_outputs(report, tmp)
     return report, out
 

@@ -139,7 +139,7 @@ def test_imagenet_subset_end_to_end(tmp_path, monkeypatch) -> None:
     assert make_imagenet_subset.main(["--src", str(val), "--per-class", "2", "--seed", "3"]) == 0
     root = tmp_path / "data" / "imagenet_subset"
     manifest = json.loads((root / "manifest.json").read_text())
-    assert manifest["n"] == 6 and manifest["seed"] == 3 and not list(root.parent.glob("*.tmp-*"))
+    assert manifest["n"] == 6 and manifest["seed"] == 3 and not list(root.parent.glob(".*partial*"))
     src = resolve_source("imagenet_subset", 32)
     # tench, English springer, chain saw
     assert len(src) == 6 and [it.label for it in src.items] == [0, 0, 217, 217, 491, 491]

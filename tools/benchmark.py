@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from compress.atomic import staging_dir
 from compress.report import md_table, versions
 
 FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
@@ -299,19 +300,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = args.out or Path("outputs") / f"benchmark-{datetime.now():%Y%m%d-%H%M%S}"
-    tmp = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with staging_dir(out, force=True) as tmp:
         measure(targets, args.rounds, args.t, args.hint, args.device, tmp, args.python_seconds)
-        mach = machine()
-        text = write_outputs(targets, ratios(targets), mach, args, tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        text = write_outputs(targets, ratios(targets), machine(), args, tmp)
     print(text)
     print(f"wrote {out}/benchmark.md, benchmark.json, benchmark.png")
     return 0

@@ -17,12 +17,12 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from compress.atomic import staging_dir
 from compress.data import IMAGE_EXTS, data_root, file_sha256, imagenet_synsets
 
 
@@ -75,15 +75,11 @@ def build(src: Path, per_class: int, out: Path, seed: int = 0, mode: str = "copy
         raise ValueError("--per-class must be >= 1")
     if not src.is_dir():
         raise FileNotFoundError(f"source folder not found: {src}")
-    if out.exists() and not force:
-        raise FileExistsError(f"{out} exists; pass --force to replace it")
     by_class = class_files(src, labels)
     index = {s: i for i, s in enumerate(imagenet_synsets())}
     rng = np.random.default_rng(seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".tmp-", dir=out.parent))
-    entries = []
-    try:
+    with staging_dir(out, force) as tmp:
+        entries = []
         for wnid in tqdm(sorted(by_class), desc="imagenet_subset", unit="class"):
             files = by_class[wnid]
             pick = sorted(rng.choice(len(files), min(per_class, len(files)), replace=False)) if files else []
@@ -102,12 +98,6 @@ def build(src: Path, per_class: int, out: Path, seed: int = 0, mode: str = "copy
         manifest = {"src": str(src), "per_class": per_class, "seed": seed, "mode": mode,
                     "classes": len(by_class), "n": len(entries), "files": entries}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
 
 
