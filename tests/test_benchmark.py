@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from compress import quantize
+from compress.pipeline import default_precision
 from tools import benchmark
 
 DATA = Path(__file__).parent / "data"
@@ -38,7 +39,8 @@ def test_benchmark_smoke_tiny_input(tmp_path) -> None:
     assert benchmark.main([str(run), "-t", "1", "--rounds", "3", "--python-seconds", "0.3", "--out", str(out)]) == 0
     data = json.loads((out / "benchmark.json").read_text())
     labels = [t["label"] for t in data["targets"]]
-    assert labels == ["q32/fp32 f32", "q32/fp32 default(bf16)", "q32/int8", "q32/onnxruntime fp32",
+    prec = default_precision()
+    assert labels == ["q32/fp32 f32", f"q32/fp32 default({prec})", "q32/int8", "q32/onnxruntime fp32",
                       "q32/torch eager fp32", "q32/numpy reference fp32"]
     base = data["targets"][0]
     bf16 = data["targets"][1]
@@ -49,7 +51,7 @@ def test_benchmark_smoke_tiny_input(tmp_path) -> None:
         assert t["gmacs_per_s"] == pytest.approx(t["macs"] / (t["latency_ms"] * 1e6))
     md = (out / "benchmark.md").read_text()
     assert all(label in md for label in labels) and (out / "benchmark.png").stat().st_size > 1000
-    assert "avx512_vnni" in md
+    assert "avx512_vnni=" in md and "avx2=" in md  # the ISA flags are recorded
 
 
 def test_benchmark_refuses_folder_without_report(tmp_path, capsys) -> None:

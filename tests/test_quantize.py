@@ -136,3 +136,9 @@ def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch) -> None:
     with pytest.raises(KeyboardInterrupt):
         quantize.main([*FAST, "--out", str(out)])
     assert not out.exists() and not _leftovers(tmp_path)
+
+
+def test_export_leaves_model_in_eval_mode(tmp_path) -> None:
+    loaded = P.load("cloformer_xxs", "proxy", 32)
+    P.export(loaded, tmp_path)
+    assert not any(m.training for m in loaded.model.modules())

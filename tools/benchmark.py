@@ -4,7 +4,8 @@
 
 For each folder (written by compress.quantize / compress.prune) it measures, in one run and alternating
 the order between rounds so machine drift hits all alike:
-  - every FP32 IR twice: `-infer_precision f32` (true FP32) and the device default (BF16 on a BF16 CPU),
+  - every FP32 IR twice: `-infer_precision f32` (true FP32) and the device default (BF16 on a BF16-capable
+    CPU; on others it equals f32 and the label says so),
   - every INT8 IR at the device default,
   - torch eager FP32, ONNX Runtime FP32 and the NumPy reference (latency only; Python-timed).
 Medians over rounds; ratios against the first folder's true-FP32 and BF16 IRs; MACs and achieved GMAC/s
@@ -135,8 +136,10 @@ def python_runner(t: Target):
 # ---------------------------------------------------------------- discovery
 def discover(folders: list[Path], python_backends: bool = True, numpy_backend: bool = True) -> list[Target]:
     import cloformer
+    from compress.pipeline import default_precision
     from reference_np.macs import count_macs
 
+    default_prec = default_precision()  # bf16 on BF16-capable CPUs, f32 elsewhere
     targets: list[Target] = []
     for folder in folders:
         rep_path = folder / "report.json"
@@ -157,8 +160,8 @@ def discover(folders: list[Path], python_backends: bool = True, numpy_backend: b
                 targets.append(Target(f"{g}/{stem}", "openvino", "int8", str(xml), g, size, macs, variant))
             else:
                 targets.append(Target(f"{g}/{stem} f32", "openvino", "f32", str(xml), g, size, macs, variant))
-                targets.append(Target(f"{g}/{stem} default(bf16)", "openvino", "default", str(xml), g, size, macs,
-                                      variant))
+                targets.append(Target(f"{g}/{stem} default({default_prec})", "openvino", "default", str(xml), g,
+                                      size, macs, variant))
         if python_backends:
             onnx_files = sorted(folder.glob("*fp32*.onnx"))
             if onnx_files:
@@ -243,7 +246,7 @@ def write_outputs(targets: list[Target], rat: dict, mach: dict, args: argparse.N
                      f"{r['vs_fp32']:.2f}x" if r["vs_fp32"] else "–", f"{r['vs_bf16']:.2f}x" if r["vs_bf16"] else "–",
                      f"{r['gmacs_per_s']:.1f}" if r["gmacs_per_s"] else "–"])
     header = ["model", "backend", "precision", "MMACs", f"{args.hint} median ms", "FPS", "vs FP32 (f32)",
-              "vs BF16", "GMAC/s"]
+              "vs FP32 default", "GMAC/s"]
     table = md_table(header, rows)
     peak = mach.get("int8_peak_gmacs_estimate")
     text = "\n".join([

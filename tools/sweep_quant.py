@@ -24,17 +24,19 @@ from compress.evaluate import evaluate, openvino_predictor
 from compress.report import md_table
 from tools.benchmark import benchmark_app_cmd, run_benchmark_app
 
+_NONE: dict = {"ignored_types": [], "ignored_patterns": []}
+_STEM = [".*patch_embed.*"]
 SETTINGS: dict[str, P.QuantSettings] = {
-    "nncf default (performance, fast BC)": P.QuantSettings(preset="performance", fast_bias_correction=True),
-    "mixed, fast BC": P.QuantSettings(preset="mixed", fast_bias_correction=True),
-    "performance, full BC": P.QuantSettings(preset="performance", fast_bias_correction=False),
-    "mixed, full BC": P.QuantSettings(preset="mixed", fast_bias_correction=False),
-    "transformer (mixed), full BC": P.QuantSettings(preset="mixed", model_type="transformer",
-                                                    fast_bias_correction=False),
-    "mixed, full BC, float Multiply": P.QuantSettings(preset="mixed", fast_bias_correction=False,
-                                                      ignored_types=["Multiply"]),
-    "mixed, full BC, float Softmax+MatMul": P.QuantSettings(preset="mixed", fast_bias_correction=False,
-                                                            ignored_types=["Softmax", "MatMul"]),
+    "NNCF defaults (performance, mean min/max, fast BC)": P.QuantSettings(activation_range="mean_minmax", **_NONE),
+    "mixed, mean min/max, full BC": P.QuantSettings(preset="mixed", activation_range="mean_minmax",
+                                                    fast_bias_correction=False, **_NONE),
+    "global min/max": P.QuantSettings(**_NONE),
+    "global min/max, transformer type": P.QuantSettings(model_type="transformer", **_NONE),
+    "global min/max, float stem": P.QuantSettings(ignored_types=[], ignored_patterns=_STEM),
+    "global min/max, float stem+MVN": P.QuantSettings(ignored_types=["MVN"], ignored_patterns=_STEM),
+    "global min/max, float stem+MVN+Multiply (default)": P.QuantSettings(),
+    "default + mixed preset": P.QuantSettings(preset="mixed"),
+    "default + full BC": P.QuantSettings(fast_bias_correction=False),
 }
 
 
@@ -45,15 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--input-size", type=int, default=None)
     ap.add_argument("--calib", default="sample")
     ap.add_argument("--val", default="proxy-val")
-    ap.add_argument("--latency-size", type=int, default=224)
+    ap.add_argument("--latency-size", type=int, default=224, help="0: skip the latency column")
     ap.add_argument("-t", type=float, default=5)
     ap.add_argument("--only", nargs="*", default=None, help="names of SETTINGS to run")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     loaded = P.load(args.model, args.checkpoint, args.input_size)
-    big = P.load(args.model, args.checkpoint, args.latency_size)
+    big = P.load(args.model, args.checkpoint, args.latency_size) if args.latency_size else None
     calib = P.calibration_data(resolve_source(args.calib, loaded.input_size), 300)
-    calib_big = P.calibration_data(resolve_source(args.calib, args.latency_size), 300)
+    calib_big = P.calibration_data(resolve_source(args.calib, args.latency_size), 300) if big else None
     val = resolve_source(args.val, loaded.input_size)
     diag_x = np.stack([x for x, _ in val.subset(32, 1)])
     rows, results = [], {}
@@ -62,10 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         (tmp / "s").mkdir()
         (tmp / "b").mkdir()
         exported = P.export(loaded, tmp / "s")
-        exported_big = P.export(big, tmp / "b")
+        exported_big = P.export(big, tmp / "b") if big else None
         fp32 = evaluate(openvino_predictor(exported.fp32_xml, "CPU", "f32"), val, backend="fp32")
-        lat = {}
-        for prec in ("f32", None):
+        lat = {"f32": float("nan"), None: float("nan")}
+        for prec in ("f32", None) if big else ():
             stats, _ = run_benchmark_app(benchmark_app_cmd(str(exported_big.fp32_xml), args.latency_size, args.t,
                                                            "latency", prec))
             lat[prec] = stats["median_ms"]
@@ -82,10 +84,12 @@ def main(argv: list[str] | None = None) -> int:
             c = P.compare_int8(fp32.logits, int8.logits, fp32.labels, val.name)
             layers = P.diagnose(loaded, exported, q, diag_x)
             worst = min(layers, key=lambda d: d.int8_db)
-            qb = P.quantize(exported_big.taps_model, calib_big, s)
-            ov.save_model(P.single_output(qb), str(tmp / "int8b.xml"), compress_to_fp16=False)
-            stats, _ = run_benchmark_app(benchmark_app_cmd(str(tmp / "int8b.xml"), args.latency_size, args.t,
-                                                           "latency", None))
+            stats = {"median_ms": float("nan")}
+            if big:
+                qb = P.quantize(exported_big.taps_model, calib_big, s)
+                ov.save_model(P.single_output(qb), str(tmp / "int8b.xml"), compress_to_fp16=False)
+                stats, _ = run_benchmark_app(benchmark_app_cmd(str(tmp / "int8b.xml"), args.latency_size, args.t,
+                                                               "latency", None))
             results[name] = {"top1_drop": c.top1_drop, "agreement": c.top1_agreement, "sqnr_db": c.sqnr_db,
                              "worst_layer": worst.name, "worst_db": worst.int8_db, "quantize_s": q_s,
                              "fake_quantize": P.count_fake_quantize(q), "latency_ms": stats["median_ms"]}
