@@ -72,6 +72,11 @@ def create_model(name: str, num_classes: int | None = None, checkpoint: str | os
     classes = ckpt_classes if num_classes is None else num_classes
     plan = plan_from_spec(spec, classes)
     if allow_pruned:
+        widths = tuple(int(sd[f"layers.{i}.blocks.0.norm1.weight"].shape[0]) for i in range(len(spec.embed_dims))
+                       if f"layers.{i}.blocks.0.norm1.weight" in sd)
+        if widths != spec.embed_dims:
+            raise CheckpointMismatchError(f"{path}: stage widths {widths} do not match '{name}' {spec.embed_dims}: "
+                                          "a checkpoint for a different variant")
         try:
             pruned = plan_from_weights({k: np.empty(tuple(v.shape), dtype=np.uint8) for k, v in sd.items()},
                                        spec.head_dims)

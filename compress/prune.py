@@ -1,6 +1,6 @@
 """Pruning CloFormer: NNCF unstructured sparsity, or structured pruning that really shrinks the network.
 
-    python -m compress.prune --method structured --ratio 0.4 --finetune-steps 600 [--quantize]
+    python -m compress.prune --method structured --ratio 0.45 --finetune-steps 600 [--quantize]
     python -m compress.prune --method nncf-magnitude --ratio 0.5 --finetune-steps 300
     python -m compress.prune --method nncf-rb --ratio 0.5 --finetune-steps 300
 
@@ -246,7 +246,7 @@ def finetune(student: torch.nn.Module, teacher: torch.nn.Module, pool_x: torch.T
         lr_at.step()
         if sched is not None and (step + 1) % sched_every == 0:
             sched.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
     if sched is not None and sched.current_ratio < sched.target_ratio:
         sched.step(SCHED_EPOCHS)  # short runs end at the target sparsity all the same
@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m compress.prune", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--method", choices=METHODS, default="structured")
-    ap.add_argument("--ratio", type=float, default=0.4,
+    ap.add_argument("--ratio", type=float, default=0.45,
                     help="structured: fraction of each group's channels/heads removed; nncf-*: weight sparsity")
     ap.add_argument("--finetune-steps", type=int, default=600, help="distillation steps after pruning (0: none)")
     ap.add_argument("--batch", type=int, default=64)
@@ -311,7 +311,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
 
             stats = nncf.pruning_statistic(student)
             student = nncf.strip(student, do_copy=True, example_input=pool_x[:1]).eval()
-        weights = {k: v.detach().numpy().copy() for k, v in student.state_dict().items()}
+        weights = official_weights(student.state_dict())
         ckpt = rn.save_weights(weights, tmp / "pruned.safetensors", metadata={"variant": args.model,
                                                                               "method": args.method})
         pruned = P.LoadedModel(args.model, str(ckpt.name), cloformer.create_model(
@@ -338,6 +338,19 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
                 os.replace(tmp / name, tmp / name.replace("report", "report_int8"))
         write_outputs(report, tmp)
     return report, out
+
+
+def official_weights(sd: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Official keys only: NNCF's mask buffers ('__nncf_hooks.post_hooks.<module:path:weight>__0.0.binary_mask')
+    are applied to their weights (a no-op when nncf.strip already did) and dropped."""
+    w = {k: v.detach().numpy().copy() for k, v in sd.items() if not k.startswith("__nncf_hooks")}
+    for k, mask in sd.items():
+        if k.startswith("__nncf_hooks") and k.endswith("binary_mask"):
+            name = k.split(".post_hooks.", 1)[-1].split("__", 1)[0].replace(":", ".")
+            if name not in w or w[name].shape != tuple(mask.shape):
+                raise KeyError(f"NNCF mask {k} has no matching weight '{name}'")
+            w[name] = w[name] * mask.detach().numpy().astype(w[name].dtype)
+    return w
 
 
 def numpy_agreement(weights: dict[str, np.ndarray], x: torch.Tensor) -> dict[str, Any]:

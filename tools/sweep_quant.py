@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"{r['latency_ms']:.2f}"])
             print(rows[-1], flush=True)
     print(f"\nFP32 top-1 {fp32.top1:.2f}% on {val.name} ({val.size}px); latency at {args.latency_size}px: "
-          f"FP32 f32 {lat['f32']:.2f} ms, FP32 default (BF16) {lat[None]:.2f} ms\n")
+          f"FP32 f32 {lat['f32']:.2f} ms, FP32 default {lat[None]:.2f} ms\n")
     print(md_table(["setting", "top-1 drop (pt)", "agreement %", "logit SQNR dB", "worst layer (dB)", "FQ nodes",
                     "quantize s", f"INT8 latency ms @{args.latency_size}"], rows))
     if args.json:

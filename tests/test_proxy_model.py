@@ -1,0 +1,70 @@
+"""The shipped proxy checkpoint: its model card, and exact reproduction of the card's held-out accuracy
+by torch and by the NumPy reference."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+import cloformer
+import reference_np as rn
+from cloformer.registry import SHIPPED
+from compress import evaluate as ev
+from compress.data import resolve_source
+
+CARD = cloformer.model_card("proxy")
+
+
+def test_model_card_fields_and_hashes() -> None:
+    for key in ("input_size", "num_classes", "heldout_top1", "heldout_top5", "sha256", "training_command",
+                "classes", "task", "heldout_n"):
+        assert key in CARD, key
+    path = SHIPPED["proxy"][1]
+    assert path.stat().st_size <= 20 * 1024 * 1024
+    assert rn.weights_sha256(rn.load_weights(path)) == CARD["sha256"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == CARD["file_sha256"]
+    assert CARD["num_classes"] == len(CARD["classes"]) == 16 and CARD["input_size"] % 32 == 0
+    assert CARD["heldout_top1"] > 5 * 100 / CARD["num_classes"]  # far above chance
+    assert CARD["train_seconds"] <= 30 * 60
+
+
+def test_create_model_proxy() -> None:
+    model = cloformer.create_model("cloformer_xxs", checkpoint="proxy")
+    assert model.num_classes == 16 and model.pretrained_cfg["input_size"] == (3, 64, 64)
+
+
+@pytest.fixture(scope="module")
+def proxy_val():
+    return resolve_source("proxy-val", CARD["input_size"])
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_heldout_accuracy_reproduced_exactly(proxy_val, backend: str) -> None:
+    predict, size = ev.load_predictor("proxy", backend=backend)
+    assert size == CARD["input_size"]
+    res = ev.evaluate(predict, proxy_val, backend=backend, progress=False)
+    assert res.n == CARD["heldout_n"] == 800
+    assert res.top1 == CARD["heldout_top1"] and res.top5 == CARD["heldout_top5"]
+
+
+def test_evaluate_cli_json(tmp_path) -> None:
+    out = tmp_path / "e.json"
+    assert ev.main(["--model", "proxy", "--data", "proxy-val", "--limit", "64", "--json", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert d["n"] == 64 and {"top1", "top5", "n"} <= set(d) and 0 <= d["top1"] <= 100
+
+
+def test_evaluate_cli_bad_data(tmp_path, capsys) -> None:
+    assert ev.main(["--model", "proxy", "--data", str(tmp_path / "missing")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_numpy_and_torch_logits_agree_on_proxy(proxy_val) -> None:
+    x = np.stack([x for x, _ in proxy_val.subset(8)])
+    t, _ = ev.load_predictor("proxy", backend="torch")
+    n, _ = ev.load_predictor("proxy", backend="numpy")
+    a, b = t(x), n(x)
+    assert np.abs(a - b).max() <= 1e-4 * np.abs(b).max()
