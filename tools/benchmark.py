@@ -81,7 +81,8 @@ def parse_benchmark_app(text: str) -> dict[str, float]:
 def benchmark_app_cmd(xml: str, size: int, seconds: float, hint: str, precision: str | None,
                       device: str = "CPU", pc: bool = False) -> list[str]:
     exe = shutil.which("benchmark_app") or str(Path(sys.executable).with_name("benchmark_app"))
-    cmd = [exe, "-m", xml, "-d", device, "-hint", hint, "-t", str(seconds), "-shape", f"[1,3,{size},{size}]"]
+    cmd = [exe, "-m", xml, "-d", device, "-hint", hint, "-t", str(max(1, round(seconds))),  # whole seconds
+           "-shape", f"[1,3,{size},{size}]"]
     if precision:
         cmd += ["-infer_precision", precision]
     if pc:
@@ -286,7 +287,7 @@ def write_outputs(targets: list[Target], rat: dict, mach: dict, args: argparse.N
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folders", nargs="+", type=Path, help="output folders of compress.quantize / compress.prune")
-    ap.add_argument("-t", type=float, default=10.0, help="seconds per benchmark_app run (default %(default)s)")
+    ap.add_argument("-t", type=int, default=10, help="whole seconds per benchmark_app run (default %(default)s)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--hint", choices=["latency", "throughput"], default="latency")
     ap.add_argument("-d", "--device", default="CPU")

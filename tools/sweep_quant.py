@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calib", default="sample")
     ap.add_argument("--val", default="proxy-val")
     ap.add_argument("--latency-size", type=int, default=224, help="0: skip the latency column")
-    ap.add_argument("-t", type=float, default=5)
+    ap.add_argument("-t", type=int, default=5)
     ap.add_argument("--only", nargs="*", default=None, help="names of SETTINGS to run")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
