@@ -65,9 +65,14 @@ def plot_layers(layers: list[dict[str, Any]], path: Path, title: str) -> None:
 
     names = [d["name"] for d in layers]
     vals = [d["int8_db"] for d in layers]
+    cap = 60.0  # layers left in float read ~130 dB; cap them so the quantized ones stay readable
     fig, ax = plt.subplots(figsize=(max(8, 0.28 * len(names)), 4.5))
     colors = ["#c0392b" if ("attn" in n) else "#2980b9" if n.endswith("mlp") else "#7f8c8d" for n in names]
-    ax.bar(range(len(names)), vals, color=colors)
+    ax.bar(range(len(names)), [min(v, cap) for v in vals], color=colors)
+    for i, v in enumerate(vals):
+        if v > cap:
+            ax.text(i, cap - 1, "float", rotation=90, ha="center", va="top", fontsize=7, color="white")
+    ax.set_ylim(0, cap + 2 if max(vals) > cap else max(vals) + 5)
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=90, fontsize=7)
     ax.set_ylabel("SQNR vs NumPy reference (dB)")
@@ -77,7 +82,8 @@ def plot_layers(layers: list[dict[str, Any]], path: Path, title: str) -> None:
 
     ax.legend(handles=[Patch(color="#c0392b", label="attention branch output"),
                        Patch(color="#2980b9", label="ConvFFN output"),
-                       Patch(color="#7f8c8d", label="block / stem / features")], fontsize=8, loc="lower left")
+                       Patch(color="#7f8c8d", label="block / stem / features")], fontsize=8,
+              loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
