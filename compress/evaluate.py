@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -79,13 +80,17 @@ def numpy_predictor(weights: dict[str, np.ndarray]) -> Predict:
     return lambda x: rn.forward(w32, x.astype(np.float32, copy=False))
 
 
-def openvino_predictor(xml: str | os.PathLike, device: str = "CPU", precision: str | None = "f32") -> Predict:
-    """Compile an IR; precision 'f32' forces true FP32 (this CPU otherwise runs FP32 IRs in BF16)."""
+def compile_ov(model: Any, device: str = "CPU", precision: str | None = "f32") -> Any:
+    """Compile an IR path or ov.Model; on CPU, precision 'f32' forces true FP32 (a BF16-capable CPU would
+    otherwise run FP32 IRs in BF16 silently)."""
     import openvino as ov
 
-    core = ov.Core()
-    config = {"INFERENCE_PRECISION_HINT": precision} if precision and device.startswith("CPU") else {}
-    compiled = core.compile_model(core.read_model(str(xml)), device, config)
+    cfg = {"INFERENCE_PRECISION_HINT": precision} if precision and device.upper().startswith("CPU") else {}
+    return ov.Core().compile_model(str(model) if isinstance(model, (str, os.PathLike)) else model, device, cfg)
+
+
+def openvino_predictor(xml: str | os.PathLike, device: str = "CPU", precision: str | None = "f32") -> Predict:
+    compiled = compile_ov(xml, device, precision)
     shape = tuple(compiled.input(0).get_partial_shape().to_shape()) if compiled.input(0).get_partial_shape(
     ).is_static else None
 

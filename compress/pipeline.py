@@ -26,6 +26,7 @@ from cloformer.registry import resolve_checkpoint
 
 from .atomic import staging_dir  # noqa: F401 (re-exported: the pipeline's output stage)
 from .data import DataSource
+from .evaluate import compile_ov
 from .metrics import cosine, rel_max, sqnr_db, top1_agreement
 from .tolerances import FLOAT32_REL
 
@@ -209,14 +210,6 @@ class Check:
     value: float
     tolerance: float | None  # None: informational
     passed: bool | None
-
-
-def compile_ov(model: Any, device: str = "CPU", precision: str | None = "f32") -> Any:
-    """Compile for `device`; on CPU precision 'f32' forces true FP32 (BF16 would be used silently)."""
-    import openvino as ov
-
-    cfg = {"INFERENCE_PRECISION_HINT": precision} if precision and device.upper().startswith("CPU") else {}
-    return ov.Core().compile_model(model, device, cfg)
 
 
 def default_precision(device: str = "CPU") -> str:

@@ -20,6 +20,7 @@ units removed in every group (rounded half up), and a ratio that would empty a g
 from __future__ import annotations
 
 import argparse
+import copy
 import gzip
 import os
 import sys
@@ -295,7 +296,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         base_eval = evaluate(torch_predictor(teacher), val_src, backend="torch unpruned")
         pool_x, pool_y = load_pool(data_src)
         lap("data")
-        student = cloformer.create_model(args.model, checkpoint=args.checkpoint, allow_pruned=True).train()
+        student = copy.deepcopy(teacher).train()
         keep, sched, rb, stats = None, None, None, None
         if args.method == "structured":
             batches = [pool_x[i:i + 64] for i in range(0, min(len(pool_x), 256), 64)]

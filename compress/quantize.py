@@ -131,7 +131,7 @@ def int8_stages(args: argparse.Namespace, settings: P.QuantSettings, loaded: P.L
     diag_x = np.stack([x for x, _ in val_src.subset(N_DIAGNOSE, args.seed + 1)])
     layers = P.diagnose(loaded, exported, int8_taps, diag_x)
     lap("per-layer diagnosis")
-    report = build_report(args, settings, loaded, calib_src, val_src, int8_taps, checks, cmp, layers, {}, folder)
+    report = build_report(args, settings, loaded, calib_src, val_src, int8_taps, checks, cmp, layers)
     report["int8_f32_hint_vs_fp32"] = vars(cmp_f32)
     report["default_precision"] = P.default_precision(args.device)
     return report
@@ -174,9 +174,9 @@ def finish_report(report: dict[str, Any], times: dict[str, float], folder: Path)
     report["file_bytes"] = {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()}
 
 
-def build_report(args, settings, loaded, calib_src, val_src, int8_taps, checks, cmp, layers, times,
-                 folder: Path) -> dict[str, Any]:
-    files = {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()}
+def build_report(args, settings, loaded, calib_src, val_src, int8_taps, checks, cmp, layers
+                 ) -> dict[str, Any]:
+    """Everything but "seconds" and "file_bytes", which finish_report adds once the folder is complete."""
     worst = sorted(layers, key=lambda d: d.int8_db)[:5]
     drop = cmp.top1_drop
     return {
@@ -193,7 +193,6 @@ def build_report(args, settings, loaded, calib_src, val_src, int8_taps, checks, 
                     "top1_drop_met": None if drop is None else drop <= TARGET_MAX_TOP1_DROP_PT,
                     "agreement_met": cmp.top1_agreement >= TARGET_MIN_AGREEMENT_PCT},
         "per_layer_sqnr": layers, "worst_layers": [w.name for w in worst],
-        "file_bytes": files, "seconds": times,
     }
 
 
