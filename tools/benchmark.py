@@ -10,6 +10,10 @@ the order between rounds so machine drift hits all alike:
   - torch eager FP32, ONNX Runtime FP32 and the NumPy reference (latency only; Python-timed).
 Medians over rounds; ratios against the first folder's true-FP32 and BF16 IRs; MACs and achieved GMAC/s
 next to an estimate of the CPU's INT8 peak. Writes benchmark.md, benchmark.json and benchmark.png.
+
+With --pc, after the timed rounds, every IR is run once more with benchmark_app's average performance
+counters (`-report_type average_counters`, the CSV form of `-pc`), and the time per op type and execution
+precision is tabulated side by side: where INT8 does (not) win, and which ops stay in f32 or add Reorders.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class Target:
     variant: str = "cloformer_xxs"
     latencies_ms: list[float] = field(default_factory=list)
     throughputs_fps: list[float] = field(default_factory=list)
+    perf_by_type: dict[str, dict[str, float]] = field(default_factory=dict)  # --pc: op type -> ms, nodes
 
     @property
     def latency_ms(self) -> float | None:
@@ -78,15 +83,69 @@ def parse_benchmark_app(text: str) -> dict[str, float]:
     return out
 
 
+def parse_perf_counters(csv_text: str) -> list[dict[str, Any]]:
+    """Rows of benchmark_app's average_counters CSV that executed: name, layer type, exec type, ms."""
+    rows = []
+    for line in csv_text.splitlines()[1:]:
+        f = line.split(";")
+        if len(f) < 6 or f[0] == "Total" or f[1] != "Status.EXECUTED":
+            continue
+        rows.append({"name": f[0], "layer_type": f[2], "exec_type": f[3], "real_ms": float(f[4])})
+    if not rows:
+        raise ValueError("performance-counter report has no executed layers")
+    return rows
+
+
+def exec_precision(exec_type: str) -> str:
+    """The precision suffix of an exec type: 'brgconv_avx2_I8' -> 'i8', 'jit_uni_f32' -> 'f32'."""
+    tail = exec_type.rsplit("_", 1)[-1].lower()
+    return tail if tail in ("i8", "u8", "f32", "bf16", "f16", "i32") else "other"
+
+
+def aggregate_perf(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Time per 'layer type [precision]' (ms, node count), largest first."""
+    agg: dict[str, dict[str, float]] = {}
+    for r in rows:
+        a = agg.setdefault(f"{r['layer_type']} [{exec_precision(r['exec_type'])}]", {"ms": 0.0, "nodes": 0})
+        a["ms"] += r["real_ms"]
+        a["nodes"] += 1
+    return dict(sorted(agg.items(), key=lambda kv: -kv[1]["ms"]))
+
+
+def perf_counters(t: Target, seconds: float, hint: str, device: str) -> dict[str, dict[str, float]]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prec = "f32" if t.precision == "f32" else None
+        cmd = [*benchmark_app_cmd(t.path, t.input_size, seconds, hint, prec, device),
+               "-report_type", "average_counters", "-report_folder", tmp]
+        run_benchmark_app(cmd)
+        csv = Path(tmp) / "benchmark_average_counters_report.csv"
+        if not csv.is_file():
+            raise RuntimeError(f"benchmark_app wrote no {csv.name}: {' '.join(cmd)}")
+        return aggregate_perf(parse_perf_counters(csv.read_text()))
+
+
+def perf_table(targets: list[Target]) -> str:
+    """Op types as rows, IRs as columns: ms (nodes); totals of the counters last."""
+    shown = [t for t in targets if t.perf_by_type]
+    keys: list[str] = []
+    for t in shown:
+        keys += [k for k in t.perf_by_type if k not in keys]
+    keys.sort(key=lambda k: -max(t.perf_by_type.get(k, {"ms": 0})["ms"] for t in shown))
+    rows = [[k, *(f"{t.perf_by_type[k]['ms']:.2f} ({t.perf_by_type[k]['nodes']:.0f})" if k in t.perf_by_type
+                  else "–" for t in shown)] for k in keys]
+    rows.append(["**total of counters**", *(f"{sum(v['ms'] for v in t.perf_by_type.values()):.2f}" for t in shown)])
+    return md_table(["op type [exec precision]", *(t.label for t in shown)], rows)
+
+
 def benchmark_app_cmd(xml: str, size: int, seconds: float, hint: str, precision: str | None,
-                      device: str = "CPU", pc: bool = False) -> list[str]:
+                      device: str = "CPU") -> list[str]:
     exe = shutil.which("benchmark_app") or str(Path(sys.executable).with_name("benchmark_app"))
     cmd = [exe, "-m", xml, "-d", device, "-hint", hint, "-t", str(max(1, round(seconds))),  # whole seconds
            "-shape", f"[1,3,{size},{size}]"]
     if precision:
         cmd += ["-infer_precision", precision]
-    if pc:
-        cmd += ["-pc"]
     return cmd
 
 
@@ -258,6 +317,12 @@ def write_outputs(targets: list[Target], rat: dict, mach: dict, args: argparse.N
         f"benchmark_app -d {args.device} -hint {args.hint} -t {args.t}, batch 1, static shape; "
         f"median of {args.rounds} alternating rounds. INT8 peak estimate: "
         f"{peak if peak else 'n/a'} GMAC/s ({VNNI_MACS_PER_CYCLE} int8 MAC/cycle/core assumed).", "", table, ""])
+    if any(t.perf_by_type for t in targets):
+        text += "\n".join([
+            "", "## Time per op type (benchmark_app average performance counters)", "",
+            "ms summed over the nodes of each type (node count); the exec precision is the kernel that ran. "
+            "One separate run per IR after the timed rounds, so totals differ from the medians above.", "",
+            perf_table(targets), ""])
     (out / "benchmark.md").write_text(text)
     data = {"command": sys.argv, "machine": mach, "versions": versions(), "hint": args.hint, "seconds": args.t,
             "rounds": args.rounds, "targets": [{**asdict(t), "latency_ms": t.latency_ms,
@@ -294,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--python-seconds", type=float, default=None, help="timing window of torch/ORT/NumPy runs")
     ap.add_argument("--no-python", action="store_true", help="skip torch, ONNX Runtime and NumPy")
     ap.add_argument("--no-numpy", action="store_true", help="skip the NumPy reference")
+    ap.add_argument("--pc", action="store_true",
+                    help="also tabulate benchmark_app performance counters per op type for every IR")
     ap.add_argument("--out", type=Path, default=None, help="default: outputs/benchmark-<time>")
     args = ap.parse_args(argv)
     if args.rounds < 1:
@@ -306,6 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("outputs") / f"benchmark-{datetime.now():%Y%m%d-%H%M%S}"
     with staging_dir(out, force=True) as tmp:
         measure(targets, args.rounds, args.t, args.hint, args.device, tmp, args.python_seconds)
+        if args.pc:
+            for t in targets:
+                if t.backend == "openvino":
+                    print(f"  performance counters {t.label}", flush=True)
+                    t.perf_by_type = perf_counters(t, args.t, args.hint, args.device)
         text = write_outputs(targets, ratios(targets), machine(), args, tmp)
     print(text)
     print(f"wrote {out}/benchmark.md, benchmark.json, benchmark.png")

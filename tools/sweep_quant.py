@@ -1,17 +1,20 @@
 """Measure INT8 settings side by side on one model, to choose compress.quantize's defaults.
 
-    python -m tools.sweep_quant [--checkpoint proxy] [--input-size 64] [--latency-size 224] [-t 5]
+    python -m tools.sweep_quant [--checkpoint proxy] [--input-size 64] [--latency-size 224] [-t 5] [--rounds 3]
 
 Exports the FP32 model once, then for each setting: nncf.quantize, INT8 vs FP32 on the held-out set
 (top-1 drop, agreement, logit SQNR), the worst per-layer SQNR against the NumPy reference, the
 quantize time, and benchmark_app latency (the same settings applied to an export at --latency-size,
-since the proxy model's own 64 px input is too small to show CPU kernel differences).
+since the proxy model's own 64 px input is too small to show CPU kernel differences). Latencies are
+measured after all quantizations, in --rounds alternating rounds over the FP32 IR and every INT8 IR;
+the table gives medians and the speed-up against true FP32 measured in the same rounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +29,7 @@ from tools.benchmark import benchmark_app_cmd, run_benchmark_app
 
 _NONE: dict = {"ignored_types": [], "ignored_patterns": []}
 _STEM = [".*patch_embed.*"]
+_DEFAULT_TYPES = ["MVN", "Multiply"]
 SETTINGS: dict[str, P.QuantSettings] = {
     "NNCF defaults (performance, mean min/max, fast BC)": P.QuantSettings(activation_range="mean_minmax", **_NONE),
     "mixed, mean min/max, full BC": P.QuantSettings(preset="mixed", activation_range="mean_minmax",
@@ -37,6 +41,13 @@ SETTINGS: dict[str, P.QuantSettings] = {
     "global min/max, float stem+MVN+Multiply (default)": P.QuantSettings(),
     "default + mixed preset": P.QuantSettings(preset="mixed"),
     "default + full BC": P.QuantSettings(fast_bias_correction=False),
+    "default + float MatMul": P.QuantSettings(ignored_types=[*_DEFAULT_TYPES, "MatMul"]),
+    "default + float MatMul, full BC": P.QuantSettings(ignored_types=[*_DEFAULT_TYPES, "MatMul"],
+                                                       fast_bias_correction=False),
+    "default + transformer type": P.QuantSettings(model_type="transformer"),
+    "default, quantized stem": P.QuantSettings(ignored_patterns=[]),
+    "default, quantized stem + float MatMul": P.QuantSettings(ignored_types=[*_DEFAULT_TYPES, "MatMul"],
+                                                              ignored_patterns=[]),
 }
 
 
@@ -49,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--val", default="proxy-val")
     ap.add_argument("--latency-size", type=int, default=224, help="0: skip the latency column")
     ap.add_argument("-t", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating latency rounds (median)")
     ap.add_argument("--only", nargs="*", default=None, help="names of SETTINGS to run")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -66,11 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         exported = P.export(loaded, tmp / "s")
         exported_big = P.export(big, tmp / "b") if big else None
         fp32 = evaluate(openvino_predictor(exported.fp32_xml, "CPU", "f32"), val, backend="fp32")
-        lat = {"f32": float("nan"), None: float("nan")}
-        for prec in ("f32", None) if big else ():
-            stats, _ = run_benchmark_app(benchmark_app_cmd(str(exported_big.fp32_xml), args.latency_size, args.t,
-                                                           "latency", prec))
-            lat[prec] = stats["median_ms"]
+        # (label, xml, precision) timed together at the end: FP32 twice, then every INT8 IR
+        timed: list[tuple[str, Path, str | None]] = [("FP32 f32", exported_big.fp32_xml, "f32"),
+                                                     ("FP32 default", exported_big.fp32_xml, None)] if big else []
         import openvino as ov
 
         for name, s in SETTINGS.items():
@@ -84,28 +94,43 @@ def main(argv: list[str] | None = None) -> int:
             c = P.compare_int8(fp32.logits, int8.logits, fp32.labels, val.name)
             layers = P.diagnose(loaded, exported, q, diag_x)
             worst = min(layers, key=lambda d: d.int8_db)
-            stats = {"median_ms": float("nan")}
             if big:
                 qb = P.quantize(exported_big.taps_model, calib_big, s)
-                ov.save_model(P.single_output(qb), str(tmp / "int8b.xml"), compress_to_fp16=False)
-                stats, _ = run_benchmark_app(benchmark_app_cmd(str(tmp / "int8b.xml"), args.latency_size, args.t,
-                                                               "latency", None))
+                xml = tmp / f"int8b_{len(timed)}.xml"
+                ov.save_model(P.single_output(qb), str(xml), compress_to_fp16=False)
+                timed.append((name, xml, None))
             results[name] = {"top1_drop": c.top1_drop, "agreement": c.top1_agreement, "sqnr_db": c.sqnr_db,
                              "worst_layer": worst.name, "worst_db": worst.int8_db, "quantize_s": q_s,
-                             "fake_quantize": P.count_fake_quantize(q), "latency_ms": stats["median_ms"]}
-            r = results[name]
-            rows.append([name, f"{r['top1_drop']:+.2f}", f"{r['agreement']:.2f}", f"{r['sqnr_db']:.1f}",
-                         f"{r['worst_layer']} ({r['worst_db']:.1f})", r["fake_quantize"], f"{r['quantize_s']:.0f}",
-                         f"{r['latency_ms']:.2f}"])
-            print(rows[-1], flush=True)
-    print(f"\nFP32 top-1 {fp32.top1:.2f}% on {val.name} ({val.size}px); latency at {args.latency_size}px: "
-          f"FP32 f32 {lat['f32']:.2f} ms, FP32 default {lat[None]:.2f} ms\n")
+                             "fake_quantize": P.count_fake_quantize(q)}
+            print(name, results[name], flush=True)
+        lat = alternating_latency(timed, args.latency_size, args.t, args.rounds)
+    base = lat.get("FP32 f32", float("nan"))
+    for name, r in results.items():
+        r["latency_ms"] = lat.get(name, float("nan"))
+        rows.append([name, f"{r['top1_drop']:+.2f}", f"{r['agreement']:.2f}", f"{r['sqnr_db']:.1f}",
+                     f"{r['worst_layer']} ({r['worst_db']:.1f})", r["fake_quantize"], f"{r['quantize_s']:.0f}",
+                     f"{r['latency_ms']:.2f}", f"{base / r['latency_ms']:.2f}x"])
+    print(f"\nFP32 top-1 {fp32.top1:.2f}% on {val.name} ({val.size}px); median latency at {args.latency_size}px "
+          f"over {args.rounds} alternating rounds: FP32 f32 {base:.2f} ms, "
+          f"FP32 default {lat.get('FP32 default', float('nan')):.2f} ms\n")
     print(md_table(["setting", "top-1 drop (pt)", "agreement %", "logit SQNR dB", "worst layer (dB)", "FQ nodes",
-                    "quantize s", f"INT8 latency ms @{args.latency_size}"], rows))
+                    "quantize s", f"INT8 ms @{args.latency_size}", "vs FP32 f32"], rows))
     if args.json:
-        args.json.write_text(json.dumps({"fp32_top1": fp32.top1, "fp32_latency_ms": lat["f32"],
-                                         "bf16_latency_ms": lat[None], "settings": results}, indent=2))
+        args.json.write_text(json.dumps({"fp32_top1": fp32.top1, "fp32_latency_ms": base,
+                                         "bf16_latency_ms": lat.get("FP32 default"), "settings": results}, indent=2))
     return 0
+
+
+def alternating_latency(timed: list[tuple[str, Path, str | None]], size: int, seconds: int,
+                        rounds: int) -> dict[str, float]:
+    """Median benchmark_app latency of each IR over `rounds` rounds, the order reversed every other round."""
+    runs: dict[str, list[float]] = {label: [] for label, _, _ in timed}
+    for r in range(rounds):
+        for label, xml, prec in timed if r % 2 == 0 else timed[::-1]:
+            stats, _ = run_benchmark_app(benchmark_app_cmd(str(xml), size, seconds, "latency", prec))
+            runs[label].append(stats["median_ms"])
+            print(f"  round {r + 1}/{rounds} {label:45s} {runs[label][-1]:7.2f} ms", flush=True)
+    return {label: statistics.median(v) for label, v in runs.items() if v}
 
 
 if __name__ == "__main__":
