@@ -32,3 +32,12 @@ def cosine(a: np.ndarray, ref: np.ndarray) -> float:
 def top1_agreement(a: np.ndarray, ref: np.ndarray) -> float:
     """Percent of samples whose arg-max class is the same."""
     return float(100.0 * np.mean(np.argmax(a, axis=1) == np.argmax(ref, axis=1)))
+
+
+def agreement_ci95(agree: int, n: int) -> tuple[float, float]:
+    """95% Wilson interval (percent) of an agreement rate: on a few hundred images one image moves it by
+    more than the gap between settings, so reports carry the interval next to the point estimate."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(agree, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return 100.0 * float(ci.low), 100.0 * float(ci.high)

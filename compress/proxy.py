@@ -26,6 +26,7 @@ VAL_FRACTION = 0.25
 VAL_SIDE = (0.10, 0.25)  # held-out crop side, as a fraction of the photo's shorter side
 TRAIN_SIDE = (0.08, 0.40)  # training crop side range (wider than VAL_SIDE: scale augmentation)
 VAL_PER_CLASS, VAL_SEED = 50, 2024
+SELECTION_SEED = 20261126  # tools.sweep_quant --selection: more held-out crops, never the reported proxy-val
 SAMPLE_PER_CLASS, SAMPLE_SEED = 20, 7
 TRAIN_PER_CLASS, TRAIN_SEED = 150, 11
 
@@ -86,6 +87,13 @@ def _crop_items(split: str, per_class: int, seed: int, side: tuple[float, float]
 def val_source(size: int) -> DataSource:
     """`proxy-val`: 50 held-out crops per class from the right quarter of each photo (800 in all)."""
     return DataSource("proxy-val", _crop_items("val", VAL_PER_CLASS, VAL_SEED, VAL_SIDE), size, list(CLASSES))
+
+
+def selection_source(size: int, per_class: int) -> DataSource:
+    """More crops of the held-out regions, drawn with another seed: for choosing settings (tools.sweep_quant)
+    without tuning them on the reported proxy-val. Same pixels as proxy-val, different boxes."""
+    return DataSource(f"proxy-selection-{per_class}", _crop_items("val", per_class, SELECTION_SEED, VAL_SIDE), size,
+                      list(CLASSES))
 
 
 def sample_source(size: int) -> DataSource:

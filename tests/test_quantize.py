@@ -48,6 +48,8 @@ def test_default_run_writes_every_artifact(default_run) -> None:
     c = rep["int8_vs_fp32"]
     assert c["n"] == 48 and c["source"] == "proxy-val" and c["labelled"]
     assert 0 <= c["top1_agreement"] <= 100 and c["cosine"] > 0.9
+    assert c["top1_agreement"] == pytest.approx(100 * (1 - c["disagreements"] / c["n"]))
+    assert c["agreement_ci95"][0] <= c["top1_agreement"] <= c["agreement_ci95"][1]
     assert len(rep["per_layer_sqnr"]) == 1 + 3 * 12 + 1
     assert min(d["fp32_db"] for d in rep["per_layer_sqnr"]) > 60  # the FP32 IR itself is exact
     for key in ("nncf", "openvino", "torch", "onnx"):
@@ -144,3 +146,15 @@ def test_export_leaves_model_in_eval_mode(tmp_path) -> None:
     loaded = P.load("cloformer_xxs", "proxy", 32)
     P.export(loaded, tmp_path)
     assert not any(m.training for m in loaded.model.modules())
+
+
+def test_agreement_interval_is_wilson() -> None:
+    """The report's 95% interval against the Wilson formula written out: 790 of 800 agree."""
+    from compress.metrics import agreement_ci95
+
+    n, p, z = 800, 790 / 800, 1.959963984540054
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    assert agreement_ci95(790, n) == pytest.approx((100 * (centre - half), 100 * (centre + half)), abs=1e-9)
+    lo, hi = agreement_ci95(800, n)
+    assert hi == pytest.approx(100.0) and 99.4 < lo < 99.6
