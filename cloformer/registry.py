@@ -42,12 +42,31 @@ def resolve_checkpoint(checkpoint: str | os.PathLike) -> Path:
     return Path(checkpoint)
 
 
+def checkpoint_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The string metadata of a .safetensors checkpoint (e.g. `input_size` written by compress.prune); {} for
+    other formats."""
+    path = Path(path)
+    if path.suffix.lower() != ".safetensors" or not path.is_file():
+        return {}
+    from safetensors import safe_open
+
+    with safe_open(str(path), "np") as f:
+        return dict(f.metadata() or {})
+
+
 def pretrained_cfg(name: str, checkpoint: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Input size, crop_pct, interpolation, mean, std, num_classes: the variant's, overlaid by a model card."""
+    """Input size, crop_pct, interpolation, mean, std, num_classes: the variant's, overlaid by a shipped
+    checkpoint's model card or by an `input_size` in a .safetensors checkpoint's metadata."""
     cfg = dict(VARIANTS[name].pretrained_cfg)
     if isinstance(checkpoint, str) and checkpoint in SHIPPED:
         card = model_card(checkpoint)
         cfg.update(input_size=(3, card["input_size"], card["input_size"]), num_classes=card["num_classes"])
+    elif checkpoint is not None:
+        size = checkpoint_metadata(checkpoint).get("input_size")
+        if size is not None:
+            if not size.isdigit():
+                raise ValueError(f"{checkpoint}: metadata input_size '{size}' is not an integer")
+            cfg.update(input_size=(3, int(size), int(size)))
     return cfg
 
 

@@ -313,8 +313,9 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
             stats = nncf.pruning_statistic(student)
             student = nncf.strip(student, do_copy=True, example_input=pool_x[:1]).eval()
         weights = official_weights(student.state_dict())
-        ckpt = rn.save_weights(weights, tmp / "pruned.safetensors", metadata={"variant": args.model,
-                                                                              "method": args.method})
+        # input_size: the pruned checkpoint keeps the input size it was fine-tuned at (pretrained_cfg reads it)
+        ckpt = rn.save_weights(weights, tmp / "pruned.safetensors", metadata={
+            "variant": args.model, "method": args.method, "input_size": str(size)})
         pruned = P.LoadedModel(args.model, str(ckpt.name), cloformer.create_model(
             args.model, checkpoint=ckpt, allow_pruned=True).float().eval(), size, weights)
         lap("save pruned checkpoint")

@@ -89,6 +89,20 @@ def test_wrong_variant_checkpoint(tmp_path) -> None:
         cloformer.create_model("cloformer_xxs", checkpoint=path)
 
 
+def test_safetensors_metadata_sets_input_size(tmp_path) -> None:
+    """A checkpoint's `input_size` metadata (written by compress.prune) overrides the variant's 224."""
+    sd = to_torch(np_weights("cloformer_xxs"))
+    save_file(sd, str(tmp_path / "a.safetensors"), metadata={"input_size": "96"})
+    save_file(sd, str(tmp_path / "b.safetensors"))
+    save_file(sd, str(tmp_path / "c.safetensors"), metadata={"input_size": "big"})
+    assert cloformer.create_model("cloformer_xxs", checkpoint=tmp_path / "a.safetensors").pretrained_cfg[
+        "input_size"] == (3, 96, 96)
+    assert cloformer.create_model("cloformer_xxs", checkpoint=tmp_path / "b.safetensors").pretrained_cfg[
+        "input_size"] == (3, 224, 224)
+    with pytest.raises(ValueError, match=r"c\.safetensors: metadata input_size 'big'"):
+        cloformer.create_model("cloformer_xxs", checkpoint=tmp_path / "c.safetensors")
+
+
 @pytest.mark.parametrize("bad", ["missing.pth", "notes.txt", "garbage.safetensors", "garbage.pth"])
 def test_unreadable_checkpoint(tmp_path, bad: str) -> None:
     path = tmp_path / bad

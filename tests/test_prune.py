@@ -11,6 +11,7 @@ import torch
 
 import cloformer
 import reference_np as rn
+from cloformer.registry import checkpoint_metadata
 from compress import prune
 from compress.tolerances import FLOAT64_ATOL
 from reference_np.macs import count_macs
@@ -126,6 +127,11 @@ def test_each_method_end_to_end(tmp_path, method: str) -> None:
     assert {"pruned.safetensors", "model_fp32.xml", "model_fp32.bin", "report.json", "report.md",
             "pruning.png"} <= {p.name for p in out.iterdir()}
     assert rep["numpy_float64_agreement"]["passed"]
+    # the pruned checkpoint keeps the proxy model's 64 px input size, so later tools default to it
+    ckpt = out / "pruned.safetensors"
+    assert checkpoint_metadata(ckpt)["input_size"] == "64"
+    assert cloformer.create_model("cloformer_xxs", checkpoint=ckpt, allow_pruned=True).pretrained_cfg[
+        "input_size"] == (3, 64, 64)
     assert rep["accuracy"]["n"] == 32 and rep["accuracy"]["pruned_top1"] is not None
     if method == "structured":
         assert rep["macs"]["reduction_pct"] > 20 and rep["params"]["after"] < rep["params"]["before"]

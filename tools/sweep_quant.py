@@ -36,6 +36,7 @@ _STEM = [".*patch_embed.*"]
 _FLOAT3 = {**_BASE}  # global min/max, float stem + MVN + Multiply: QuantSettings' ignored scope
 _MM = ["MVN", "Multiply", "MatMul"]
 _TSQ = {"model_type": "transformer", "smooth_quant_alpha": 0.8}
+_PROJ, _STAGE0_ATTN = r".*/attn/proj/.*", r".*layers\.0/blocks\.[01]/attn/.*"  # OpenVINO node-name regexes
 SETTINGS: dict[str, P.QuantSettings] = {
     "NNCF defaults (performance, mean min/max, fast BC)": P.QuantSettings(activation_range="mean_minmax", **_NONE),
     "mixed, mean min/max, full BC": P.QuantSettings(preset="mixed", activation_range="mean_minmax",
@@ -51,7 +52,11 @@ SETTINGS: dict[str, P.QuantSettings] = {
     "F3 + float MatMul, full BC": P.QuantSettings(ignored_types=_MM, fast_bias_correction=False, **_FLOAT3),
     "F3 + histogram ranges": P.QuantSettings(activation_range="histogram", **_FLOAT3),
     "F3, quantized stem": P.QuantSettings(ignored_patterns=[], **_FLOAT3),
+    "F3 + stage-0 attention float": P.QuantSettings(ignored_patterns=[*_STEM, _STAGE0_ATTN], **_FLOAT3),
+    "F3 + attention proj float": P.QuantSettings(ignored_patterns=[*_STEM, _PROJ], **_FLOAT3),
+    "F3 + proj + stage-0 attention float": P.QuantSettings(ignored_patterns=[*_STEM, _PROJ, _STAGE0_ATTN], **_FLOAT3),
     "F3 + transformer type": P.QuantSettings(model_type="transformer"),
+    "F3 + transformer type, SmoothQuant 0.8, proj float": P.QuantSettings(ignored_patterns=[*_STEM, _PROJ], **_TSQ),
     "F3 + transformer type, SmoothQuant 0.8 (default)": P.QuantSettings(**_TSQ),
 }
 
