@@ -121,14 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     base = lat.get("FP32 f32", float("nan"))
     for name, r in results.items():
         r["latency_ms"] = lat.get(name, float("nan"))
-        rows.append([name, f"{r['top1_drop']:+.2f}", f"{r['agreement']:.2f}", f"{r['sqnr_db']:.1f}",
-                     f"{r['worst_layer']} ({r['worst_db']:.1f})", r["fake_quantize"], f"{r['quantize_s']:.0f}",
-                     f"{r['latency_ms']:.2f}", f"{base / r['latency_ms']:.2f}x", f"{r['differ']}/{len(val)}"])
-    print(f"\nFP32 top-1 {fp32.top1:.2f}% on {val.name} ({val.size}px); median latency at {args.latency_size}px "
-          f"over {args.rounds} alternating rounds: FP32 f32 {base:.2f} ms, "
-          f"FP32 default {lat.get('FP32 default', float('nan')):.2f} ms\n")
-    print(md_table(["setting", "top-1 drop (pt)", "agreement %", "logit SQNR dB", "worst layer (dB)", "FQ nodes",
-                    "quantize s", f"INT8 ms @{args.latency_size}", "vs FP32 f32", "differ"], rows))
+        rows.append([name, f"{r['top1_drop']:+.2f}", f"{r['agreement']:.2f}", f"{r['differ']}/{len(val)}",
+                     f"{r['sqnr_db']:.1f}", f"{r['worst_layer']} ({r['worst_db']:.1f})", r["fake_quantize"],
+                     f"{r['quantize_s']:.0f}", *([f"{r['latency_ms']:.2f}", f"{base / r['latency_ms']:.2f}x"]
+                                                 if big else [])])
+    print(f"\nFP32 top-1 {fp32.top1:.2f}% on {val.name} ({val.size}px)" + (
+        f"; median latency at {args.latency_size}px over {args.rounds} alternating rounds: FP32 f32 {base:.2f} ms, "
+        f"FP32 default {lat['FP32 default']:.2f} ms" if big else "") + "\n")
+    print(md_table(["setting", "top-1 drop (pt)", "agreement %", "differ", "logit SQNR dB", "worst layer (dB)",
+                    "FQ nodes", "quantize s", *([f"INT8 ms @{args.latency_size}", "vs FP32 f32"] if big else [])],
+                   rows))
     if args.json:
         args.json.write_text(json.dumps({"fp32_top1": fp32.top1, "fp32_latency_ms": base,
                                          "bf16_latency_ms": lat.get("FP32 default"), "settings": results}, indent=2))
