@@ -29,9 +29,9 @@ def cosine(a: np.ndarray, ref: np.ndarray) -> float:
     return float(np.mean(num / np.maximum(den, 1e-30)))
 
 
-def top1_agreement(a: np.ndarray, ref: np.ndarray) -> float:
-    """Percent of samples whose arg-max class is the same."""
-    return float(100.0 * np.mean(np.argmax(a, axis=1) == np.argmax(ref, axis=1)))
+def top1_changes(a: np.ndarray, ref: np.ndarray) -> int:
+    """Number of samples whose arg-max class differs."""
+    return int(np.sum(np.argmax(a, axis=1) != np.argmax(ref, axis=1)))
 
 
 def agreement_ci95(agree: int, n: int) -> tuple[float, float]:

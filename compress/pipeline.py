@@ -27,7 +27,7 @@ from cloformer.registry import resolve_checkpoint
 from .atomic import staging_dir  # noqa: F401 (re-exported: the pipeline's output stage)
 from .data import DataSource
 from .evaluate import compile_ov
-from .metrics import agreement_ci95, cosine, rel_max, sqnr_db, top1_agreement
+from .metrics import agreement_ci95, cosine, rel_max, sqnr_db, top1_changes
 from .tolerances import FLOAT32_REL
 
 OPSET = 17  # TorchScript exporter; needs no onnxscript, and OpenVINO reads it
@@ -288,9 +288,9 @@ def compare_int8(fp32_logits: np.ndarray, int8_logits: np.ndarray, labels: np.nd
         return float(100 * np.mean((top == labels[:, None]).any(axis=1)))
 
     n = len(fp32_logits)
-    differ = int(np.sum(np.argmax(int8_logits, axis=1) != np.argmax(fp32_logits, axis=1)))
+    differ = top1_changes(int8_logits, fp32_logits)
     return Int8Comparison(n, source, labels is not None, acc(fp32_logits, 1), acc(fp32_logits, 5),
-                          acc(int8_logits, 1), acc(int8_logits, 5), top1_agreement(int8_logits, fp32_logits),
+                          acc(int8_logits, 1), acc(int8_logits, 5), 100.0 * (n - differ) / n,
                           cosine(int8_logits, fp32_logits), sqnr_db(int8_logits, fp32_logits), differ,
                           agreement_ci95(n - differ, n))
 

@@ -26,6 +26,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -113,8 +114,6 @@ def aggregate_perf(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def perf_counters(t: Target, seconds: float, hint: str, device: str) -> dict[str, dict[str, float]]:
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         prec = "f32" if t.precision == "f32" else None
         cmd = [*benchmark_app_cmd(t.path, t.input_size, seconds, hint, prec, device),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from compress import proxy
 from compress.data import resolve_source
 from compress.evaluate import evaluate, openvino_predictor
 from compress.report import md_table
-from tools.benchmark import benchmark_app_cmd, run_benchmark_app
+from tools.benchmark import Target, measure
 
 # Every row spells out what it changes against NNCF's own behaviour, so the table stays reproducible when the
 # project default (compress.pipeline.QuantSettings) moves. _BASE: no transformer type, no SmoothQuant.
@@ -55,10 +54,14 @@ SETTINGS: dict[str, P.QuantSettings] = {
     "F3 + stage-0 attention float": P.QuantSettings(ignored_patterns=[*_STEM, _STAGE0_ATTN], **_FLOAT3),
     "F3 + attention proj float": P.QuantSettings(ignored_patterns=[*_STEM, _PROJ], **_FLOAT3),
     "F3 + proj + stage-0 attention float": P.QuantSettings(ignored_patterns=[*_STEM, _PROJ, _STAGE0_ATTN], **_FLOAT3),
-    "F3 + transformer type": P.QuantSettings(model_type="transformer"),
+    "F3 + transformer type": P.QuantSettings(**{**_FLOAT3, "model_type": "transformer"}),
     "F3 + transformer type, SmoothQuant 0.8, proj float": P.QuantSettings(ignored_patterns=[*_STEM, _PROJ], **_TSQ),
     "F3 + transformer type, SmoothQuant 0.8 (default)": P.QuantSettings(**_TSQ),
 }
+
+
+def _ir(label: str, xml: Path, precision: str, size: int) -> Target:
+    return Target(label, "openvino", precision, str(xml), "sweep", size, macs=0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         exported = P.export(loaded, tmp / "s")
         exported_big = P.export(big, tmp / "b") if big else None
         fp32 = evaluate(openvino_predictor(exported.fp32_xml, "CPU", "f32"), val, backend="fp32")
-        # (label, xml, precision) timed together at the end: FP32 twice, then every INT8 IR
-        timed: list[tuple[str, Path, str | None]] = [("FP32 f32", exported_big.fp32_xml, "f32"),
-                                                     ("FP32 default", exported_big.fp32_xml, None)] if big else []
+        # timed together at the end, in tools.benchmark's alternating rounds: FP32 twice, then every INT8 IR
+        timed = [_ir("FP32 f32", exported_big.fp32_xml, "f32", args.latency_size),
+                 _ir("FP32 default", exported_big.fp32_xml, "default", args.latency_size)] if big else []
         import openvino as ov
 
         for name, s in SETTINGS.items():
@@ -112,12 +115,13 @@ def main(argv: list[str] | None = None) -> int:
                 qb = P.quantize(exported_big.taps_model, calib_big, s)
                 xml = tmp / f"int8b_{len(timed)}.xml"
                 ov.save_model(P.single_output(qb), str(xml), compress_to_fp16=False)
-                timed.append((name, xml, None))
+                timed.append(_ir(name, xml, "int8", args.latency_size))
             results[name] = {"top1_drop": c.top1_drop, "agreement": c.top1_agreement, "sqnr_db": c.sqnr_db,
                              "worst_layer": worst.name, "worst_db": worst.int8_db, "quantize_s": q_s,
                              "fake_quantize": P.count_fake_quantize(q), "differ": c.disagreements}
             print(name, results[name], flush=True)
-        lat = alternating_latency(timed, args.latency_size, args.t, args.rounds)
+        measure(timed, args.rounds, args.t, "latency", "CPU", None)
+        lat = {t.label: t.latency_ms for t in timed}
     base = lat.get("FP32 f32", float("nan"))
     for name, r in results.items():
         r["latency_ms"] = lat.get(name, float("nan"))
@@ -135,18 +139,6 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({"fp32_top1": fp32.top1, "fp32_latency_ms": base,
                                          "bf16_latency_ms": lat.get("FP32 default"), "settings": results}, indent=2))
     return 0
-
-
-def alternating_latency(timed: list[tuple[str, Path, str | None]], size: int, seconds: int,
-                        rounds: int) -> dict[str, float]:
-    """Median benchmark_app latency of each IR over `rounds` rounds, the order reversed every other round."""
-    runs: dict[str, list[float]] = {label: [] for label, _, _ in timed}
-    for r in range(rounds):
-        for label, xml, prec in timed if r % 2 == 0 else timed[::-1]:
-            stats, _ = run_benchmark_app(benchmark_app_cmd(str(xml), size, seconds, "latency", prec))
-            runs[label].append(stats["median_ms"])
-            print(f"  round {r + 1}/{rounds} {label:45s} {runs[label][-1]:7.2f} ms", flush=True)
-    return {label: statistics.median(v) for label, v in runs.items() if v}
 
 
 if __name__ == "__main__":
