@@ -224,12 +224,21 @@ class Check:
 
 
 def default_precision(device: str = "CPU") -> str:
-    """The precision the plugin runs FP32 IRs in by default: bf16 on BF16-capable CPUs, else f32."""
+    """The precision the plugin runs FP32 IRs in by default, as the plugin itself reports it
+    (INFERENCE_PRECISION_HINT): bf16 on AVX-512-BF16/AMX CPUs, f32 on AVX2-only ones, possibly f16 elsewhere."""
     import openvino as ov
 
     core = ov.Core()
-    caps = core.get_property(device, "OPTIMIZATION_CAPABILITIES")
-    return "bf16" if "BF16" in caps else ("f16" if "FP16" in caps and not device.startswith("CPU") else "f32")
+    try:
+        hint = str(core.get_property(device, "INFERENCE_PRECISION_HINT"))
+    except RuntimeError:  # a device without the property (e.g. AUTO): fall back to its capabilities
+        caps = core.get_property(device, "OPTIMIZATION_CAPABILITIES")
+        return "bf16" if "BF16" in caps else ("f16" if "FP16" in caps else "f32")
+    for key, name in (("bfloat16", "bf16"), ("bf16", "bf16"), ("f16", "f16"), ("float16", "f16"), ("f32", "f32"),
+                      ("float32", "f32")):
+        if key in hint.lower():
+            return name
+    return hint
 
 
 def run_ov(compiled: Any, batch: np.ndarray) -> list[np.ndarray]:

@@ -27,6 +27,35 @@ def test_recorded_outputs_exist() -> None:
     assert len(list(DATA.glob("benchmark_app_*.txt"))) >= 2
 
 
+def test_parse_normalises_every_latency_unit_to_ms() -> None:
+    """benchmark_app prints "us" when the average latency is under 1 ms (a fast CPU at a small input), "ms"
+    otherwise; "s" is accepted too. The recorded us run came from an AVX-512 VNNI/BF16 CPU at 32 px; the
+    seconds file is the recorded INT8 ms run with every latency rewritten in s (so it must parse the same)."""
+    us = benchmark.parse_benchmark_app((DATA / "benchmark_app_fp32_32px_us_latency.txt").read_text())
+    assert us["median_ms"] == pytest.approx(0.83074) and us["max_ms"] == pytest.approx(2.49112)
+    ms = benchmark.parse_benchmark_app((DATA / "benchmark_app_int8_latency.txt").read_text())
+    s = benchmark.parse_benchmark_app((DATA / "benchmark_app_synthetic_seconds.txt").read_text())
+    assert s == pytest.approx(ms)
+    line = ("[ INFO ] Count: 5 iterations\n[ INFO ] Latency:\n[ INFO ]    Median:        {}\n"
+            "[ INFO ] Throughput: 1.00 FPS")
+    for text, want in (("904.83 us", 0.90483), ("12.50 ms", 12.5), ("1.25 s", 1250.0)):
+        assert benchmark.parse_benchmark_app(line.format(text))["median_ms"] == pytest.approx(want)
+
+
+def test_parse_takes_the_overall_statistics_not_shape_groups() -> None:
+    """With -pcseq benchmark_app prints per-shape-group latencies after the overall ones."""
+    text = ("[ INFO ] Count: 10 iterations\n[ INFO ] Latency:\n[ INFO ]    Median:        2.00 ms\n"
+            "[ INFO ] Latency for each data shape group:\n[ INFO ] 1.input: [1,3,32,32]\n"
+            "[ INFO ]    Median:     9.00 ms\n[ INFO ] Throughput: 500.00 FPS")
+    assert benchmark.parse_benchmark_app(text)["median_ms"] == pytest.approx(2.0)
+
+
+def test_parse_quotes_output_with_an_unknown_unit() -> None:
+    with pytest.raises(ValueError, match=r"(?s)no Median latency.*Median:        3\.00 fortnights"):
+        benchmark.parse_benchmark_app("[ INFO ] Count: 1 iterations\n[ INFO ]    Median:        3.00 fortnights\n"
+                                      "[ INFO ] Throughput: 1.00 FPS")
+
+
 def test_parse_rejects_output_without_statistics() -> None:
     with pytest.raises(ValueError, match="no Median latency"):
         benchmark.parse_benchmark_app("[ ERROR ] Input x is dynamic")

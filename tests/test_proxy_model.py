@@ -14,6 +14,7 @@ import reference_np as rn
 from cloformer.registry import SHIPPED
 from compress import evaluate as ev
 from compress.data import resolve_source
+from compress.tolerances import FLOAT32_REL
 
 CARD = cloformer.model_card("proxy")
 
@@ -41,13 +42,27 @@ def proxy_val():
     return resolve_source("proxy-val", CARD["input_size"])
 
 
+def near_ties(logits: np.ndarray, labels: np.ndarray, k: int, eps: float) -> int:
+    """Images whose top-k hit could flip under a logit perturbation of at most eps: the label's logit lies
+    within eps of the best logit it must beat (the k-th largest of the other classes)."""
+    others = np.where(np.eye(logits.shape[1], dtype=bool)[labels], -np.inf, logits)
+    kth = -np.sort(-others, axis=1)[:, k - 1]
+    return int(np.sum(np.abs(logits[np.arange(len(labels)), labels] - kth) <= eps))
+
+
 @pytest.mark.parametrize("backend", ["torch", "numpy"])
-def test_heldout_accuracy_reproduced_exactly(proxy_val, backend: str) -> None:
+def test_heldout_accuracy_reproduced(proxy_val, backend: str) -> None:
+    """The card's accuracy as image counts. Float32 summation order differs between CPUs (AVX2, AVX-512), so
+    an image may change its hit only where its margin is within float32 noise (FLOAT32_REL x max |logit|);
+    every other image must score exactly as on the machine that wrote the card."""
     predict, size = ev.load_predictor("proxy", backend=backend)
     assert size == CARD["input_size"]
     res = ev.evaluate(predict, proxy_val, backend=backend, progress=False)
     assert res.n == CARD["heldout_n"] == 800
-    assert res.top1 == CARD["heldout_top1"] and res.top5 == CARD["heldout_top5"]
+    eps = FLOAT32_REL * float(np.abs(res.logits).max())
+    for k, got, card in ((1, res.top1, CARD["heldout_top1"]), (5, res.top5, CARD["heldout_top5"])):
+        hits, card_hits = round(got * res.n / 100), round(card * res.n / 100)
+        assert abs(hits - card_hits) <= near_ties(res.logits, res.labels, k, eps), (k, hits, card_hits)
 
 
 def test_evaluate_cli_json(tmp_path) -> None:

@@ -67,18 +67,30 @@ class Target:
 
 # ---------------------------------------------------------------- benchmark_app
 _NUM = r"([0-9]+(?:\.[0-9]+)?)"
-PATTERNS = {"median_ms": rf"Median:\s+{_NUM}\s*ms", "average_ms": rf"Average:\s+{_NUM}\s*ms",
-            "min_ms": rf"Min:\s+{_NUM}\s*ms", "max_ms": rf"Max:\s+{_NUM}\s*ms",
-            "throughput_fps": rf"Throughput:\s+{_NUM}\s*FPS", "count": r"Count:\s+([0-9]+)\s*iterations"}
+# benchmark_app prints latencies in "us" when the average is under 1 ms (format_console_latency), else "ms";
+# "s" is accepted too. Every latency is normalised to ms.
+_UNIT_MS = {"us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}
+_LAT = rf"{_NUM}\s*(us|µs|ms|s)\b"
+LATENCY_PATTERNS = {"median_ms": rf"Median:\s+{_LAT}", "average_ms": rf"Average:\s+{_LAT}",
+                    "min_ms": rf"Min:\s+{_LAT}", "max_ms": rf"Max:\s+{_LAT}"}
+OTHER_PATTERNS = {"throughput_fps": rf"Throughput:\s+{_NUM}\s*FPS", "count": r"Count:\s+([0-9]+)\s*iterations"}
 
 
 def parse_benchmark_app(text: str) -> dict[str, float]:
-    """The final statistics of a benchmark_app run (latency median/average/min/max ms, FPS, count)."""
-    out = {}
-    for key, pat in PATTERNS.items():
-        m = re.findall(pat, text)
+    """The final statistics of a benchmark_app run: latency median/average/min/max in ms (whatever unit it
+    printed), FPS, iteration count. Only the overall statistics block counts (the first figures after the
+    last 'Count:' line), not the per-shape-group ones printed after it."""
+    start = text.rfind("Count:")
+    block = text[start:] if start >= 0 else text
+    out: dict[str, float] = {}
+    for key, pat in LATENCY_PATTERNS.items():
+        m = re.search(pat, block)
         if m:
-            out[key] = float(m[-1])
+            out[key] = float(m.group(1)) * _UNIT_MS[m.group(2)]
+    for key, pat in OTHER_PATTERNS.items():
+        m = re.search(pat, block)
+        if m:
+            out[key] = float(m.group(1))
     if "median_ms" not in out or "throughput_fps" not in out:
         raise ValueError("benchmark_app output has no Median latency / Throughput line:\n" + text[-2000:])
     return out
