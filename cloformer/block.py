@@ -45,9 +45,15 @@ class CloBlock(nn.Module):
             )
         self.mlp = ConvFFN(plan.dim, plan.hidden, k, plan.stride, plan.out_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x)))
-        return self.downsample(x) + self.drop_path(self.mlp(self.norm2(x)))
+    def forward(self, x: torch.Tensor, taps: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """`taps` (forward_intermediates) collects the attention and FFN branch outputs and the block output."""
+        attn = self.attn(self.norm1(x))
+        x = x + self.drop_path(attn)
+        ffn = self.mlp(self.norm2(x))
+        out = self.downsample(x) + self.drop_path(ffn)
+        if taps is not None:
+            taps += [attn, ffn, out]
+        return out
 
 
 EfficientBlock = CloBlock  # the authors' name
@@ -58,7 +64,7 @@ class CloLayer(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList(CloBlock(p, dp) for p, dp in zip(plans, drop_paths, strict=True))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, taps: list[torch.Tensor] | None = None) -> torch.Tensor:
         for blk in self.blocks:
-            x = blk(x)
+            x = blk(x, taps)
         return x

@@ -31,15 +31,25 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         try:
             sd = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:
-            raise ValueError(
-                f"{path}: cannot be read as a tensors-only PyTorch checkpoint ({type(e).__name__}: "
-                f"{str(e).splitlines()[0][:200]}). If it is a trusted checkpoint holding other objects "
-                "(the authors' yacs config), convert it once with "
-                "`python -m tools.convert_checkpoint --trust-pickle SRC DST.safetensors`") from e
+            msg = str(e)
+            first = msg.splitlines()[0][:200] if msg else type(e).__name__
+            if "Unsupported global" in msg:  # a real checkpoint that pickles other objects (e.g. a yacs config)
+                raise ValueError(
+                    f"{path}: a PyTorch checkpoint that holds objects other than tensors ({first}). If you trust "
+                    "it (e.g. the authors' training checkpoint with its yacs config), convert it once with "
+                    "`python -m tools.convert_checkpoint --trust-pickle SRC DST.safetensors`") from e
+            detail = next((ln.strip() for ln in msg.splitlines()
+                           if "Unsupported operand" in ln or "load key" in ln), first)
+            raise ValueError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {detail})") from e
     elif suffix == ".npz":
+        import zipfile
+
         import numpy as np
-        with np.load(path, allow_pickle=False) as z:
-            sd = {k: torch.from_numpy(z[k]) for k in z.files}
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                sd = {k: torch.from_numpy(z[k]) for k in z.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{path}: not a readable .npz checkpoint ({type(e).__name__}: {e})") from e
     else:
         raise ValueError(f"{path}: unknown checkpoint format '{suffix}' (use .pth, .pt, .safetensors or .npz)")
     if not isinstance(sd, Mapping):

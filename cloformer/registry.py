@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from reference_np.specs import VARIANTS, plan_from_spec, plan_from_weights
 
@@ -111,24 +110,3 @@ def create_model(name: str, num_classes: int | None = None, checkpoint: str | os
     load_checkpoint(model, sd, source=str(path))
     model.pretrained_cfg = pretrained_cfg(name, checkpoint)
     return model.eval()
-
-
-def intermediates(model: CloFormer, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Logits and the named activations the NumPy reference returns (same keys), via forward hooks."""
-    names = {"patch_embed", "norm"}
-    for i, layer in enumerate(model.layers):
-        for j in range(len(layer.blocks)):
-            names |= {f"layers.{i}.blocks.{j}", f"layers.{i}.blocks.{j}.attn", f"layers.{i}.blocks.{j}.mlp"}
-    taps: dict[str, torch.Tensor] = {}
-    handles = []
-    for n, m in model.named_modules():
-        if n in names:
-            handles.append(m.register_forward_hook(lambda _m, _i, out, n=n: taps.__setitem__(n, out)))
-        elif n == "avgpool":
-            handles.append(m.register_forward_hook(lambda _m, _i, out: taps.__setitem__("features", out.flatten(1))))
-    try:
-        logits = model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return logits, taps

@@ -1,28 +1,125 @@
-"""Artifacts are built under a temporary name and renamed into place only when complete."""
+"""Artifacts are built under a temporary name and renamed into place only when complete.
+
+- The target is checked before any work: an existing file or symlink is refused even with --force, an
+  existing folder needs --force, and the parent must be writable.
+- The staging folder `.NAME.partial-<random>` records its PID; stale ones (their process is gone: SIGKILL,
+  OOM) are removed by the next run on the same target, which says so.
+- Success: the staging folder replaces the target. With --force the old folder is first renamed aside, the
+  new one moved in, then the old one removed, so a failure never loses the previous output.
+- Failure: bad input and interruption leave nothing; an internal error keeps the partial folder as
+  `NAME.failed/` with `error.log` (the traceback) for diagnosis.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import InputError
+
+log = logging.getLogger("compress")
+PID_FILE = ".staging-pid"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_partials(out: Path) -> list[Path]:
+    """Staging folders of `out` whose recorded process no longer runs (or that record none)."""
+    stale = []
+    for p in out.parent.glob(f".{out.name}.partial-*"):
+        try:
+            pid = int((p / PID_FILE).read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pid = None
+        if pid is None or (pid != os.getpid() and not _pid_alive(pid)):
+            stale.append(p)
+    return stale
+
+
+def check_target(out: Path, force: bool) -> None:
+    """Everything about the output location that can be checked before any work starts."""
+    out = Path(out)
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise InputError(f"output {out} exists and is not a folder ({'a symlink' if out.is_symlink() else 'a file'}); "
+                         "choose another --out (--force only replaces a folder)")
+    if out.exists() and not force:
+        raise InputError(f"output folder {out} exists; pass --force to replace it")
+    parent = out.parent
+    existing = parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"cannot create output folder {out}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write output folder {out}: {existing} is not writable")
+
 
 @contextmanager
 def staging_dir(out: Path, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder beside `out`; on success it replaces `out`, on any error it is removed."""
+    """Yield a temporary folder beside `out` that replaces `out` when the block completes."""
     out = Path(out)
-    if out.exists() and not force:
-        raise FileExistsError(f"output folder {out} exists; pass --force to replace it")
+    check_target(out, force)
+    for p in stale_partials(out):
+        log.warning("removing stale partial output %s (its run ended without cleaning up)", p)
+        shutil.rmtree(p, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs follow the umask like any folder
+    (tmp / PID_FILE).write_text(f"{os.getpid()}\n")
     try:
         yield tmp
-    except BaseException:
+    except (InputError, KeyboardInterrupt):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    except BaseException:
+        failed = out.with_name(out.name + ".failed")
+        try:
+            (tmp / "error.log").write_text(traceback.format_exc())
+            (tmp / PID_FILE).unlink(missing_ok=True)
+            if failed.exists():
+                shutil.rmtree(failed)
+            os.replace(tmp, failed)
+            log.error("run failed; its partial output is kept in %s (error.log)", failed)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    (tmp / PID_FILE).unlink(missing_ok=True)
+    old = None
     if out.exists():
-        shutil.rmtree(out)
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
     os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """A file written under a temporary name, then renamed."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

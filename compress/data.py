@@ -4,9 +4,8 @@ Preprocessing is the authors' ImageNet evaluation transform: resize the shorter 
 int(size / crop_pct) with PIL bicubic, centre-crop size x size, RGB / 255, normalise with the ImageNet
 mean and std -> float32 [3, size, size].
 
-Sources (resolve_source): `sample` (embedded photographs), `proxy-val` (held-out split of the proxy
-task), `proxy-train` (its training regions, for fine-tuning), `imagenet_subset` (under $CLOFORMER_DATA),
-or a folder: ImageNet layout (one subfolder per class) or a flat folder of images (unlabelled).
+DataSource is the one interface of every source; named sources are registered in compress.sources,
+which imports this module and compress.proxy (this module imports neither).
 """
 
 from __future__ import annotations
@@ -23,6 +22,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from reference_np.specs import CROP_PCT, IMAGENET_MEAN, IMAGENET_STD, check_input_size
+
+from .errors import InputError
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif"}
 DEFAULT_DATA_ROOT = Path.home() / ".cache" / "cloformer" / "data"
@@ -76,49 +77,106 @@ def preprocess(img: Image.Image, size: int, crop_pct: float = CROP_PCT) -> np.nd
 # ---------------------------------------------------------------- sources
 @dataclass(frozen=True)
 class Item:
-    key: str  # file path or a description of a crop
+    key: str  # file path, or a description of a crop
     label: int | None
     load: Callable[[], Image.Image]
-    sha256: str | None = None  # of the file bytes, when the item is a file
+    path: Path | None = None  # the file, when the item is one (hashed lazily: only items a run uses)
+
+    @property
+    def sha256(self) -> str | None:
+        return file_sha256(self.path) if self.path is not None else None
+
+
+UNREADABLE = (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 @dataclass
 class DataSource:
-    """A list of images with optional labels, yielding preprocessed arrays."""
+    """Images with optional labels, yielding preprocessed arrays.
+
+    `items` are candidates in the order they are used; with `limit`, iteration stops after that many
+    readable images, so unreadable files never count toward a requested subset size (the next candidates
+    fill in). After an iteration, `used` holds the items actually used and `skipped` the unreadable ones."""
 
     name: str
     items: list[Item]
     size: int
     classes: list[str] | None = None
-    skipped: list[str] = field(default_factory=list)
+    limit: int | None = None
+    used: list[Item] = field(default_factory=list, repr=False)
+    skipped: list[str] = field(default_factory=list, repr=False)
+    warn: bool = True
+    _done: bool = field(default=False, repr=False)
 
     def __len__(self) -> int:
-        return len(self.items)
+        """Images a run uses: planned before an iteration, actually used after a complete one."""
+        if self._done:
+            return len(self.used)
+        return len(self.items) if self.limit is None else min(self.limit, len(self.items))
 
     @property
     def labelled(self) -> bool:
         return all(it.label is not None for it in self.items)
 
+    def planned(self) -> list[Item]:
+        """The items a run uses: those of the last iteration, else the first `limit` candidates."""
+        return list(self.used) if self._done else self.items[:self.limit]
+
+    def _derive(self, name: str, items: list[Item], limit: int | None) -> DataSource:
+        return DataSource(name, items, self.size, self.classes, limit, warn=self.warn)
+
     def subset(self, n: int | None, seed: int = 0) -> DataSource:
-        """A seeded, order-preserving random subset of n items (all when n is None or >= len)."""
+        """A seeded subset of n images: n candidates drawn at random (kept in source order), then the rest of
+        the seeded permutation as replacements for unreadable ones."""
         if n is None or n >= len(self.items):
-            return self
-        keep = np.sort(np.random.default_rng(seed).choice(len(self.items), n, replace=False))
-        return DataSource(self.name, [self.items[i] for i in keep], self.size, self.classes)
+            return self._derive(self.name, list(self.items), self.limit)
+        perm = np.random.default_rng(seed).permutation(len(self.items))
+        order = [*np.sort(perm[:n]), *perm[n:]]
+        return self._derive(self.name, [self.items[i] for i in order], n)
+
+    def split(self, val_fraction: float, seed: int = 0) -> tuple[DataSource, DataSource]:
+        """Disjoint (calibration, validation) parts: seeded, class-balanced when labelled (each class gives
+        round(val_fraction * its count) images to validation, at least one when it has two or more). A
+        limited source splits its planned images and shares its spare candidates between the parts."""
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"validation fraction must be in (0, 1); got {val_fraction}")
+        head = self.items if self.limit is None else self.items[:self.limit]
+        tail = [] if self.limit is None else self.items[self.limit:]
+        rng = np.random.default_rng(seed)
+        groups: dict[int | None, list[int]] = {}
+        for i, it in enumerate(head):
+            groups.setdefault(it.label if self.labelled else None, []).append(i)
+        val_set: set[int] = set()
+        for idx in groups.values():
+            k = round(val_fraction * len(idx))
+            k = min(max(k, 1), len(idx) - 1) if len(idx) >= 2 else k
+            val_set.update(int(i) for i in rng.permutation(idx)[:k])
+        calib = [it for i, it in enumerate(head) if i not in val_set]
+        val = [it for i, it in enumerate(head) if i in val_set]
+        if not calib or not val:
+            raise InputError(f"data source {self.name} ({len(head)} images) is too small to split into "
+                             "calibration and validation parts")
+        limited = self.limit is not None
+        return (self._derive(f"{self.name} [calibration part]", calib + tail[0::2], len(calib) if limited else None),
+                self._derive(f"{self.name} [validation part]", val + tail[1::2], len(val) if limited else None))
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, int | None]]:
-        """Preprocessed (float32 [3,S,S], label); unreadable images are skipped with one warning."""
-        self.skipped = []
+        """Preprocessed (float32 [3,S,S], label); unreadable images are skipped with one counting warning."""
+        self.used, self.skipped, self._done = [], [], False
         for it in self.items:
+            if self.limit is not None and len(self.used) >= self.limit:
+                break
             try:
                 x = preprocess(it.load(), self.size)
-            except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            except UNREADABLE as e:
                 self.skipped.append(f"{it.key}: {type(e).__name__}: {e}")
                 continue
+            self.used.append(it)
             yield x, it.label
-        if self.skipped:
-            warnings.warn(f"{self.name}: skipped {len(self.skipped)} unreadable image(s) of {len(self.items)} "
-                          f"(first: {self.skipped[0]})", stacklevel=2)
+        self._done = True
+        if self.skipped and self.warn:
+            warnings.warn(f"{self.name}: skipped {len(self.skipped)} unreadable image(s); used {len(self.used)} "
+                          f"(first skipped: {self.skipped[0]})", stacklevel=2)
 
     def batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         xs: list[np.ndarray] = []
@@ -132,16 +190,46 @@ class DataSource:
         if xs:
             yield np.stack(xs), (None if None in ys else np.asarray(ys))
 
-    def manifest(self) -> dict[str, object]:
-        return {"name": self.name, "n": len(self.items), "input_size": self.size,
+    def digest(self) -> str:
+        """sha256 of the list of item keys a run uses (and their labels): names a data part in a report."""
+        h = hashlib.sha256()
+        for it in self.planned():
+            h.update(f"{it.key}\t{it.label}\n".encode())
+        return h.hexdigest()
+
+    def check_labels(self, num_classes: int) -> None:
+        """Every label must be a class of the model, or accuracies would be computed against wrong labels:
+        a source with its own class list (a folder of named classes, the proxy task) must have as many
+        classes as the model; WordNet-id folders carry the 1000 ILSVRC2012 classes."""
+        if self.labelled and self.classes is not None and len(self.classes) != num_classes:
+            raise InputError(
+                f"data source {self.name} has {len(self.classes)} classes ({', '.join(self.classes[:4])}, ...) but "
+                f"the model has {num_classes}; its labels cannot be scored against this model (use data of the "
+                "model's classes, e.g. WordNet-id folders for an ImageNet checkpoint, or unlabelled data)")
+        bad = sorted({it.label for it in self.items if it.label is not None and not 0 <= it.label < num_classes})
+        if bad:
+            names = [self.classes[b] if self.classes and b < len(self.classes) else str(b) for b in bad[:5]]
+            raise InputError(
+                f"data source {self.name}: labels {', '.join(map(str, bad[:5]))} ({', '.join(names)}) are outside "
+                f"the model's {num_classes} classes; its classes cannot be scored against this data (use a "
+                "checkpoint trained on these classes, or unlabelled data)")
+
+    def manifest(self, hashes: bool = True) -> dict[str, object]:
+        items = self.planned()
+        return {"name": self.name, "n": len(items), "input_size": self.size, "sha256_of_items": self.digest(),
+                "skipped": len(self.skipped),
                 "classes": self.classes if self.classes and len(self.classes) <= 64 else
                 (len(self.classes) if self.classes else None),
-                "items": [{"key": it.key, "label": it.label, **({"sha256": it.sha256} if it.sha256 else {})}
-                          for it in self.items]}
+                "items": [{"key": it.key, "label": it.label,
+                           **({"sha256": it.sha256} if hashes and it.path is not None else {})} for it in items]}
 
 
 def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 @lru_cache(maxsize=1)
@@ -157,61 +245,54 @@ def open_image(path: Path) -> Image.Image:
         return img
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(image files, visible subfolders) of a folder, sorted; one scandir, no per-file stat beyond it."""
+    files, dirs = [], []
+    with os.scandir(folder) as it:
+        for e in it:
+            if e.name.startswith("."):
+                continue
+            if e.is_dir():
+                dirs.append(Path(e.path))
+            elif os.path.splitext(e.name)[1].lower() in IMAGE_EXTS and e.is_file():
+                files.append(Path(e.path))
+    return sorted(files), sorted(dirs)
 
 
-def folder_source(root: str | os.PathLike, size: int, name: str | None = None,
-                  hashes: bool = True) -> DataSource:
-    """ImageNet layout (class subfolders; WordNet-id names map to ILSVRC2012 indices, others to sorted
-    order) or a flat folder of images (unlabelled)."""
+def folder_source(root: str | os.PathLike, size: int, name: str | None = None) -> DataSource:
+    """ImageNet layout (class subfolders named by WordNet id map to the ILSVRC2012 indices; other names are
+    numbered in sorted order) or a flat folder of images (unlabelled). A folder that mixes WordNet ids with
+    other class names, or class folders with loose images, is refused: its labels would be ambiguous."""
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"data source folder not found: {root}")
     if not root.is_dir():
         raise NotADirectoryError(f"data source is not a folder: {root}")
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    digest = (lambda p: file_sha256(p)) if hashes else (lambda p: None)
+    files, subdirs = _scan(root)
     if subdirs:
         synsets = imagenet_synsets()
-        if all(d.name in synsets for d in subdirs):
+        wnid = [d.name for d in subdirs if d.name in synsets]
+        other = [d.name for d in subdirs if d.name not in synsets]
+        if wnid and other:
+            raise InputError(
+                f"data source {root} mixes WordNet-id class folders ({', '.join(wnid[:3])}, ...: ILSVRC2012 indices) "
+                f"with other names ({', '.join(other[:3])}{', ...' if len(other) > 3 else ''}: sorted order); the "
+                "labels would be ambiguous. Use one scheme for every class folder")
+        if files:
+            raise InputError(f"data source {root} has both class subfolders and {len(files)} loose image(s) "
+                             f"(e.g. {files[0].name}); move the images into class folders or remove the folders")
+        if wnid:
             index, classes = {s: i for i, s in enumerate(synsets)}, list(synsets)
         else:
-            index, classes = {d.name: i for i, d in enumerate(subdirs)}, [d.name for d in subdirs]
-        items = [Item(str(f), index[d.name], lambda f=f: open_image(f), digest(f))
-                 for d in subdirs for f in _image_files(d)]
+            index, classes = {d: i for i, d in enumerate(other)}, list(other)
+        items = [Item(str(f), index[d.name], lambda f=f: open_image(f), f) for d in subdirs for f in _scan(d)[0]]
     else:
-        items = [Item(str(f), None, lambda f=f: open_image(f), digest(f)) for f in _image_files(root)]
+        items = [Item(str(f), None, lambda f=f: open_image(f), f) for f in files]
         classes = None
     if not items:
-        raise ValueError(f"data source {root} holds no images ({', '.join(sorted(IMAGE_EXTS))})")
+        raise InputError(f"data source {root} holds no images ({', '.join(sorted(IMAGE_EXTS))})")
     return DataSource(name or str(root), items, size, classes)
 
 
 def data_root() -> Path:
     return Path(os.environ.get("CLOFORMER_DATA", DEFAULT_DATA_ROOT)).expanduser()
-
-
-NAMED_SOURCES = ("sample", "proxy-val", "proxy-train", "imagenet_subset")
-
-
-def resolve_source(spec: str | os.PathLike, size: int, limit: int | None = None, seed: int = 0) -> DataSource:
-    """A data source by name (`sample`, `proxy-val`, `imagenet_subset`) or folder path."""
-    check_input_size(size, size)
-    if spec == "sample":
-        from compress import proxy
-        src = proxy.sample_source(size)
-    elif spec in ("proxy-val", "proxy-train"):
-        from compress import proxy
-        src = proxy.val_source(size) if spec == "proxy-val" else proxy.train_source(size)
-    elif spec == "imagenet_subset":
-        root = data_root() / "imagenet_subset"
-        if not root.is_dir():
-            raise FileNotFoundError(
-                f"data source 'imagenet_subset' not found at {root} (data root: $CLOFORMER_DATA, default "
-                f"{DEFAULT_DATA_ROOT}). Build it from your ILSVRC2012 validation folder with:\n"
-                f"  python -m tools.make_imagenet_subset --src /path/to/ILSVRC2012/val --per-class 1")
-        src = folder_source(root, size, name="imagenet_subset")
-    else:
-        src = folder_source(spec, size)
-    return src.subset(limit, seed)

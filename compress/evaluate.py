@@ -1,25 +1,33 @@
 """Top-1/top-5 of any backend through one code path: torch, the NumPy reference, or an OpenVINO IR.
 
     python -m compress.evaluate --model proxy --data proxy-val [--json out.json]
-    python -m compress.evaluate --model outputs/run/model_int8.xml --data proxy-val --device CPU
+    python -m compress.evaluate --model outputs/run/model_int8.xml --data imagenet_subset --device CPU
     python -m compress.evaluate --model proxy --backend numpy --data proxy-val
+
+OpenVINO IRs are evaluated as a deployment would run them: images decoded and preprocessed in parallel
+worker processes, inference through an AsyncInferQueue under the THROUGHPUT hint. Torch and the NumPy
+reference run batch by batch in this process.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import os
 import sys
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from .data import DataSource, resolve_source
+from .data import UNREADABLE, DataSource, preprocess
+from .errors import InputError
+from .metrics import topk_accuracy
 
 Predict = Callable[[np.ndarray], np.ndarray]  # float32 [B,3,S,S] -> logits [B,classes]
 
@@ -31,38 +39,150 @@ class EvalResult:
     top5: float | None
     source: str
     backend: str
+    images_per_s: float | None = None
+    skipped: int = 0
     logits: np.ndarray | None = field(default=None, repr=False)
     labels: np.ndarray | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, object]:
-        return {k: v for k, v in asdict(self).items() if k not in ("logits", "labels")}
+        return {k: getattr(self, k) for k in ("n", "top1", "top5", "source", "backend", "images_per_s", "skipped")}
 
 
-def evaluate(predict: Predict, source: DataSource, batch_size: int = 32, backend: str = "",
-             progress: bool = True) -> EvalResult:
-    """Run `predict` over the source; keep all logits (for agreement metrics) and the accuracy."""
-    logits, labels = [], []
-    bar = tqdm(total=len(source), desc=f"eval {backend} on {source.name}", unit="img", disable=not progress,
-               leave=False)
-    for x, y in source.batches(batch_size):
-        logits.append(np.asarray(predict(x), dtype=np.float64))
-        if y is not None:
-            labels.append(y)
-        bar.update(len(x))
-    bar.close()
+def _result(logits: list[np.ndarray], labels: list[int | None], source: DataSource | Preloaded, backend: str,
+            seconds: float) -> EvalResult:
     if not logits:
-        raise ValueError(f"data source {source.name} yielded no readable images")
-    out = np.concatenate(logits)
-    lab = np.concatenate(labels) if labels and len(np.concatenate(labels)) == len(out) else None
+        raise InputError(f"data source {source.name} yielded no readable images")
+    out = np.concatenate(logits).astype(np.float64)
+    lab = None if any(y is None for y in labels) else np.asarray(labels)
     top1 = top5 = None
     if lab is not None:
-        order = np.argsort(-out, axis=1, kind="stable")
-        top1 = float(100.0 * np.mean(order[:, 0] == lab))
-        top5 = float(100.0 * np.mean((order[:, :5] == lab[:, None]).any(axis=1)))
-    return EvalResult(len(out), top1, top5, source.name, backend, out, lab)
+        top1, top5 = topk_accuracy(out, lab, 1), topk_accuracy(out, lab, 5)
+    return EvalResult(len(out), top1, top5, source.name, backend, len(out) / max(seconds, 1e-9),
+                      len(source.skipped), out, lab)
 
 
-def torch_predictor(model) -> Predict:
+def evaluate(predict: Predict, source: DataSource | Preloaded, batch_size: int = 32, backend: str = "",
+             progress: bool = True) -> EvalResult:
+    """Run `predict` over the source batch by batch; keep all logits (for agreement metrics)."""
+    logits, labels = [], []
+    t0 = time.perf_counter()
+    with tqdm(total=len(source), desc=f"eval {backend} on {source.name}", unit="img", disable=not progress,
+              leave=False) as bar:
+        for x, y in source.batches(batch_size):
+            logits.append(np.asarray(predict(x), dtype=np.float64))
+            labels += list(y) if y is not None else [None] * len(x)
+            bar.update(len(x))
+    return _result(logits, labels, source, backend, time.perf_counter() - t0)
+
+
+# ------------------------------------------------------------------ parallel preprocessing
+_WORKER_SOURCE: DataSource | None = None  # set before forking: workers inherit it (items hold closures)
+
+
+def _load(i: int) -> tuple[int, np.ndarray | None, str | None]:
+    it = _WORKER_SOURCE.items[i]
+    try:
+        return i, preprocess(it.load(), _WORKER_SOURCE.size), None
+    except UNREADABLE as e:
+        return i, None, f"{it.key}: {type(e).__name__}: {e}"
+
+
+def preprocessed(source: DataSource, workers: int | None = None) -> Iterator[tuple[np.ndarray, int | None]]:
+    """source's (array, label) in order, decoded by `workers` forked processes (default: all cores); the
+    same used/skipped/limit semantics as iterating the source itself."""
+    workers = os.cpu_count() or 1 if workers is None else workers
+    if workers <= 1 or "fork" not in mp.get_all_start_methods() or len(source.items) < 2 * workers:
+        yield from source
+        return
+    global _WORKER_SOURCE
+    _WORKER_SOURCE = source
+    source.used, source.skipped, source._done = [], [], False
+    ctx = mp.get_context("fork")
+    with ctx.Pool(workers) as pool:
+        for i, x, err in pool.imap(_load, range(len(source.items)), chunksize=4):
+            if source.limit is not None and len(source.used) >= source.limit:
+                break
+            if x is None:
+                source.skipped.append(err)
+                continue
+            source.used.append(source.items[i])
+            yield x, source.items[i].label
+        pool.terminate()
+    source._done = True
+    _WORKER_SOURCE = None
+    if source.skipped and source.warn:
+        import warnings
+
+        warnings.warn(f"{source.name}: skipped {len(source.skipped)} unreadable image(s); used {len(source.used)} "
+                      f"(first skipped: {source.skipped[0]})", stacklevel=2)
+
+
+@dataclass
+class Preloaded:
+    """A source's images preprocessed once (in parallel), for evaluating several models on them."""
+
+    name: str
+    xs: np.ndarray
+    ys: list[int | None]
+    skipped: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.xs)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, int | None]]:
+        yield from zip(self.xs, self.ys, strict=True)
+
+    def batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        for i in range(0, len(self.xs), batch_size):
+            ys = self.ys[i:i + batch_size]
+            yield self.xs[i:i + batch_size], None if None in ys else np.asarray(ys)
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        return None if None in self.ys else np.asarray(self.ys)
+
+    @classmethod
+    def of(cls, source: DataSource, workers: int | None = None) -> Preloaded:
+        pairs = list(tqdm(preprocessed(source, workers), total=len(source), desc=f"load {source.name}",
+                          unit="img", leave=False))
+        if not pairs:
+            raise InputError(f"data source {source.name} yielded no readable images")
+        return cls(source.name, np.stack([x for x, _ in pairs]), [y for _, y in pairs], list(source.skipped))
+
+
+def evaluate_openvino(model: Any, source: DataSource | Preloaded, device: str = "CPU", precision: str | None = None,
+                      workers: int | None = None, backend: str = "", progress: bool = True) -> EvalResult:
+    """An IR (path or ov.Model) over the source: parallel preprocessing, AsyncInferQueue, THROUGHPUT hint."""
+    import openvino as ov
+
+    from .pipeline import compile_ov
+
+    compiled = compile_ov(model, device, precision, PERFORMANCE_HINT="THROUGHPUT")
+    queue = ov.AsyncInferQueue(compiled, 0)  # 0: the plugin's optimal number of requests
+    logits: dict[int, np.ndarray] = {}
+    labels: list[int | None] = []
+    bar = tqdm(total=len(source), desc=f"eval {backend} on {source.name}", unit="img", disable=not progress,
+               leave=False)
+
+    def done(request: Any, index: int) -> None:
+        logits[index] = request.get_output_tensor(0).data.copy()
+        bar.update(1)
+
+    queue.set_callback(done)
+    t0 = time.perf_counter()
+    images = iter(source) if isinstance(source, Preloaded) else preprocessed(source, workers)
+    for i, (x, y) in enumerate(images):
+        queue.start_async({0: x[None]}, userdata=i)
+        labels.append(y)
+    queue.wait_all()
+    seconds = time.perf_counter() - t0
+    bar.close()
+    res = _result([logits[i] for i in range(len(logits))], labels, source, backend, seconds)
+    return res
+
+
+# ------------------------------------------------------------------ predictors
+def torch_predictor(model: Any) -> Predict:
     import torch
 
     model.eval()
@@ -76,76 +196,175 @@ def torch_predictor(model) -> Predict:
 def numpy_predictor(weights: dict[str, np.ndarray]) -> Predict:
     import reference_np as rn
 
-    w32 = {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in weights.items()}
+    w32 = rn.cast_weights(weights, np.float32)
     return lambda x: rn.forward(w32, x.astype(np.float32, copy=False))
 
 
-def compile_ov(model: Any, device: str = "CPU", precision: str | None = "f32") -> Any:
-    """Compile an IR path or ov.Model; on CPU, precision 'f32' forces true FP32 (a BF16-capable CPU would
-    otherwise run FP32 IRs in BF16 silently)."""
-    import openvino as ov
-
-    cfg = {"INFERENCE_PRECISION_HINT": precision} if precision and device.upper().startswith("CPU") else {}
-    return ov.Core().compile_model(str(model) if isinstance(model, (str, os.PathLike)) else model, device, cfg)
-
-
 def openvino_predictor(xml: str | os.PathLike, device: str = "CPU", precision: str | None = "f32") -> Predict:
+    from .pipeline import compile_ov
+
     compiled = compile_ov(xml, device, precision)
-    shape = tuple(compiled.input(0).get_partial_shape().to_shape()) if compiled.input(0).get_partial_shape(
-    ).is_static else None
+    batch = compiled.input(0).get_partial_shape()[0]
+    static = batch.get_length() if batch.is_static else None
 
     def predict(x: np.ndarray) -> np.ndarray:
-        if shape is not None and x.shape[0] != shape[0]:  # static batch: run sample by sample
-            return np.concatenate([compiled(x[i:i + shape[0]])[0] for i in range(0, len(x), shape[0])])
+        if static is not None and x.shape[0] != static:  # static batch: run sample by sample
+            return np.concatenate([compiled(x[i:i + static])[0] for i in range(0, len(x), static)])
         return compiled(x)[0]
     return predict
 
 
+def ir_bin_bytes_needed(xml: Path) -> int:
+    """The .bin size an IR's constants need (the largest offset + size of its Const layers)."""
+    import xml.etree.ElementTree as ET
+
+    need = 0
+    for layer in ET.parse(xml).getroot().iter("layer"):
+        if layer.get("type") == "Const":
+            data = layer.find("data")
+            if data is not None and data.get("offset") is not None:
+                need = max(need, int(data.get("offset")) + int(data.get("size", 0)))
+    return need
+
+
+def read_ir(xml: str | os.PathLike) -> Any:
+    """An IR with clear errors for a missing .xml, a missing or truncated .bin, an unreadable graph."""
+    import xml.etree.ElementTree as ET
+
+    import openvino as ov
+
+    xml = Path(xml)
+    if not xml.is_file():
+        raise InputError(f"OpenVINO IR not found: {xml}")
+    bin_path = xml.with_suffix(".bin")
+    if not bin_path.is_file():
+        raise InputError(f"OpenVINO IR {xml} has no weights file {bin_path.name} beside it")
+    try:
+        need = ir_bin_bytes_needed(xml)
+    except ET.ParseError as e:
+        raise InputError(f"OpenVINO IR {xml} is not valid XML ({e})") from None
+    if bin_path.stat().st_size < need:
+        raise InputError(f"OpenVINO IR {xml}: {bin_path.name} is truncated ({bin_path.stat().st_size:,} bytes; "
+                         f"its constants need {need:,})")
+    try:
+        return ov.Core().read_model(str(xml))
+    except RuntimeError as e:
+        raise InputError(f"OpenVINO IR {xml} cannot be read: {str(e).splitlines()[0][:300]}") from None
+
+
+def ir_input_size(model: Any, xml: str | os.PathLike) -> int | None:
+    shape = model.input(0).get_partial_shape()
+    if shape.rank.get_length() != 4:
+        raise InputError(f"{xml}: input is {shape}, expected [B,3,H,W]")
+    h, w = shape[2], shape[3]
+    if h.is_static and w.is_static:
+        if h.get_length() != w.get_length():
+            raise InputError(f"{xml}: non-square input {shape}; pass images of that shape")
+        return h.get_length()
+    return None
+
+
 def load_predictor(model: str, backend: str = "torch", variant: str = "cloformer_xxs", device: str = "CPU",
                    precision: str | None = "f32") -> tuple[Predict, int]:
-    """(predict, default input size) for a checkpoint name/path or an OpenVINO .xml."""
-    if str(model).endswith(".xml"):
-        import openvino as ov
+    """(predict, default input size) for a checkpoint name/path (torch or numpy backend)."""
+    from .pipeline import load
 
-        shape = ov.Core().read_model(str(model)).input(0).get_partial_shape()
-        size = shape[2].get_length() if shape[2].is_static else 224
-        return openvino_predictor(model, device, precision), size
-    import cloformer
-
-    net = cloformer.create_model(variant, checkpoint=model, allow_pruned=True)
-    size = int(net.pretrained_cfg["input_size"][-1])
+    loaded = load(variant, model)
     if backend == "numpy":
-        return numpy_predictor({k: v.numpy() for k, v in net.state_dict().items()}), size
-    return torch_predictor(net), size
+        return numpy_predictor(loaded.weights), loaded.input_size
+    return torch_predictor(loaded.model), loaded.input_size
+
+
+@dataclass
+class EvalJob:
+    """compress.evaluate's inputs, typed (main() builds it from argv)."""
+
+    model: str
+    data: str = "proxy-val"
+    variant: str = "cloformer_xxs"
+    backend: str = "auto"  # auto: openvino for .xml, else torch | torch | numpy | openvino
+    device: str = "CPU"
+    precision: str | None = "f32"
+    input_size: int | None = None
+    batch_size: int = 32
+    limit: int | None = None
+    workers: int | None = None
+    json: Path | None = None
+
+
+def run_eval(job: EvalJob) -> EvalResult:
+    from .sources import resolve_source
+
+    is_ir = str(job.model).endswith(".xml")
+    backend = job.backend if job.backend != "auto" else ("openvino" if is_ir else "torch")
+    if is_ir and backend == "torch":
+        raise InputError(f"{job.model} is an OpenVINO IR: use --backend openvino or numpy")
+    if is_ir:
+        model = read_ir(job.model)
+        size = ir_input_size(model, job.model)
+        if size is not None and job.input_size is not None and job.input_size != size:
+            raise InputError(f"{job.model} takes {size}x{size} input; --input-size {job.input_size} does not fit")
+        size = job.input_size or size or 224
+        source = resolve_source(job.data, size, job.limit)
+        out_classes = model.output(0).get_partial_shape()[-1]
+        if out_classes.is_static:
+            source.check_labels(out_classes.get_length())
+        if backend == "numpy":
+            try:
+                from reference_np import ir as np_ir
+            except ImportError:
+                raise InputError("--backend numpy for an IR needs reference_np.ir (not in this version)") from None
+            graph = np_ir.load(job.model)
+            return evaluate(lambda x: graph(x), source, 1, backend=f"{Path(job.model).name} (NumPy)")
+        return evaluate_openvino(model, source, job.device, job.precision, job.workers, Path(job.model).name)
+    predict, size = load_predictor(job.model, backend, job.variant, job.device, job.precision)
+    source = resolve_source(job.data, job.input_size or size, job.limit)
+    from .pipeline import load
+
+    source.check_labels(load(job.variant, job.model).num_classes)
+    return evaluate(predict, source, job.batch_size, backend=f"{job.model} ({backend})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .cli import add_common, input_size, positive_int
+    from .sources import source_help
+
+    ap = argparse.ArgumentParser(prog="python -m compress.evaluate", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="checkpoint name ('proxy'), checkpoint path, or OpenVINO .xml")
+    ap.add_argument("--data", default="proxy-val", help=source_help())
+    ap.add_argument("--variant", default="cloformer_xxs", help="architecture of a checkpoint")
+    ap.add_argument("--backend", choices=["auto", "torch", "numpy", "openvino"], default="auto",
+                    help="auto: openvino for .xml, torch for checkpoints; numpy runs either with the NumPy reference")
+    ap.add_argument("--device", default="CPU", help="OpenVINO device for .xml models (CPU, NPU, GPU, AUTO)")
+    ap.add_argument("--precision", default="f32", help="OpenVINO INFERENCE_PRECISION_HINT on CPU ('' = default)")
+    ap.add_argument("--input-size", type=input_size, default=None, help="default: the model's own input size")
+    ap.add_argument("--batch-size", type=positive_int, default=32)
+    ap.add_argument("--limit", type=positive_int, default=None, help="evaluate a seeded subset of this many images")
+    ap.add_argument("--workers", type=positive_int, default=None, help="decoding processes (default: all cores)")
+    ap.add_argument("--json", type=Path, help="write {top1, top5, n, images_per_s, ...} here")
+    add_common(ap)
+    return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="checkpoint name ('proxy'), checkpoint path, or OpenVINO .xml")
-    ap.add_argument("--data", default="proxy-val", help="sample | proxy-val | imagenet_subset | folder")
-    ap.add_argument("--variant", default="cloformer_xxs", help="architecture of a checkpoint")
-    ap.add_argument("--backend", choices=["torch", "numpy"], default="torch", help="for checkpoints")
-    ap.add_argument("--device", default="CPU", help="OpenVINO device for .xml models (CPU, NPU, AUTO, ...)")
-    ap.add_argument("--precision", default="f32", help="OpenVINO INFERENCE_PRECISION_HINT on CPU ('' = default)")
-    ap.add_argument("--input-size", type=int, default=None, help="default: the model's own input size")
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--limit", type=int, default=None, help="evaluate a seeded subset of this many images")
-    ap.add_argument("--json", type=Path, help="write {top1, top5, n, ...} here")
-    args = ap.parse_args(argv)
-    try:
-        predict, size = load_predictor(args.model, args.backend, args.variant, args.device, args.precision or None)
-        source = resolve_source(args.data, args.input_size or size, args.limit)
-        res = evaluate(predict, source, args.batch_size, backend=Path(args.model).name)
-    except (FileNotFoundError, NotADirectoryError, ValueError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    acc = (f"top-1 {res.top1:.2f}%  top-5 {res.top5:.2f}%" if res.top1 is not None else "no labels: accuracy n/a")
-    print(f"{args.model} on {res.source} ({res.n} images, {source.size}px): {acc}")
-    if args.json:
-        tmp = args.json.with_name(args.json.name + ".tmp")
-        tmp.write_text(json.dumps(res.to_json(), indent=2))
-        os.replace(tmp, args.json)
-    return 0
+    from .atomic import write_text_atomic
+    from .cli import run_main
+
+    args = build_parser().parse_args(argv)
+    job = EvalJob(args.model, args.data, args.variant, args.backend, args.device, args.precision or None,
+                  args.input_size, args.batch_size, args.limit, args.workers, args.json)
+
+    def go() -> int:
+        if job.json is not None and not job.json.parent.is_dir():
+            raise InputError(f"--json {job.json}: folder {job.json.parent} does not exist")
+        res = run_eval(job)
+        acc = (f"top-1 {res.top1:.2f}%  top-5 {res.top5:.2f}%" if res.top1 is not None else "no labels: accuracy n/a")
+        print(f"{job.model} on {res.source} ({res.n} images): {acc}  [{res.images_per_s:.1f} images/s]")
+        if job.json:
+            write_text_atomic(job.json, json.dumps(res.to_json(), indent=2))
+        return 0
+    return run_main("compress.evaluate", go, args.verbose)
 
 
 if __name__ == "__main__":

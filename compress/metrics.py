@@ -29,6 +29,12 @@ def cosine(a: np.ndarray, ref: np.ndarray) -> float:
     return float(np.mean(num / np.maximum(den, 1e-30)))
 
 
+def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Percent of samples whose label is among the k largest logits (ties broken by class index)."""
+    top = np.argsort(-np.asarray(logits), axis=1, kind="stable")[:, :k]
+    return float(100.0 * np.mean((top == np.asarray(labels)[:, None]).any(axis=1)))
+
+
 def top1_changes(a: np.ndarray, ref: np.ndarray) -> int:
     """Number of samples whose arg-max class differs."""
     return int(np.sum(np.argmax(a, axis=1) != np.argmax(ref, axis=1)))

@@ -4,485 +4,97 @@
     python -m compress.prune --method nncf-magnitude --ratio 0.5 --finetune-steps 300
     python -m compress.prune --method nncf-rb --ratio 0.5 --finetune-steps 300
 
-Pipeline: load -> prune -> fine-tune (knowledge distillation from the unpruned model) -> save the
-pruned checkpoint (official key names) -> export FP32 IR/ONNX -> verify (NumPy float64 agreement) ->
-evaluate -> [--quantize: the compress.quantize stages] -> report (JSON, Markdown, PNG).
+Pipeline (compress.pruning.prune_model): load -> prune -> fine-tune (knowledge distillation from the
+unpruned model) -> save the pruned checkpoint (official key names) -> export the deploy IR and ONNX ->
+verify (NumPy float64 agreement) -> evaluate -> [--quantize: the compress.quantize stages] -> report.
+Structured pruning rounds kept channel counts to multiples of --round-to (default: the CPU's SIMD block,
+16 with AVX-512, 8 with AVX2), since odd widths fall off OpenVINO's blocked kernels.
 
-Structured pruning keeps CloFormer's coupled dimensions consistent: the ConvFFN hidden width (fc1 rows,
-dwconv channels, fc2 columns move together); the local AttnConv channels (Q, K and V rows of `qkvs`
-and the shared depthwise conv move together, the act_block convs follow, and the matching `proj`
-columns go); whole global heads (q, k and v rows of a head, head dim kept). The residual stream is
-never pruned. Each unit is ranked by its expected contribution to the next dense layer:
-E|activation_c| * ||W_next[:, c]||_2 (E over the fine-tuning images); `--ratio` is the fraction of
-units removed in every group (rounded half up), and a ratio that would empty a group is an error.
+Exit status as compress.quantize: 0 done, 1 failed check or internal error, 2 bad input, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
-import gzip
-import os
 import sys
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import torch
-import torch.nn.functional as F
-from tqdm import tqdm
-
-import cloformer
-import reference_np as rn
-from reference_np.macs import count_macs, count_params
-from reference_np.specs import ModelPlan, plan_from_weights
 
 from . import pipeline as P
-from .augment import augment
-from .data import DataSource, resolve_source
-from .evaluate import evaluate, openvino_predictor, torch_predictor
-from .quantize import Timer, add_quant_options, default_val, finish_report, int8_stages, settings_from_args
-from .quantize import write_outputs as write_int8_outputs
-from .report import fmt, md_table, versions, write_json
-from .tolerances import FLOAT64_ATOL
-
-METHODS = ("structured", "nncf-magnitude", "nncf-rb")
+from .atomic import check_target
+from .cli import add_common, input_size, positive_int, run_main
+from .pruning import METHODS, PruneSettings, prune_model, simd_block
+from .quantize import add_quant_options, command_line, data_parts_from_args, settings_from_args
+from .report import fmt
+from .sources import resolve_source, source_help
 
 
-# ------------------------------------------------------------------ structured pruning
-@dataclass
-class Keep:
-    """Kept indices of one block: FFN hidden channels, channels of each local group, global heads."""
-
-    hidden: np.ndarray
-    local: list[np.ndarray]
-    heads: np.ndarray
-
-
-def _round_half_up(x: float) -> int:
-    return int(np.floor(x + 0.5))
-
-
-def importance(model: cloformer.CloFormer, batches: list[torch.Tensor]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per block: (FFN hidden scores, scores of proj's input channels Z = [local..., global])."""
-    acts: dict[str, list[torch.Tensor]] = {}
-    handles = []
-    for name, mod in model.named_modules():
-        block = name.rsplit(".", 2)[0]
-        if name.endswith(".mlp.dwconv"):  # FFN hidden activations (fc2's input)
-            handles.append(mod.register_forward_hook(
-                lambda _m, _i, o, n=block: acts.setdefault(n + "/ffn", []).append(o.abs().mean(dim=(0, 2, 3)))))
-        elif name.endswith(".attn.proj"):  # Z = [local groups..., global heads] (proj's input)
-            handles.append(mod.register_forward_hook(
-                lambda _m, i, _o, n=block: acts.setdefault(n + "/z", []).append(i[0].abs().mean(dim=(0, 2, 3)))))
-    was_training = model.training
-    model.eval()
+def round_to(text: str) -> int:
     try:
-        with torch.no_grad():
-            for x in batches:
-                model(x)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    sd = model.state_dict()
-    out = {}
-    for prefix in {k.split("/")[0] for k in acts}:
-        ffn = torch.stack(acts[prefix + "/ffn"]).mean(0) * sd[prefix + ".mlp.fc2.weight"][:, :, 0, 0].norm(dim=0)
-        z = torch.stack(acts[prefix + "/z"]).mean(0) * sd[prefix + ".attn.proj.weight"][:, :, 0, 0].norm(dim=0)
-        out[prefix] = (ffn.numpy(), z.numpy())
-    return out
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if not 1 <= v <= 256:
+        raise argparse.ArgumentTypeError(f"{v}: must be from 1 to 256 (1: no rounding)")
+    return v
 
 
-def _top(scores: np.ndarray, n_remove: int, what: str) -> np.ndarray:
-    if n_remove >= len(scores):
-        raise ValueError(f"{what}: removing {n_remove} of {len(scores)} would remove the whole group; "
-                         "use a smaller --ratio")
-    return np.sort(np.argsort(-scores, kind="stable")[:len(scores) - n_remove])
-
-
-def select(plan: ModelPlan, scores: dict[str, tuple[np.ndarray, np.ndarray]], ratio: float) -> dict[str, Keep]:
-    """Keep the highest-scoring (1 - ratio) of every group; whole heads for the global branch."""
-    if not 0 < ratio < 1:
-        raise ValueError(f"--ratio must be in (0, 1); got {ratio}")
-    keep = {}
-    for i, stage in enumerate(plan.blocks):
-        for j, b in enumerate(stage):
-            p = f"layers.{i}.blocks.{j}"
-            ffn, z = scores[p]
-            hidden = _top(ffn, _round_half_up(ratio * b.hidden), f"{p}.mlp hidden width ({b.hidden})")
-            local, off = [], 0
-            for g, c in enumerate(b.local_channels):
-                what = f"{p}.attn local group {g} ({c} channels)"
-                local.append(_top(z[off:off + c], _round_half_up(ratio * c), what))
-                off += c
-            d = b.dim_head
-            head_scores = z[off:off + b.global_heads * d].reshape(b.global_heads, d).sum(1) if b.global_heads else z[:0]
-            heads = _top(head_scores, _round_half_up(ratio * b.global_heads),
-                         f"{p}.attn global branch ({b.global_heads} heads)") if b.global_heads else np.arange(0)
-            keep[p] = Keep(hidden, local, heads)
-    return keep
-
-
-def slice_weights(w: dict[str, np.ndarray], plan: ModelPlan, keep: dict[str, Keep]) -> dict[str, np.ndarray]:
-    """Official-format weights with the pruned channels removed (coupled dimensions sliced together)."""
-    w = dict(w)
-    for i, stage in enumerate(plan.blocks):
-        for j, b in enumerate(stage):
-            p = f"layers.{i}.blocks.{j}."
-            k = keep[p[:-1]]
-            for name in ("fc1.weight", "fc1.bias", "dwconv.weight", "dwconv.bias"):
-                w[p + "mlp." + name] = w[p + "mlp." + name][k.hidden]
-            w[p + "mlp.fc2.weight"] = w[p + "mlp.fc2.weight"][:, k.hidden]
-            z_keep, off = [], 0
-            for g, c in enumerate(b.local_channels):
-                idx = k.local[g]
-                qkv = np.concatenate([idx, c + idx, 2 * c + idx])  # Q, K and V move together
-                for name in (f"qkvs.{g}.weight", f"qkvs.{g}.bias", f"convs.{g}.weight", f"convs.{g}.bias"):
-                    w[p + "attn." + name] = w[p + "attn." + name][qkv]
-                for conv in (0, 2):
-                    a = f"{p}attn.act_blocks.{g}.act_block.{conv}."
-                    w[a + "weight"] = w[a + "weight"][idx][:, idx]
-                    w[a + "bias"] = w[a + "bias"][idx]
-                z_keep.append(off + idx)
-                off += c
-            if b.global_heads:
-                d, c_g = b.dim_head, b.global_heads * b.dim_head
-                rows = (k.heads[:, None] * d + np.arange(d)).ravel()  # whole heads, head dim kept
-                for name in ("global_q.weight", "global_q.bias"):
-                    w[p + "attn." + name] = w[p + "attn." + name][rows]
-                for name in ("global_kv.weight", "global_kv.bias"):
-                    w[p + "attn." + name] = w[p + "attn." + name][np.concatenate([rows, c_g + rows])]
-                z_keep.append(off + rows)
-            w[p + "attn.proj.weight"] = w[p + "attn.proj.weight"][:, np.concatenate(z_keep)]
-    return {k: np.ascontiguousarray(v) if v.ndim else v for k, v in w.items()}
-
-
-def structured_prune(model: cloformer.CloFormer, variant: str, ratio: float, batches: list[torch.Tensor]
-                     ) -> tuple[cloformer.CloFormer, dict[str, Keep]]:
-    keep = select(model.plan, importance(model, batches), ratio)
-    w = slice_weights({k: v.detach().numpy() for k, v in model.state_dict().items()}, model.plan, keep)
-    plan = plan_from_weights(w, rn.VARIANTS[variant].head_dims)
-    pruned = cloformer.CloFormer(plan)
-    pruned.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in w.items()}, strict=True)
-    pruned.pretrained_cfg = dict(model.pretrained_cfg)
-    return pruned, keep
-
-
-# ------------------------------------------------------------------ NNCF unstructured pruning
-def nncf_prune(model: cloformer.CloFormer, method: str, ratio: float, example: torch.Tensor, steps: int
-               ) -> tuple[Any, Any, Any]:
-    """(model with NNCF masks, magnitude scheduler or None, RB loss or None)."""
-    import nncf
-    from nncf.torch.function_hook.pruning.magnitude.schedulers import ExponentialMagnitudePruningScheduler
-    from nncf.torch.function_hook.pruning.rb.losses import RBLoss
-
-    if not 0 < ratio < 1:
-        raise ValueError(f"--ratio must be in (0, 1); got {ratio}")
-    if method == "nncf-magnitude":
-        mode = nncf.PruneMode.UNSTRUCTURED_MAGNITUDE_GLOBAL
-        pruned = nncf.prune(model, mode=mode, ratio=ratio if steps == 0 else ratio * 0.3, examples_inputs=example)
-        sched = None
-        if steps:
-            sched = ExponentialMagnitudePruningScheduler(pruned, mode=mode, initial_ratio=ratio * 0.3,
-                                                         target_ratio=ratio, target_epoch=SCHED_EPOCHS)
-            sched.step()
-        return pruned, sched, None
-    if steps == 0:
-        raise ValueError("--method nncf-rb learns its masks during fine-tuning: --finetune-steps must be > 0")
-    pruned = nncf.prune(model, mode=nncf.PruneMode.UNSTRUCTURED_REGULARIZATION_BASED, examples_inputs=example)
-    return pruned, None, RBLoss(pruned, target_ratio=ratio, p=0.05)
-
-
-SCHED_EPOCHS = 5  # the magnitude scheduler reaches the target after 5 of its epochs (60% of fine-tuning)
-
-
-# ------------------------------------------------------------------ fine-tuning with distillation
-def load_pool(source: DataSource) -> tuple[torch.Tensor, torch.Tensor | None]:
-    xs, ys = [], []
-    for x, y in tqdm(source, total=len(source), desc=f"load {source.name}", unit="img"):
-        xs.append(x)
-        ys.append(y)
-    if not xs:
-        raise ValueError(f"fine-tuning source {source.name} yielded no readable images")
-    labels = None if None in ys else torch.tensor(ys)
-    return torch.from_numpy(np.stack(xs)), labels
-
-
-def finetune(student: torch.nn.Module, teacher: torch.nn.Module, pool_x: torch.Tensor, pool_y: torch.Tensor | None,
-             steps: int, batch: int = 64, lr: float = 5e-4, seed: int = 0, sched: Any = None, extra_loss: Any = None,
-             temperature: float = 2.0) -> list[float]:
-    """KL distillation from the unpruned teacher (plus label cross-entropy when labels exist)."""
-    if steps == 0:
-        return []
-    g = torch.Generator().manual_seed(seed)
-    mean = torch.tensor(rn.specs.IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(rn.specs.IMAGENET_STD).view(1, 3, 1, 1)
-    params = [p for p in student.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    lr_at = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + np.cos(np.pi * s / steps)))
-    sched_every = max(1, int(0.6 * steps) // (SCHED_EPOCHS + 1))
-    teacher.eval()
-    student.train()
-    losses = []
-    bar = tqdm(range(steps), desc="fine-tune (distillation)", unit="step")
-    for step in bar:
-        idx = torch.randint(0, len(pool_x), (min(batch, len(pool_x)),), generator=g)
-        x = (augment(pool_x[idx] * std * 255 + mean * 255, g) / 255 - mean) / std  # augment in pixel space
-        with torch.no_grad():
-            t = teacher(x)
-        s = student(x)
-        loss = F.kl_div(F.log_softmax(s / temperature, -1), F.softmax(t / temperature, -1),
-                        reduction="batchmean") * temperature ** 2
-        if pool_y is not None:
-            loss = 0.7 * loss + 0.3 * F.cross_entropy(s, pool_y[idx], label_smoothing=0.1)
-        if extra_loss is not None:
-            loss = loss + extra_loss()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 5.0)
-        opt.step()
-        lr_at.step()
-        if sched is not None and (step + 1) % sched_every == 0:
-            sched.step()
-        losses.append(loss.item())
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
-    if sched is not None and sched.current_ratio < sched.target_ratio:
-        sched.step(SCHED_EPOCHS)  # short runs end at the target sparsity all the same
-    student.eval()
-    return losses
-
-
-# ------------------------------------------------------------------ CLI
 def build_parser() -> argparse.ArgumentParser:
+    d = PruneSettings()
     ap = argparse.ArgumentParser(prog="python -m compress.prune", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--method", choices=METHODS, default="structured")
-    ap.add_argument("--ratio", type=float, default=0.45,
+    ap.add_argument("--method", choices=METHODS, default=d.method)
+    ap.add_argument("--ratio", type=float, default=d.ratio,
                     help="structured: fraction of each group's channels/heads removed; nncf-*: weight sparsity")
-    ap.add_argument("--finetune-steps", type=int, default=600, help="distillation steps after pruning (0: none)")
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--round-to", type=round_to, default=None,
+                    help=f"structured: kept channel counts become multiples of N (default: the CPU's SIMD block, "
+                         f"{simd_block()} here; 1: no rounding)")
+    ap.add_argument("--finetune-steps", type=int, default=d.finetune_steps,
+                    help="distillation steps after pruning (0: none)")
+    ap.add_argument("--batch", type=positive_int, default=d.batch)
+    ap.add_argument("--lr", type=float, default=d.lr)
     ap.add_argument("--model", default="cloformer_xxs")
     ap.add_argument("--checkpoint", default="proxy", help="checkpoint path or 'proxy' (default)")
-    ap.add_argument("--data", default="proxy-train", help="fine-tuning images (labels used when present)")
-    ap.add_argument("--input-size", type=int, default=None)
+    ap.add_argument("--data", default="proxy-train", help=f"fine-tuning images, labels used when present: "
+                    f"{source_help()}")
+    ap.add_argument("--input-size", type=input_size, default=None)
     ap.add_argument("--quantize", action="store_true", help="then quantize to INT8 (the compress.quantize stages)")
     ap.add_argument("--out", type=Path, default=None, help="default: outputs/<model>-pruned-<method>-<time>")
     ap.add_argument("--force", action="store_true")
     add_quant_options(ap)
+    add_common(ap)
     return ap
 
 
-def run(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
-    lap = Timer()
-    torch.manual_seed(args.seed)
-    if not 0 < args.ratio < 1:
-        raise ValueError(f"--ratio must be in (0, 1); got {args.ratio}")
-    if args.finetune_steps < 0:
-        raise ValueError("--finetune-steps must be >= 0")
-    settings = settings_from_args(args) if args.quantize else None
-    loaded = P.load(args.model, args.checkpoint, args.input_size)
-    size = loaded.input_size
-    data_src = resolve_source(args.data, size)
-    val_src = resolve_source(default_val(args), size, args.val_limit, args.seed)
-    calib_src = resolve_source(args.calib, size) if args.quantize else None
-    out = args.out or Path("outputs") / f"{args.model}-pruned-{args.method}-{datetime.now():%Y%m%d-%H%M%S}"
-    lap("load")
-    with P.staging_dir(out, args.force) as tmp:
-        teacher = loaded.model
-        base_eval = evaluate(torch_predictor(teacher), val_src, backend="torch unpruned")
-        pool_x, pool_y = load_pool(data_src)
-        lap("data")
-        student = copy.deepcopy(teacher).train()
-        keep, sched, rb, stats = None, None, None, None
-        if args.method == "structured":
-            batches = [pool_x[i:i + 64] for i in range(0, min(len(pool_x), 256), 64)]
-            student, keep = structured_prune(student, args.model, args.ratio, batches)
-        else:
-            student, sched, rb = nncf_prune(student, args.method, args.ratio, pool_x[:1], args.finetune_steps)
-        lap("prune")
-        losses = finetune(student, teacher, pool_x, pool_y, args.finetune_steps, args.batch, args.lr, args.seed,
-                          sched, rb)
-        lap("fine-tune")
-        if args.method != "structured":
-            import nncf
-
-            stats = nncf.pruning_statistic(student)
-            student = nncf.strip(student, do_copy=True, example_input=pool_x[:1]).eval()
-        weights = official_weights(student.state_dict())
-        # input_size: the pruned checkpoint keeps the input size it was fine-tuned at (pretrained_cfg reads it)
-        ckpt = rn.save_weights(weights, tmp / "pruned.safetensors", metadata={
-            "variant": args.model, "method": args.method, "input_size": str(size)})
-        pruned = P.LoadedModel(args.model, str(ckpt.name), cloformer.create_model(
-            args.model, checkpoint=ckpt, allow_pruned=True).float().eval(), size, weights)
-        lap("save pruned checkpoint")
-        agree = numpy_agreement(weights, pool_x[:2])
-        pruned_eval = evaluate(torch_predictor(pruned.model), val_src, backend="torch pruned")
-        lap("verify and evaluate")
-        int8_report = None
-        if args.quantize:
-            int8_report = int8_stages(args, settings, pruned, calib_src, val_src, tmp, lap)
-        else:
-            P.export(pruned, tmp)
-            lap("export FP32 (ONNX, IR)")
-        ir_eval = evaluate(openvino_predictor(tmp / "model_fp32.xml", "CPU", "f32"), val_src, backend="pruned IR")
-        lap("evaluate pruned IR")
-        report = build_report(args, loaded, pruned, keep, stats, losses, base_eval, pruned_eval, ir_eval, agree,
-                              int8_report, tmp)
-        finish_report(report, lap.times, tmp)
-        if int8_report is not None:  # the INT8 stages' own report, beside the pruning report
-            int8_report.update(seconds=report["seconds"], file_bytes=report["file_bytes"])
-            write_int8_outputs(int8_report, tmp)
-            for name in ("report.md", "report.json"):
-                os.replace(tmp / name, tmp / name.replace("report", "report_int8"))
-        write_outputs(report, tmp)
-    return report, out
-
-
-def official_weights(sd: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    """Official keys only: NNCF's mask buffers ('__nncf_hooks.post_hooks.<module:path:weight>__0.0.binary_mask')
-    are applied to their weights (a no-op when nncf.strip already did) and dropped."""
-    w = {k: v.detach().numpy().copy() for k, v in sd.items() if not k.startswith("__nncf_hooks")}
-    for k, mask in sd.items():
-        if k.startswith("__nncf_hooks") and k.endswith("binary_mask"):
-            name = k.split(".post_hooks.", 1)[-1].split("__", 1)[0].replace(":", ".")
-            if name not in w or w[name].shape != tuple(mask.shape):
-                raise KeyError(f"NNCF mask {k} has no matching weight '{name}'")
-            w[name] = w[name] * mask.detach().numpy().astype(w[name].dtype)
-    return w
-
-
-def numpy_agreement(weights: dict[str, np.ndarray], x: torch.Tensor) -> dict[str, Any]:
-    """The pruned checkpoint in the NumPy reference vs torch, float64: shapes come from the weights."""
-    w64 = {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in weights.items()}
-    model = cloformer.CloFormer(plan_from_weights(w64)).double().eval()
-    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in w64.items()}, strict=True)
-    ref = rn.forward(w64, x.double().numpy())
-    with torch.no_grad():
-        got = model(x.double()).numpy()
-    err = float(np.abs(got - ref).max())
-    return {"max_abs_logit_delta": err, "tolerance": FLOAT64_ATOL, "passed": err <= FLOAT64_ATOL}
-
-
-def layer_table(before: ModelPlan, after: ModelPlan) -> list[dict[str, Any]]:
-    rows = []
-    for i, (s0, s1) in enumerate(zip(before.blocks, after.blocks, strict=True)):
-        for j, (b0, b1) in enumerate(zip(s0, s1, strict=True)):
-            rows.append({"block": f"layers.{i}.blocks.{j}", "hidden": [b1.hidden, b0.hidden],
-                         "local": [sum(b1.local_channels), sum(b0.local_channels)],
-                         "global_heads": [b1.global_heads, b0.global_heads]})
-    return rows
-
-
-def build_report(args, loaded, pruned, keep, stats, losses, base_eval, pruned_eval, ir_eval, agree,
-                 int8_report, folder: Path) -> dict[str, Any]:
-    size = loaded.input_size
-    macs0 = count_macs(loaded.model.plan, size, size)["total"]
-    macs1 = count_macs(pruned.model.plan, size, size)["total"]
-    bin_bytes = (folder / "model_fp32.bin").read_bytes()
-    rep: dict[str, Any] = {
-        "command": "python -m compress.prune " + " ".join(sys.argv[1:]), "seed": args.seed, "versions": versions(),
-        "method": args.method, "ratio": args.ratio, "finetune_steps": args.finetune_steps,
-        "model": {"variant": args.model, "checkpoint": loaded.checkpoint, "input_size": size,
-                  "num_classes": loaded.num_classes, "pruned_checkpoint": "pruned.safetensors"},
-        "macs": {"before": macs0, "after": macs1, "reduction_pct": 100 * (1 - macs1 / macs0)},
-        "params": {"before": count_params(loaded.weights), "after": count_params(pruned.weights),
-                   "nonzero_after": int(sum(np.count_nonzero(v) for k, v in pruned.weights.items() if
-                                            v.dtype.kind == "f" and not k.endswith(("running_mean", "running_var"))))},
-        "accuracy": {"source": base_eval.source, "n": base_eval.n,
-                     "unpruned_top1": base_eval.top1, "pruned_top1": pruned_eval.top1,
-                     "pruned_ir_top1": ir_eval.top1, "unpruned_top5": base_eval.top5, "pruned_top5": pruned_eval.top5,
-                     "top1_drop": None if base_eval.top1 is None else base_eval.top1 - pruned_eval.top1},
-        "numpy_float64_agreement": agree,
-        "sizes": {"model_fp32.bin": len(bin_bytes), "model_fp32.bin.gz": len(gzip.compress(bin_bytes, 6))},
-        "layers": layer_table(loaded.model.plan, pruned.model.plan),
-        "finetune_loss": {"first": losses[0] if losses else None, "last": losses[-1] if losses else None},
-    }
-    if stats is not None:
-        rep["nncf_pruning_statistic"] = {"pruning_ratio": stats.pruning_ratio,
-                                         "global_pruning_ratio": stats.global_pruning_ratio,
-                                         "tensors": [{"name": t.tensor_name, "shape": list(t.shape),
-                                                      "pruned_ratio": t.pruned_ratio} for t in stats.pruned_tensors]}
-    if int8_report is not None:
-        rep["int8"] = {"int8_vs_fp32": int8_report["int8_vs_fp32"], "quantizers": int8_report["quantizers"],
-                       "fp32_checks": int8_report["fp32_checks"]}
-    return rep
-
-
-def write_outputs(rep: dict[str, Any], folder: Path) -> None:
-    a, m = rep["accuracy"], rep["macs"]
-    lines = [f"# CloFormer pruning report: {rep['method']}, ratio {rep['ratio']}", "", f"`{rep['command']}`", "",
-             md_table(["", "before", "after", "change"], [
-                 ["MACs (M)", f"{m['before'] / 1e6:.1f}", f"{m['after'] / 1e6:.1f}", f"−{m['reduction_pct']:.1f}%"],
-                 ["params", f"{rep['params']['before']:,}", f"{rep['params']['after']:,}",
-                  f"nonzero {rep['params']['nonzero_after']:,}"],
-                 [f"top-1 on {a['source']} (%)", a["unpruned_top1"], a["pruned_top1"], fmt(a["top1_drop"])],
-                 [f"top-5 on {a['source']} (%)", a["unpruned_top5"], a["pruned_top5"], "–"],
-                 ["FP32 .bin bytes (gzip)", "–", f"{rep['sizes']['model_fp32.bin']:,} "
-                  f"({rep['sizes']['model_fp32.bin.gz']:,})", "–"]]), "",
-             f"Pruned IR top-1: {fmt(a['pruned_ir_top1'])}%. NumPy float64 vs torch on the pruned checkpoint: "
-             f"max |Δlogit| {rep['numpy_float64_agreement']['max_abs_logit_delta']:.1e} "
-             f"(tolerance {rep['numpy_float64_agreement']['tolerance']:g}).", ""]
-    if "nncf_pruning_statistic" in rep:
-        s = rep["nncf_pruning_statistic"]
-        lines += [f"NNCF pruning statistic: prunable-parameter sparsity {s['pruning_ratio']:.3f}, all parameters "
-                  f"{s['global_pruning_ratio']:.3f}.", ""]
-    lines += ["## Kept channels per block (kept / original)", "",
-              md_table(["block", "FFN hidden", "local channels", "global heads"],
-                       [[r["block"], f"{r['hidden'][0]}/{r['hidden'][1]}", f"{r['local'][0]}/{r['local'][1]}",
-                         f"{r['global_heads'][0]}/{r['global_heads'][1]}"] for r in rep["layers"]]), "",
-              "![kept channels](pruning.png)", "", md_table(["stage", "seconds"],
-                                                             [[k, v] for k, v in rep["seconds"].items()]), ""]
-    if "int8" in rep:
-        c = rep["int8"]["int8_vs_fp32"]
-        lines += ["## Pruned INT8", "", f"top-1 FP32 {fmt(c['fp32_top1'])}%, INT8 {fmt(c['int8_top1'])}%, "
-                  f"agreement {c['top1_agreement']:.2f}%, SQNR {c['sqnr_db']:.1f} dB (details: report_int8.md)", ""]
-    (folder / "report.md").write_text("\n".join(lines))
-    write_json(rep, folder / "report.json")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = rep["layers"]
-    xs = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(10, 4))
-    for k, (key, color) in enumerate((("hidden", "#2980b9"), ("local", "#c0392b"), ("global_heads", "#27ae60"))):
-        frac = [r[key][0] / r[key][1] if r[key][1] else np.nan for r in rows]
-        ax.bar(xs + (k - 1) * 0.27, frac, 0.27, color=color, label={"hidden": "FFN hidden", "local": "local channels",
-                                                                     "global_heads": "global heads"}[key])
-    ax.set_xticks(xs)
-    ax.set_xticklabels([r["block"].replace("layers.", "L").replace(".blocks.", ".b") for r in rows], fontsize=8)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("kept fraction")
-    ax.set_title(f"{rep['method']} ratio {rep['ratio']}: MACs −{rep['macs']['reduction_pct']:.1f}%", fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(folder / "pruning.png", dpi=110)
-    plt.close(fig)
-
-
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    try:
-        rep, out = run(args)
-    except (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    a, m = rep["accuracy"], rep["macs"]
-    print(f"\n{rep['method']} ratio {rep['ratio']}: MACs {m['before'] / 1e6:.1f}M -> {m['after'] / 1e6:.1f}M "
-          f"(−{m['reduction_pct']:.1f}%), top-1 {fmt(a['unpruned_top1'])}% -> {fmt(a['pruned_top1'])}% "
-          f"(drop {fmt(a['top1_drop'])} pt) on {a['source']}")
-    err = rep["numpy_float64_agreement"]["max_abs_logit_delta"]
-    print(f"NumPy float64 agreement on the pruned checkpoint: max |dlogit| {err:.1e}")
-    print(f"wrote {out}/ (pruned.safetensors, model_fp32.xml{', model_int8.xml' if 'int8' in rep else ''}, "
-          "report.json, report.md, pruning.png)")
-    return 0 if rep["numpy_float64_agreement"]["passed"] else 1
+
+    def go() -> int:
+        settings = PruneSettings(args.method, args.ratio, args.round_to, args.finetune_steps, args.batch, args.lr,
+                                 args.seed)
+        quant_settings = settings_from_args(args) if args.quantize else None
+        out = args.out or Path("outputs") / f"{args.model}-pruned-{args.method}-{datetime.now():%Y%m%d-%H%M%S}"
+        check_target(out, args.force)
+        loaded = P.load(args.model, args.checkpoint, args.input_size)
+        size = loaded.input_size
+        data = resolve_source(args.data, size)
+        parts = data_parts_from_args(args, args.checkpoint, size)
+        report = prune_model(loaded, settings, data, parts.validation, out,
+                             command=command_line("compress.prune", argv),
+                             quant=(quant_settings, parts) if quant_settings else None, device=args.device,
+                             force=args.force)
+        a, m = report.accuracy, report.macs
+        print(f"\n{report.method} ratio {report.ratio}: MACs {m['before'] / 1e6:.1f}M -> {m['after'] / 1e6:.1f}M "
+              f"(−{m['reduction_pct']:.1f}%), top-1 {fmt(a['unpruned_top1'])}% -> {fmt(a['pruned_top1'])}% "
+              f"(drop {fmt(a['top1_drop'])} pt) on {a['source']}")
+        print(f"NumPy float64 agreement on the pruned checkpoint: max |dlogit| "
+              f"{report.numpy_float64_agreement.value:.1e}")
+        print(f"wrote {out}/ (pruned.safetensors, model_fp32.xml{', model_int8.xml' if report.int8 else ''}, "
+              "report.json, report.md, pruning.png)")
+        return 0 if report.numpy_float64_agreement.passed else 1
+    return run_main("compress.prune", go, args.verbose)
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TQDM_MININTERVAL", "0.5")
     sys.exit(main())

@@ -1,14 +1,25 @@
-"""report.json, report.md and the per-layer SQNR plot for a compression run."""
+"""Run reports: dataclasses, serialised in one place (JSON without NaN/Inf: they become null) and read back
+through the same types (tools.benchmark reads every run folder with `read_report`); Markdown helpers and
+the per-layer SQNR plot.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import platform
 import sys
-from dataclasses import asdict, is_dataclass
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from .atomic import write_text_atomic
+from .pipeline import Check, Int8Comparison, LayerSQNR
+from .runtime import RuntimeGraph
+from .settings import QuantSettings, ScopeEntry
 
 PACKAGES = ("torch", "numpy", "nncf", "openvino", "onnx", "onnxruntime", "scipy", "pillow")
 
@@ -23,24 +34,163 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _plain(obj: Any) -> Any:
-    if is_dataclass(obj):
-        return _plain(asdict(obj))
+# ------------------------------------------------------------------ report types
+@dataclass
+class ModelInfo:
+    variant: str
+    checkpoint: str
+    input_size: int
+    num_classes: int
+    device: str = "CPU"
+    pruned_checkpoint: str | None = None  # file name inside the run folder (compress.prune)
+
+
+@dataclass
+class DataPart:
+    name: str
+    n: int
+    sha256_of_items: str
+    skipped: int = 0
+
+
+@dataclass
+class AccuracyControl:
+    max_drop_pt: float
+    tuning: DataPart
+    tuning_drop_pt: float | None  # on the part NNCF tuned on: optimistic
+    heldout_drop_pt: float | None  # on the held-out part: the number to trust
+
+
+@dataclass
+class QuantReport:
+    """Everything compress.quantize measured; `seconds` and `file_bytes` are set once the folder is complete."""
+
+    command: str
+    seed: int
+    versions: dict[str, str]
+    model: ModelInfo
+    settings: QuantSettings
+    data_rule: str  # how calibration and validation data were formed (never the same images by default)
+    calibration: DataPart
+    calibration_items: list[dict[str, Any]]
+    validation: DataPart
+    allow_overlap: bool
+    quantizers: int
+    fp32_checks: list[Check]
+    int8_vs_fp32: Int8Comparison  # at the device's default precision, as deployed
+    int8_f32_hint_vs_fp32: Int8Comparison
+    default_precision: str
+    per_layer_sqnr: list[LayerSQNR]
+    worst_layers: list[str]
+    targets: dict[str, Any]
+    runtime: list[RuntimeGraph]  # executed nodes of the FP32 and INT8 IRs at the device's default precision
+    accuracy_control: AccuracyControl | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    file_bytes: dict[str, int] = field(default_factory=dict)
+
+    kind = "quantize"
+
+
+@dataclass
+class PruneReport:
+    command: str
+    seed: int
+    versions: dict[str, str]
+    method: str
+    ratio: float
+    round_to: int | None
+    finetune_steps: int
+    model: ModelInfo
+    macs: dict[str, float]
+    params: dict[str, int]
+    accuracy: dict[str, Any]
+    numpy_float64_agreement: Check
+    sizes: dict[str, int]
+    layers: list[dict[str, Any]]
+    finetune_loss: dict[str, float | None]
+    nncf_pruning_statistic: dict[str, Any] | None = None
+    int8: QuantReport | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    file_bytes: dict[str, int] = field(default_factory=dict)
+
+    kind = "prune"
+
+
+# ------------------------------------------------------------------ JSON, both ways
+def to_plain(obj: Any) -> Any:
+    """Dataclasses -> dicts, tuples -> lists, Paths -> str, NaN/Inf -> None (JSON has neither)."""
+    if isinstance(obj, ScopeEntry):
+        return str(obj)
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in fields(obj)}
     if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): to_plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
+        return [to_plain(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
-    if isinstance(obj, float) and obj in (float("inf"), float("-inf")):
-        return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if hasattr(obj, "item") and callable(obj.item):  # NumPy scalars
+        return to_plain(obj.item())
     return obj
 
 
-def write_json(report: dict[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(_plain(report), indent=2) + "\n")
+def from_plain(tp: Any, data: Any) -> Any:
+    """Rebuild a value of type `tp` (dataclasses, lists, tuples, dicts, optionals) from to_plain's output."""
+    if data is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        for a in options:
+            try:
+                return from_plain(a, data)
+            except (TypeError, ValueError, KeyError):
+                continue
+        return data
+    if tp is ScopeEntry:
+        return ScopeEntry.parse(data)
+    if is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        kwargs = {f.name: from_plain(hints[f.name], data[f.name]) for f in fields(tp) if f.init and f.name in data}
+        return tp(**kwargs)
+    if origin is list:
+        (arg,) = typing.get_args(tp)
+        return [from_plain(arg, v) for v in data]
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(from_plain(args[0], v) for v in data)
+        return tuple(from_plain(a, v) for a, v in zip(args, data, strict=True))
+    if origin is dict:
+        _, arg = typing.get_args(tp)
+        return {k: from_plain(arg, v) for k, v in data.items()}
+    if origin is typing.Literal:
+        return data
+    if tp in (float,) and isinstance(data, int):
+        return float(data)
+    return data
 
 
+def write_report(report: QuantReport | PruneReport, path: Path) -> Path:
+    return write_text_atomic(path, json.dumps(to_plain(report), indent=2, allow_nan=False) + "\n")
+
+
+def read_report(path: Path) -> QuantReport | PruneReport:
+    """A run folder's report.json (or the file itself) as its dataclass."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "report.json"
+    data = json.loads(path.read_text())
+    cls = PruneReport if "method" in data else QuantReport
+    try:
+        return from_plain(cls, data)
+    except (TypeError, KeyError) as e:
+        raise ValueError(f"{path}: not a report written by this version of compress ({e})") from e
+
+
+# ------------------------------------------------------------------ Markdown and plots
 def fmt(v: Any, spec: str = ".2f") -> str:
     if v is None:
         return "–"
@@ -57,14 +207,26 @@ def md_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot_layers(layers: list[dict[str, Any]], path: Path, title: str) -> None:
+def runtime_table(graphs: list[RuntimeGraph]) -> str:
+    """Executed nodes by type [precision], one column per graph."""
+    keys: list[str] = []
+    for g in graphs:
+        keys += [k for k in g.by_type_precision if k not in keys]
+    rows = [[k, *(g.by_type_precision.get(k, 0) or "–" for g in graphs)] for k in keys]
+    rows.append(["**executed nodes**", *(f"**{g.executed}**" for g in graphs)])
+    rows.append(["**of which Reorders**", *(f"**{g.reorders}**" for g in graphs)])
+    return md_table(["node [precision]", *(g.label for g in graphs)], rows)
+
+
+def plot_layers(layers: list[LayerSQNR], path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
-    names = [d["name"] for d in layers]
-    vals = [d["int8_db"] for d in layers]
+    names = [d.name for d in layers]
+    vals = [d.int8_db for d in layers]
     cap = 60.0  # layers left in float read ~130 dB; cap them so the quantized ones stay readable
     fig, ax = plt.subplots(figsize=(max(8, 0.28 * len(names)), 4.5))
     colors = ["#c0392b" if ("attn" in n) else "#2980b9" if n.endswith("mlp") else "#7f8c8d" for n in names]
@@ -78,8 +240,6 @@ def plot_layers(layers: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.set_ylabel("SQNR vs NumPy reference (dB)")
     ax.set_title(title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    from matplotlib.patches import Patch
-
     ax.legend(handles=[Patch(color="#c0392b", label="attention branch output"),
                        Patch(color="#2980b9", label="ConvFFN output"),
                        Patch(color="#7f8c8d", label="block / stem / features")], fontsize=8,
@@ -87,3 +247,4 @@ def plot_layers(layers: list[dict[str, Any]], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+

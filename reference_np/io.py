@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TypeVar
@@ -37,11 +38,25 @@ def load_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
         else:
             raise ValueError(f"{path}: the NumPy reference reads .npz or .safetensors, not '{suffix}' "
                              "(convert .pth with `python -m tools.convert_checkpoint`)")
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         if "reads .npz" in str(e):
             raise
         raise ValueError(f"{path}: not a readable {suffix} weights file ({e})") from e
     return clean_state_dict(sd)
+
+
+def cast_weights(weights: Mapping[str, np.ndarray], dtype: np.dtype | type = np.float64) -> dict[str, np.ndarray]:
+    """Floating-point entries cast to dtype; integer buffers (num_batches_tracked) kept as they are."""
+    return {k: np.asarray(v, dtype) if np.asarray(v).dtype.kind == "f" else np.asarray(v) for k, v in weights.items()}
+
+
+def check_finite(weights: Mapping[str, np.ndarray], source: str = "weights") -> None:
+    """Raise ValueError naming every tensor that holds NaN or Inf (they would give garbage logits silently)."""
+    bad = [f"{k} ({int(np.sum(~np.isfinite(v)))} of {v.size})" for k, v in weights.items()
+           if np.asarray(v).dtype.kind == "f" and not np.all(np.isfinite(v))]
+    if bad:
+        raise ValueError(f"{source}: {len(bad)} tensor(s) hold NaN or Inf values: {', '.join(bad[:8])}"
+                         + (" ..." if len(bad) > 8 else ""))
 
 
 def _contiguous(a: np.ndarray) -> np.ndarray:

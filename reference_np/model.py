@@ -12,8 +12,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from .block import clo_block
+from .io import cast_weights
 from .ops import group_norm, linear
-from .specs import ModelPlan, check_input_size, plan_from_weights
+from .specs import ModelPlan, check_input_size, intermediate_names, plan_from_weights
 from .stem import patch_embed
 
 
@@ -40,7 +41,7 @@ def forward(weights: Mapping[str, np.ndarray], x: np.ndarray, return_intermediat
         raise TypeError(f"input dtype must be float32 or float64; got {x.dtype}")
     check_input_size(*x.shape[2:])
     plan = plan or plan_from_weights(weights, head_dims)
-    w = {k: np.asarray(v, dtype=x.dtype) for k, v in weights.items() if not k.endswith("num_batches_tracked")}
+    w = cast_weights({k: v for k, v in weights.items() if not k.endswith("num_batches_tracked")}, x.dtype)
     taps: dict[str, np.ndarray] | None = {} if return_intermediates else None
     x = patch_embed(x, w)  # [B,3,H,W] -> [B,C0,H/4,W/4]
     if taps is not None:
@@ -51,4 +52,6 @@ def forward(weights: Mapping[str, np.ndarray], x: np.ndarray, return_intermediat
             if taps is not None:
                 taps[f"layers.{i}.blocks.{j}"] = x
     logits = head(x, w, taps)
+    if taps is not None:
+        assert list(taps) == intermediate_names(plan), "tap names drifted from specs.intermediate_names"
     return (logits, taps) if taps is not None else logits

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.special import erf
+from scipy.special import erf, expit
 
 from .specs import GN_EPS
 
@@ -89,8 +89,8 @@ def relu(x: np.ndarray) -> np.ndarray:
 
 
 def swish(x: np.ndarray) -> np.ndarray:
-    """x * sigmoid(x) (MemoryEfficientSwish / SiLU)."""
-    return x / (1 + np.exp(-x))
+    """x * sigmoid(x) (MemoryEfficientSwish / SiLU), with scipy's overflow-free logistic."""
+    return x * expit(x)
 
 
 def gelu(x: np.ndarray) -> np.ndarray:

@@ -175,6 +175,20 @@ def plan_from_weights(weights: Mapping[str, np.ndarray],
                      num_classes=shape("head.weight")[0])
 
 
+def intermediate_names(plan: ModelPlan, with_norm: bool = True) -> list[str]:
+    """The named intermediates, in forward order; the one definition of the scheme (the NumPy reference,
+    the torch model's forward_intermediates, the deploy graph's taps and the per-layer reports use it).
+    Names are the torch module names: `patch_embed` (stem), `layers.i.blocks.j.attn` / `.mlp` (branch
+    outputs before the residual add), `layers.i.blocks.j` (block output), `norm` (head GroupNorm, full map),
+    `features` (pooled, pre-classifier)."""
+    names = ["patch_embed"]
+    for i, stage in enumerate(plan.blocks):
+        for j in range(len(stage)):
+            p = f"layers.{i}.blocks.{j}"
+            names += [f"{p}.attn", f"{p}.mlp", p]
+    return [*names, *(["norm"] if with_norm else []), "features"]
+
+
 def check_input_size(height: int, width: int) -> None:
     """CloFormer needs both sides to be multiples of 32 (the authors' code fails in a reshape otherwise)."""
     if height % INPUT_MULTIPLE or width % INPUT_MULTIPLE or height <= 0 or width <= 0:

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-import cloformer
 import reference_np as rn
 from compress.tolerances import FLOAT32_REL, FLOAT64_ATOL
 from tests.conftest import ALL_VARIANTS, np_weights, test_input, torch_twin
@@ -21,7 +20,7 @@ def test_float64_logits_and_intermediates(name: str, size: tuple[int, int]) -> N
     x = test_input((2, 3, *size))
     ref, ref_taps = rn.forward(w, x, return_intermediates=True)
     with torch.no_grad():
-        out, taps = cloformer.intermediates(torch_twin(name, w), torch.from_numpy(x))
+        out, taps = torch_twin(name, w).forward_intermediates(torch.from_numpy(x))
     assert out.shape == (2, 1000)
     assert np.abs(out.numpy() - ref).max() <= FLOAT64_ATOL
     assert set(taps) == set(ref_taps)

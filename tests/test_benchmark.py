@@ -86,27 +86,54 @@ def test_benchmark_smoke_tiny_input(tmp_path) -> None:
     run = tmp_path / "q32"
     assert quantize.main(["--input-size", "32", "--subset-size", "8", "--val-limit", "16", "--out", str(run)]) == 0
     out = tmp_path / "bench"
-    assert benchmark.main([str(run), "-t", "1", "--rounds", "3", "--python-seconds", "0.3", "--pc",
+    assert benchmark.main([str(run), "-t", "1", "--rounds", "3", "--python-seconds", "0.3", "--pc", "--hint", "both",
                            "--out", str(out)]) == 0
     data = json.loads((out / "benchmark.json").read_text())
     labels = [t["label"] for t in data["targets"]]
     prec = default_precision()
-    assert labels == ["q32/fp32 f32", f"q32/fp32 default({prec})", "q32/int8", "q32/onnxruntime fp32",
-                      "q32/torch eager fp32", "q32/numpy reference fp32"]
+    assert labels == [f"plain FP32 default({prec})", "plain FP32 f32", f"q32/fp32 default({prec})", "q32/fp32 f32",
+                      "q32/int8", "q32/onnxruntime fp32", "q32/torch eager fp32", "q32/numpy reference fp32"]
     base = data["targets"][0]
-    bf16 = data["targets"][1]
+    assert data["baseline"] == "plain FP32" and base["role"] == "plain"
     for t in data["targets"]:
         assert len(t["latencies_ms"]) == 3 and t["latency_ms"] > 0
-        assert t["vs_fp32"] == pytest.approx(base["latency_ms"] / t["latency_ms"])
-        assert t["vs_bf16"] == pytest.approx(bf16["latency_ms"] / t["latency_ms"])
+        assert t["vs_plain_latency"] == pytest.approx(base["latency_ms"] / t["latency_ms"])
         assert t["gmacs_per_s"] == pytest.approx(t["macs"] / (t["latency_ms"] * 1e6))
+        if t["backend"] == "openvino":  # --hint both: FPS from the throughput-hint runs
+            assert len(t["throughputs_fps"]) == 3
+            assert t["vs_plain_throughput"] == pytest.approx(t["throughput_fps"] / base["throughput_fps"])
+            assert t["runtime"]["executed"] > 100 and t["runtime"]["isa"]  # node accounting, with the ISA
     md = (out / "benchmark.md").read_text()
     assert all(label in md for label in labels) and (out / "benchmark.png").stat().st_size > 1000
     assert "avx512_vnni=" in md and "avx2=" in md  # the ISA flags are recorded
+    assert "## Executed nodes" in md and "**executed nodes**" in md
     ov_targets = [t for t in data["targets"] if t["backend"] == "openvino"]
     assert all(t["perf_by_type"] for t in ov_targets)  # --pc: per-op-type counters for every IR
     assert not any(t["perf_by_type"] for t in data["targets"] if t["backend"] != "openvino")
     assert "## Time per op type" in md and "Convolution [" in md
+
+
+def test_runtime_graph_counts_what_the_plugin_executes(tmp_path) -> None:
+    """compress.runtime counts the runtime model's executed nodes; the plugin's own per-node profiling
+    (EXECUTED status, what benchmark_app's counters list) must count the same, per layer type."""
+    from compress import pipeline as P
+    from compress.runtime import compile_counted, count_executed, runtime_graph
+
+    loaded = P.load("cloformer_xxs", "proxy", 64)
+    for model in (P.convert_deploy(loaded), P.convert_plain(loaded)):
+        for precision in ("f32", None):
+            compiled, req = compile_counted(model, "CPU", precision)
+            types, precs, both = count_executed(compiled)  # the same compilation: counts must match exactly
+            executed = [p for p in req.get_profiling_info() if str(p.status) == "Status.EXECUTED"]
+            assert sum(types.values()) == len(executed) == sum(precs.values()) == sum(both.values())
+            assert types["Reorder"] == sum(p.node_type == "Reorder" for p in executed)
+            assert types["Convolution"] == sum(p.node_type in ("Convolution", "GroupConvolution")
+                                               for p in executed) == 131
+            g = runtime_graph(model, "x", "CPU", precision, compiles=2)
+            assert g.executed == sum(g.by_type.values()) and g.spread >= 0 and g.isa
+    # the deploy form folds AvgPool into global_kv: 10 fewer nodes, more than the compile-to-compile spread
+    assert runtime_graph(P.convert_deploy(loaded), precision="f32", compiles=3).executed <= runtime_graph(
+        P.convert_plain(loaded), precision="f32", compiles=3).executed - 8
 
 
 def test_benchmark_refuses_folder_without_report(tmp_path, capsys) -> None:

@@ -16,9 +16,10 @@ from compress.data import (
     imagenet_synsets,
     preprocess,
     resize_shorter,
-    resolve_source,
     to_rgb,
 )
+from compress.errors import InputError
+from compress.sources import resolve_source
 from reference_np.specs import IMAGENET_MEAN, IMAGENET_STD
 from tools import make_imagenet_subset
 
@@ -114,23 +115,23 @@ def test_bad_files_skipped_with_one_counting_warning(tmp_path) -> None:
         out = list(src)
     assert len(out) == 2
     msgs = [str(w.message) for w in rec]
-    assert len(msgs) == 1 and "skipped 3 unreadable image(s) of 5" in msgs[0]
+    assert len(msgs) == 1 and "skipped 3 unreadable image(s); used 2" in msgs[0]
 
 
 def test_missing_and_empty_sources(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="not found"):
+    with pytest.raises(InputError, match="not found"):
         resolve_source(tmp_path / "nope", 32)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="holds no images"):
+    with pytest.raises(InputError, match="holds no images"):
         resolve_source(tmp_path / "empty", 32)
     (tmp_path / "afile.png").write_bytes(b"x")
-    with pytest.raises(NotADirectoryError):
+    with pytest.raises(InputError, match="not a folder"):
         resolve_source(tmp_path / "afile.png", 32)
 
 
 def test_imagenet_subset_end_to_end(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("CLOFORMER_DATA", str(tmp_path / "data"))
-    with pytest.raises(FileNotFoundError, match="make_imagenet_subset --src"):
+    with pytest.raises(InputError, match="make_imagenet_subset --src"):
         resolve_source("imagenet_subset", 32)  # absent: a clear error, never other data
     val = tmp_path / "val"
     wnids = ["n01440764", "n02102040", "n03000684"]
@@ -143,7 +144,7 @@ def test_imagenet_subset_end_to_end(tmp_path, monkeypatch) -> None:
     src = resolve_source("imagenet_subset", 32)
     # tench, English springer, chain saw
     assert len(src) == 6 and [it.label for it in src.items] == [0, 0, 217, 217, 491, 491]
-    assert {e["sha256"] for e in manifest["files"]} == {it.sha256 for it in src.items}
+    assert {e["sha256"] for e in manifest["files"]} == {it.sha256 for it in src.items}  # hashed when asked
     assert src.manifest()["n"] == 6
     # reproducible: the same seed picks the same files; an existing subset is refused without --force
     assert make_imagenet_subset.main(["--src", str(val), "--per-class", "2", "--seed", "3"]) == 2
@@ -184,3 +185,112 @@ def test_proxy_splits_share_no_pixels() -> None:
     x, y = next(val.batches(16))
     assert x.shape == (16, 3, 64, 64) and y.tolist() == [0] * 16
     assert len(resolve_source("sample", 64, limit=100)) == 100
+
+
+# ---------------------------------------------------------------- labels, layouts, splits (issues 12 and 14)
+def test_mixed_wordnet_and_other_class_folders_refused(tmp_path) -> None:
+    """n15075141 would otherwise become class 2 in sorted order, not 999, and be scored against that."""
+    for c in ("n01440764", "n15075141", "cats"):
+        _write_images(tmp_path / c, ["x.jpg"])
+    with pytest.raises(InputError, match=r"mixes WordNet-id class folders .* with other names \(cats"):
+        folder_source(tmp_path, 32)
+
+
+def test_class_folders_beside_loose_images_refused(tmp_path) -> None:
+    _write_images(tmp_path / "n01440764", ["x.jpg"])
+    _write_images(tmp_path, ["loose.png"])
+    with pytest.raises(InputError, match="both class subfolders and 1 loose image"):
+        folder_source(tmp_path, 32)
+
+
+def test_labels_checked_against_the_model(tmp_path) -> None:
+    """A 16-class model on WordNet folders (labels 0..999) or on a 3-class folder cannot be scored."""
+    for w in ("n01440764", "n15075141"):
+        _write_images(tmp_path / "imnet" / w, ["a.jpg"])
+    src = folder_source(tmp_path / "imnet", 32)
+    src.check_labels(1000)
+    with pytest.raises(InputError, match=r"1000 classes .* but the model has 16"):
+        src.check_labels(16)
+    for c in ("a", "b", "c"):
+        _write_images(tmp_path / "named" / c, ["x.jpg"])
+    with pytest.raises(InputError, match="has 3 classes"):
+        folder_source(tmp_path / "named", 32).check_labels(16)
+    folder_source(tmp_path / "named", 32).check_labels(3)
+    with pytest.raises(InputError, match="has 16 classes"):
+        resolve_source("proxy-val", 32).check_labels(1000)  # proxy data with an ImageNet checkpoint
+
+
+def test_unreadable_images_do_not_count_toward_a_subset(tmp_path) -> None:
+    """8 requested from 6 good and 4 broken files: all 6 good ones are used, the report lists only them."""
+    _write_images(tmp_path, [f"good{i}.png" for i in range(6)])
+    for i in range(4):
+        (tmp_path / f"bad{i}.png").write_bytes(b"broken")
+    src = resolve_source(tmp_path, 32).subset(5, seed=1)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        out = list(src)
+    assert len(out) == 5 and len(src) == 5 and all("good" in it.key for it in src.used)
+    assert len(rec) <= 1 and src.manifest()["n"] == 5
+    assert {it["key"] for it in src.manifest()["items"]} == {it.key for it in src.used}
+    all_src = resolve_source(tmp_path, 32)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        assert len(list(all_src)) == 6
+    assert len(rec) == 1 and "skipped 4 unreadable image(s); used 6" in str(rec[0].message)
+    assert len(all_src) == 6 and all_src.manifest()["skipped"] == 4
+
+
+def test_split_is_disjoint_seeded_and_class_balanced() -> None:
+    src = resolve_source("sample", 32)  # 16 classes x 20
+    calib, val = src.split(0.25, seed=3)
+    keys_c, keys_v = {it.key for it in calib.items}, {it.key for it in val.items}
+    assert not keys_c & keys_v and len(keys_c) + len(keys_v) == len(src)
+    per_class = np.bincount([it.label for it in val.items], minlength=16)
+    assert (per_class == 5).all()  # round(0.25 * 20) of every class
+    again = src.split(0.25, seed=3)[1]
+    assert [it.key for it in again.items] == [it.key for it in val.items] and val.digest() == again.digest()
+    assert src.split(0.25, seed=4)[1].digest() != val.digest()
+
+
+def test_quant_parts_never_share_images(tmp_path) -> None:
+    from compress.sources import quant_parts, shared_items
+
+    for w in ("n01440764", "n02102040"):
+        _write_images(tmp_path / "a" / w, [f"{w}_{i}.JPEG" for i in range(6)])
+    parts = quant_parts(tmp_path / "a", None, 32, default_val=None, seed=0)  # no --val: split
+    assert not shared_items(parts.calibration, parts.validation) and "split" in parts.rule
+    assert len(parts.calibration.items) == len(parts.validation.items) == 6
+    # a copy of some calibration files elsewhere is the same data: refused unless allowed
+    (tmp_path / "b" / "n01440764").mkdir(parents=True)
+    for f in sorted((tmp_path / "a" / "n01440764").iterdir())[:2]:
+        (tmp_path / "b" / "n01440764" / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(InputError, match="shares 2 image"):
+        quant_parts(tmp_path / "a", tmp_path / "b", 32, default_val=None)
+    ok = quant_parts(tmp_path / "a", tmp_path / "b", 32, default_val=None, allow_overlap=True)
+    assert ok.overlap == 2 and "--allow-overlap" in ok.rule
+    ac = quant_parts("sample", "proxy-val", 32, default_val=None, accuracy_control=True)
+    assert ac.tuning is not None and not {i.key for i in ac.tuning.items} & {i.key for i in ac.validation.items}
+
+
+def test_folder_of_50k_links_hashes_lazily(tmp_path) -> None:
+    """resolve_source reads names only (no file is opened or hashed for 50,000 links in 1000 class folders),
+    and a 300-image subset hashes its 300 files. Its time (target <= 2 s) is measured by tools.bench_data."""
+    from compress import data
+
+    _write_images(tmp_path, ["img.png"])
+    root = tmp_path / "val"
+    for w in imagenet_synsets():
+        (root / w).mkdir(parents=True)
+        for i in range(50):
+            (root / w / f"{i}.JPEG").symlink_to(tmp_path / "img.png")
+    calls = []
+    orig = data.file_sha256
+    data.file_sha256 = lambda p: calls.append(p) or orig(p)
+    try:
+        src = resolve_source(root, 32)
+        assert len(src) == 50_000 and not calls
+        assert src.labelled and src.items[-1].label == 999
+        src.subset(300).manifest()
+        assert len(calls) == 300
+    finally:
+        data.file_sha256 = orig

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-import cloformer
 import reference_np as rn
 from compress.tolerances import GOLDEN_ATOL
 from tests.conftest import ALL_VARIANTS, torch_twin
@@ -31,7 +30,7 @@ def test_golden(name: str) -> None:
     assert rn.weights_sha256(w) == str(gold["weights_sha256"]), "random_weights changed: regenerate goldens"
     ref, taps = rn.forward(w, x, return_intermediates=True)
     with torch.no_grad():
-        out, ttaps = cloformer.intermediates(torch_twin(name, w), torch.from_numpy(x))
+        out, ttaps = torch_twin(name, w).forward_intermediates(torch.from_numpy(x))
     gold_taps = {k[4:]: v for k, v in gold.items() if k.startswith("tap/")}
     assert set(gold_taps) == set(taps)
     for got, got_taps in ((ref, taps), (out.numpy(), {k: v.numpy() for k, v in ttaps.items()})):

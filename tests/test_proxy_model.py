@@ -13,7 +13,7 @@ import cloformer
 import reference_np as rn
 from cloformer.registry import SHIPPED
 from compress import evaluate as ev
-from compress.data import resolve_source
+from compress.sources import resolve_source
 from compress.tolerances import FLOAT32_REL
 
 CARD = cloformer.model_card("proxy")

@@ -12,7 +12,8 @@ import torch
 import cloformer
 import reference_np as rn
 from cloformer.registry import checkpoint_metadata
-from compress import prune
+from compress import prune, pruning
+from compress.errors import InputError
 from compress.tolerances import FLOAT64_ATOL
 from reference_np.macs import count_macs
 from reference_np.specs import VARIANTS, plan_from_spec, plan_from_weights
@@ -56,8 +57,8 @@ def masked(w: dict, plan, keep: dict) -> dict:
 def test_structured_slicing_equals_masking(name: str, ratio: float) -> None:
     plan = plan_from_spec(VARIANTS[name])
     w = np_weights(name)
-    keep = prune.select(plan, random_scores(plan, 5), ratio)
-    sliced = prune.slice_weights(w, plan, keep)
+    keep = pruning.select(plan, random_scores(plan, 5), ratio)
+    sliced = pruning.slice_weights(w, plan, keep)
     x = test_input((2, 3, 64, 64))
     assert np.abs(rn.forward(sliced, x) - rn.forward(masked(w, plan, keep), x)).max() <= FLOAT64_ATOL
     new = plan_from_weights(sliced, VARIANTS[name].head_dims)  # shapes read back off the weights
@@ -79,7 +80,7 @@ def test_structured_slicing_equals_masking(name: str, ratio: float) -> None:
 
 def test_pruned_checkpoint_numpy_torch_float64(tmp_path) -> None:
     plan = plan_from_spec(VARIANTS["cloformer_xxs"])
-    sliced = prune.slice_weights(np_weights("cloformer_xxs"), plan, prune.select(plan, random_scores(plan, 1), 0.4))
+    sliced = pruning.slice_weights(np_weights("cloformer_xxs"), plan, pruning.select(plan, random_scores(plan, 1), 0.4))
     path = rn.save_weights(sliced, tmp_path / "pruned.safetensors")
     with pytest.raises(cloformer.CheckpointMismatchError, match="wrong shape"):
         cloformer.create_model("cloformer_xxs", checkpoint=path)  # strict by default
@@ -89,12 +90,12 @@ def test_pruned_checkpoint_numpy_torch_float64(tmp_path) -> None:
     with torch.no_grad():
         got = model(torch.from_numpy(x)).numpy()
     assert np.abs(got - rn.forward(rn.load_weights(path), x)).max() <= FLOAT64_ATOL
-    assert prune.numpy_agreement(sliced, torch.from_numpy(x[:1]).float())["passed"]
+    assert pruning.numpy_agreement(sliced, torch.from_numpy(x[:1, :, :64, :64])).passed
 
 
 def test_pruned_checkpoint_for_wrong_variant_is_refused(tmp_path) -> None:
     plan = plan_from_spec(VARIANTS["cloformer_xs"])
-    sliced = prune.slice_weights(np_weights("cloformer_xs"), plan, prune.select(plan, random_scores(plan, 2), 0.3))
+    sliced = pruning.slice_weights(np_weights("cloformer_xs"), plan, pruning.select(plan, random_scores(plan, 2), 0.3))
     path = rn.save_weights(sliced, tmp_path / "xs.safetensors")
     with pytest.raises(cloformer.CheckpointMismatchError, match="stage widths"):
         cloformer.create_model("cloformer_xxs", checkpoint=path, allow_pruned=True)
@@ -110,15 +111,15 @@ def test_macs_match_the_spec_hand_count() -> None:
                                            (0.5, "global branch \\(1 heads\\).*whole group")])
 def test_bad_ratios(ratio: float, message: str) -> None:
     plan = plan_from_spec(VARIANTS["cloformer_xxs"])
-    with pytest.raises(ValueError, match=message):
-        prune.select(plan, random_scores(plan, 0), ratio)
+    with pytest.raises(InputError, match=message):
+        pruning.select(plan, random_scores(plan, 0), ratio)
 
 
 # ---------------------------------------------------------------- end to end (shipped proxy model)
 E2E = ["--finetune-steps", "3", "--batch", "8", "--val-limit", "32", "--data", "sample"]
 
 
-@pytest.mark.parametrize("method", prune.METHODS)
+@pytest.mark.parametrize("method", pruning.METHODS)
 def test_each_method_end_to_end(tmp_path, method: str) -> None:
     out = tmp_path / method
     ratio = "0.3" if method == "structured" else "0.5"
@@ -126,7 +127,7 @@ def test_each_method_end_to_end(tmp_path, method: str) -> None:
     rep = json.loads((out / "report.json").read_text())
     assert {"pruned.safetensors", "model_fp32.xml", "model_fp32.bin", "report.json", "report.md",
             "pruning.png"} <= {p.name for p in out.iterdir()}
-    assert rep["numpy_float64_agreement"]["passed"]
+    assert rep["numpy_float64_agreement"]["passed"] and rep["numpy_float64_agreement"]["value"] <= FLOAT64_ATOL
     # the pruned checkpoint keeps the proxy model's 64 px input size, so later tools default to it
     ckpt = out / "pruned.safetensors"
     assert checkpoint_metadata(ckpt)["input_size"] == "64"
@@ -154,10 +155,55 @@ def test_structured_then_quantize(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--ratio", "1.5"], "(0, 1)"), (["--ratio", "0.5"], "whole group"),
+    (["--ratio", "1.5"], "(0, 1)"), (["--ratio", "0.5", "--round-to", "1"], "whole group"),
     (["--model", "cloformer_xs"], "stage widths"), (["--method", "nncf-rb", "--finetune-steps", "0"], "> 0"),
 ])
 def test_prune_bad_input_exit_2(tmp_path, capsys, args: list[str], message: str) -> None:
     out = tmp_path / "o"
     assert prune.main([*E2E, *args, "--out", str(out)]) == 2
     assert message in capsys.readouterr().err and not out.exists()
+
+
+# ---------------------------------------------------------------- --round-to (issue 10)
+@pytest.mark.parametrize("name,multiple", [("cloformer_xxs", 16), ("cloformer_xs", 8), ("cloformer_s", 16)])
+def test_round_to_gives_multiples(name: str, multiple: int) -> None:
+    """Kept FFN and local widths are multiples of N (a group narrower than N is kept whole); global heads keep
+    heads * head_dim a multiple of N where the head dim divides N; slicing still equals masking."""
+    plan = plan_from_spec(VARIANTS[name])
+    w = np_weights(name)
+    keep = pruning.select(plan, random_scores(plan, 7), 0.45, round_to=multiple)
+    for i, stage in enumerate(plan.blocks):
+        for j, b in enumerate(stage):
+            k = keep[f"layers.{i}.blocks.{j}"]
+            assert len(k.hidden) % multiple == 0 and 0 < len(k.hidden) < b.hidden
+            for c, idx in zip(b.local_channels, k.local, strict=True):
+                assert len(idx) % multiple == 0 or (c <= multiple and len(idx) == c), (b, len(idx))
+            if b.global_heads and multiple % b.dim_head == 0 and b.global_heads * b.dim_head > multiple:
+                assert len(k.heads) * b.dim_head % multiple == 0
+    sliced = pruning.slice_weights(w, plan, keep)
+    x = test_input((1, 3, 64, 64))
+    assert np.abs(rn.forward(sliced, x) - rn.forward(masked(w, plan, keep), x)).max() <= FLOAT64_ATOL
+
+
+def test_removed_counts_by_rule() -> None:
+    assert pruning.n_removed(128, 0.45) == 58  # ratio only: round half up
+    assert pruning.n_removed(128, 0.45, 16) == 64  # 70 kept -> nearest multiple, 64
+    assert pruning.n_removed(24, 0.45, 16) == 8  # 13 kept -> 16
+    assert pruning.n_removed(12, 0.45, 16) == 0  # narrower than a block: kept whole
+    assert pruning.n_removed(1024, 0.45, 8) == 1024 - 560
+
+
+@pytest.mark.parametrize("bad", ["0", "-8", "300", "abc"])
+def test_round_to_bad_values_exit_2(bad: str, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        prune.main(["--round-to", bad])
+    assert e.value.code == 2 and "--round-to" in capsys.readouterr().err
+    with pytest.raises(InputError, match="--round-to"):
+        pruning.PruneSettings(round_to=0)
+
+
+def test_round_to_default_is_the_simd_block() -> None:
+    from compress.runtime import cpu_isa
+
+    assert pruning.PruneSettings().effective_round_to == (16 if "avx512f" in cpu_isa().split() else 8)
+    assert pruning.PruneSettings(method="nncf-magnitude").effective_round_to is None

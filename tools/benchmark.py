@@ -1,19 +1,22 @@
 """Benchmark every artifact of one or more output folders side by side, with OpenVINO's benchmark_app.
 
-    python -m tools.benchmark outputs/run-int8 [outputs/run-pruned ...] [-t 10] [--rounds 3] [--hint latency]
+    python -m tools.benchmark outputs/run-int8 [outputs/run-pruned ...] [-t 10] [--rounds 3] [--hint both]
+
+The baseline, defined once: **plain FP32** is the first folder's checkpoint converted with
+`ov.convert_model(torch_model, example_input)` and compiled with the CPU's defaults (BF16 on BF16 CPUs) —
+what a user gets without this tool. Every speed ratio is against it, measured in the same run.
 
 For each folder (written by compress.quantize / compress.prune) it measures, in one run and alternating
 the order between rounds so machine drift hits all alike:
-  - every FP32 IR twice: `-infer_precision f32` (true FP32) and the device default (BF16 on a BF16-capable
-    CPU; on others it equals f32 and the label says so),
-  - every INT8 IR at the device default,
+  - plain FP32 (first folder only), at the device default and with `-infer_precision f32`,
+  - the deploy FP32 IR at the device default and at f32, and the INT8 IR at the device default,
   - torch eager FP32, ONNX Runtime FP32 and the NumPy reference (latency only; Python-timed).
-Medians over rounds; ratios against the first folder's true-FP32 and BF16 IRs; MACs and achieved GMAC/s
-next to an estimate of the CPU's INT8 peak. Writes benchmark.md, benchmark.json and benchmark.png.
+`--hint latency` times batch-1 latency, `throughput` the FPS under the throughput hint, `both` does both in
+the same rounds. Medians over rounds; MACs and achieved GMAC/s.
 
-With --pc, after the timed rounds, every IR is run once more with benchmark_app's average performance
-counters (`-report_type average_counters`, the CSV form of `-pc`), and the time per op type and execution
-precision is tabulated side by side: where INT8 does (not) win, and which ops stay in f32 or add Reorders.
+Every IR's runtime graph is counted too (executed nodes by type and precision, Reorders included; see
+compress.runtime): deterministic for a given CPU ISA, recorded with it. With --pc each IR also runs once
+with benchmark_app's average performance counters, tabulated per op type and execution precision.
 """
 
 from __future__ import annotations
@@ -36,25 +39,30 @@ from typing import Any
 import numpy as np
 
 from compress.atomic import staging_dir
-from compress.report import md_table, versions
+from compress.errors import InputError
+from compress.report import md_table, read_report, runtime_table, versions
+from compress.runtime import ISA_FLAGS as FLAGS
+from compress.runtime import RuntimeGraph, runtime_graph
 
-FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
 VNNI_MACS_PER_CYCLE = 128  # int8 MACs/cycle/core: two 512-bit VPDPBUSD per cycle (an assumption; see README)
+BASELINE = "plain FP32"
 
 
 @dataclass
 class Target:
     label: str
     backend: str  # openvino | torch | onnxruntime | numpy
-    precision: str  # f32 | bf16-default | int8 | ...
+    precision: str  # f32 | default | int8
     path: str
     group: str
     input_size: int
     macs: int
     variant: str = "cloformer_xxs"
-    latencies_ms: list[float] = field(default_factory=list)
-    throughputs_fps: list[float] = field(default_factory=list)
+    role: str = ""  # plain | deploy | int8 | python
+    latencies_ms: list[float] = field(default_factory=list)  # latency hint (or Python-timed)
+    throughputs_fps: list[float] = field(default_factory=list)  # throughput hint (latency hint if not run)
     perf_by_type: dict[str, dict[str, float]] = field(default_factory=dict)  # --pc: op type -> ms, nodes
+    runtime: RuntimeGraph | None = None
 
     @property
     def latency_ms(self) -> float | None:
@@ -205,44 +213,66 @@ def python_runner(t: Target):
 
 
 # ---------------------------------------------------------------- discovery
-def discover(folders: list[Path], python_backends: bool = True, numpy_backend: bool = True) -> list[Target]:
+def plain_ir(variant: str, checkpoint: str, size: int, folder: Path) -> Path:
+    """The baseline IR: the training-form model through ov.convert_model, saved in FP32."""
+    import openvino as ov
+
+    from compress import pipeline as P
+
+    xml = folder / f"plain_fp32_{size}.xml"
+    ov.save_model(P.convert_plain(P.load(variant, checkpoint, size)), str(xml), compress_to_fp16=False)
+    return xml
+
+
+def discover(folders: list[Path], python_backends: bool = True, numpy_backend: bool = True,
+             baseline_dir: Path | None = None) -> list[Target]:
+    """Targets of every folder, the plain FP32 baseline (built into baseline_dir) first."""
     import cloformer
     from compress.pipeline import default_precision
     from reference_np.macs import count_macs
 
     default_prec = default_precision()  # bf16 on BF16-capable CPUs, f32 elsewhere
     targets: list[Target] = []
-    for folder in folders:
+    for n, folder in enumerate(folders):
         rep_path = folder / "report.json"
         if not rep_path.is_file():
-            raise FileNotFoundError(f"{folder} has no report.json (expected a compress.quantize/prune output folder)")
-        rep = json.loads(rep_path.read_text())
-        m = rep["model"]
-        size, variant = int(m["input_size"]), m["variant"]
-        ckpt = m.get("pruned_checkpoint") or m["checkpoint"]
-        if m.get("pruned_checkpoint"):
-            ckpt = str(folder / ckpt)
+            raise InputError(f"{folder} has no report.json (expected a compress.quantize/prune output folder)")
+        try:
+            m = read_report(rep_path).model
+        except ValueError as e:
+            raise InputError(str(e)) from None
+        size, variant = m.input_size, m.variant
+        ckpt = str(folder / m.pruned_checkpoint) if m.pruned_checkpoint else m.checkpoint
         macs = count_macs(cloformer.create_model(variant, checkpoint=ckpt, allow_pruned=True).plan,
                           size, size)["total"]
         g = folder.name
+        if n == 0 and baseline_dir is not None:
+            base_macs = count_macs(cloformer.create_model(variant, checkpoint=m.checkpoint).plan, size, size)["total"]
+            xml = str(plain_ir(variant, m.checkpoint, size, baseline_dir))
+            targets += [Target(f"{BASELINE} default({default_prec})", "openvino", "default", xml, g, size, base_macs,
+                               variant, "plain"),
+                        Target(f"{BASELINE} f32", "openvino", "f32", xml, g, size, base_macs, variant, "plain")]
         for xml in sorted(folder.glob("*.xml")):
             stem = xml.stem.replace("model_", "")
             if "int8" in stem:
-                targets.append(Target(f"{g}/{stem}", "openvino", "int8", str(xml), g, size, macs, variant))
+                targets.append(Target(f"{g}/{stem}", "openvino", "int8", str(xml), g, size, macs, variant, "int8"))
             else:
-                targets.append(Target(f"{g}/{stem} f32", "openvino", "f32", str(xml), g, size, macs, variant))
                 targets.append(Target(f"{g}/{stem} default({default_prec})", "openvino", "default", str(xml), g,
-                                      size, macs, variant))
+                                      size, macs, variant, "deploy"))
+                targets.append(Target(f"{g}/{stem} f32", "openvino", "f32", str(xml), g, size, macs, variant,
+                                      "deploy"))
         if python_backends:
             onnx_files = sorted(folder.glob("*fp32*.onnx"))
             if onnx_files:
                 targets.append(Target(f"{g}/onnxruntime fp32", "onnxruntime", "f32", str(onnx_files[0]), g, size,
-                                      macs, variant))
-            targets.append(Target(f"{g}/torch eager fp32", "torch", "f32", str(ckpt), g, size, macs, variant))
+                                      macs, variant, "python"))
+            targets.append(Target(f"{g}/torch eager fp32", "torch", "f32", str(ckpt), g, size, macs, variant,
+                                  "python"))
             if numpy_backend:
-                targets.append(Target(f"{g}/numpy reference fp32", "numpy", "f32", str(ckpt), g, size, macs, variant))
+                targets.append(Target(f"{g}/numpy reference fp32", "numpy", "f32", str(ckpt), g, size, macs, variant,
+                                      "python"))
     if not targets:
-        raise ValueError("no models found to benchmark")
+        raise InputError("no models found to benchmark")
     return targets
 
 
@@ -265,69 +295,90 @@ def machine() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- run
+def hints_of(hint: str) -> list[str]:
+    return ["latency", "throughput"] if hint == "both" else [hint]
+
+
 def measure(targets: list[Target], rounds: int, seconds: float, hint: str, device: str, log_dir: Path | None,
             python_seconds: float | None = None) -> None:
+    """Alternating rounds over every target (and every hint of `hint`): medians resist drift and noise."""
     runners: dict[str, Any] = {}
+    hints = hints_of(hint)
     for r in range(rounds):
         order = targets if r % 2 == 0 else list(reversed(targets))
         for t in order:
             if t.backend == "openvino":
-                cmd = benchmark_app_cmd(t.path, t.input_size, seconds, hint,
-                                        "f32" if t.precision == "f32" else None, device)
-                stats, raw = run_benchmark_app(cmd)
-                t.latencies_ms.append(stats["median_ms"])
-                t.throughputs_fps.append(stats["throughput_fps"])
-                if log_dir is not None and r == 0:
-                    (log_dir / f"benchmark_app_{t.label.replace('/', '_').replace(' ', '_')}.txt").write_text(
-                        " ".join(cmd) + "\n" + raw)
-            elif hint == "latency":
+                for h in hints:
+                    cmd = benchmark_app_cmd(t.path, t.input_size, seconds, h, "f32" if t.precision == "f32" else None,
+                                            device)
+                    stats, raw = run_benchmark_app(cmd)
+                    if h == "latency":
+                        t.latencies_ms.append(stats["median_ms"])
+                    if h == "throughput" or len(hints) == 1:
+                        t.throughputs_fps.append(stats["throughput_fps"])
+                    if log_dir is not None and r == 0:
+                        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{t.label}_{h}")
+                        (log_dir / f"benchmark_app_{name}.txt").write_text(" ".join(cmd) + "\n" + raw)
+            elif "latency" in hints:
                 if t.label not in runners:
                     runners[t.label] = python_runner(t)
                 lat = _time_loop(runners[t.label], python_seconds or seconds)
                 t.latencies_ms.append(statistics.median(lat))
-                t.throughputs_fps.append(1e3 / statistics.median(lat))
-            last = t.latencies_ms[-1] if t.latencies_ms else float("nan")
-            print(f"  round {r + 1}/{rounds} {t.label:50s} {last:8.2f} ms", flush=True)
+            last = (f"{t.latency_ms:8.2f} ms" if t.latencies_ms else "") + (
+                f" {t.throughputs_fps[-1]:8.1f} FPS" if t.throughputs_fps else "")
+            print(f"  round {r + 1}/{rounds} {t.label:50s} {last}", flush=True)
 
 
 def ratios(targets: list[Target]) -> dict[str, dict[str, float | None]]:
-    """Speed-ups (baseline latency / latency) against the first folder's true-FP32 and BF16 FP32 IRs."""
-    first = targets[0].group
-    base_f32 = next((t for t in targets if t.group == first and t.backend == "openvino" and t.precision == "f32"), None)
-    base_bf16 = next((t for t in targets if t.group == first and t.backend == "openvino" and
-                      t.precision == "default"), None)
+    """Speed-ups against the plain FP32 baseline at the device default (latency: base/own; throughput:
+    own/base) and against plain FP32 with the f32 hint; falls back to the first FP32 IR without a baseline."""
+    def pick(precision: str) -> Target | None:
+        return next((t for t in targets if t.role == "plain" and t.precision == precision), None) or next(
+            (t for t in targets if t.backend == "openvino" and t.precision == precision), None)
+    base, base_f32 = pick("default"), pick("f32")
     out = {}
     for t in targets:
-        lat = t.latency_ms
+        lat, fps = t.latency_ms, t.throughput_fps
         out[t.label] = {
-            "vs_fp32": base_f32.latency_ms / lat if base_f32 and lat else None,
-            "vs_bf16": base_bf16.latency_ms / lat if base_bf16 and lat else None,
+            "vs_plain_latency": base.latency_ms / lat if base and base.latency_ms and lat else None,
+            "vs_plain_throughput": fps / base.throughput_fps if base and base.throughput_fps and fps and
+            t.backend == "openvino" else None,
+            "vs_plain_f32": base_f32.latency_ms / lat if base_f32 and base_f32.latency_ms and lat else None,
             "gmacs_per_s": t.macs / (lat * 1e6) if lat else None,
         }
     return out
 
 
-def write_outputs(targets: list[Target], rat: dict, mach: dict, args: argparse.Namespace, out: Path) -> str:
+def write_outputs(targets: list[Target], rat: dict, mach: dict, args: argparse.Namespace, out: Path,
+                  argv: list[str]) -> str:
     rows = []
     for t in targets:
         r = rat[t.label]
         rows.append([t.label, t.backend, t.precision, f"{t.macs / 1e6:.0f}",
                      f"{t.latency_ms:.2f}" if t.latency_ms else "–",
                      f"{t.throughput_fps:.0f}" if t.throughput_fps else "–",
-                     f"{r['vs_fp32']:.2f}x" if r["vs_fp32"] else "–", f"{r['vs_bf16']:.2f}x" if r["vs_bf16"] else "–",
-                     f"{r['gmacs_per_s']:.1f}" if r["gmacs_per_s"] else "–"])
-    header = ["model", "backend", "precision", "MMACs", f"{args.hint} median ms", "FPS", "vs FP32 (f32)",
-              "vs FP32 default", "GMAC/s"]
-    table = md_table(header, rows)
+                     f"{r['vs_plain_latency']:.2f}x" if r["vs_plain_latency"] else "–",
+                     f"{r['vs_plain_throughput']:.2f}x" if r["vs_plain_throughput"] else "–",
+                     f"{r['vs_plain_f32']:.2f}x" if r["vs_plain_f32"] else "–",
+                     f"{r['gmacs_per_s']:.1f}" if r["gmacs_per_s"] else "–",
+                     t.runtime.executed if t.runtime else "–", t.runtime.reorders if t.runtime else "–"])
+    header = ["model", "backend", "precision", "MMACs", "latency median ms", "FPS", "latency vs plain",
+              "FPS vs plain", "latency vs plain f32", "GMAC/s", "executed nodes", "Reorders"]
+    fps_note = "throughput hint" if args.hint != "latency" else "latency hint"
     peak = mach.get("int8_peak_gmacs_estimate")
     text = "\n".join([
         f"# CloFormer benchmark ({datetime.now():%Y-%m-%d %H:%M})", "",
-        f"`{' '.join(['python -m tools.benchmark', *sys.argv[1:]])}`", "",
+        f"`{' '.join(['python -m tools.benchmark', *argv])}`", "",
         f"Machine: {mach.get('cpu')}, {mach.get('cores')} cores; flags: "
         + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in mach.get("flags", {}).items()), "",
-        f"benchmark_app -d {args.device} -hint {args.hint} -t {args.t}, batch 1, static shape; "
-        f"median of {args.rounds} alternating rounds. INT8 peak estimate: "
-        f"{peak if peak else 'n/a'} GMAC/s ({VNNI_MACS_PER_CYCLE} int8 MAC/cycle/core assumed).", "", table, ""])
+        f"benchmark_app -d {args.device} -hint {args.hint} -t {args.t}, batch 1, static shape; median of "
+        f"{args.rounds} alternating rounds; FPS under the {fps_note}. Baseline: {BASELINE} = "
+        "`ov.convert_model(torch_model, example_input)` at the device's default precision. INT8 peak estimate: "
+        f"{peak if peak else 'n/a'} GMAC/s ({VNNI_MACS_PER_CYCLE} int8 MAC/cycle/core assumed).", "",
+        md_table(header, rows),
+        "", "## Executed nodes (runtime graph, each IR at its precision)", "",
+        f"ISA: {next((t.runtime.isa for t in targets if t.runtime), 'n/a')}. Deterministic for one OpenVINO version "
+        "and ISA.", "", runtime_table([t.runtime for t in targets if t.runtime]), ""])
     if any(t.perf_by_type for t in targets):
         text += "\n".join([
             "", "## Time per op type (benchmark_app average performance counters)", "",
@@ -335,9 +386,10 @@ def write_outputs(targets: list[Target], rat: dict, mach: dict, args: argparse.N
             "One separate run per IR after the timed rounds, so totals differ from the medians above.", "",
             perf_table(targets), ""])
     (out / "benchmark.md").write_text(text)
-    data = {"command": sys.argv, "machine": mach, "versions": versions(), "hint": args.hint, "seconds": args.t,
-            "rounds": args.rounds, "targets": [{**asdict(t), "latency_ms": t.latency_ms,
-                                                "throughput_fps": t.throughput_fps, **rat[t.label]} for t in targets]}
+    data = {"command": ["python -m tools.benchmark", *argv], "machine": mach, "versions": versions(),
+            "hint": args.hint, "seconds": args.t, "rounds": args.rounds, "baseline": BASELINE,
+            "targets": [{**asdict(t), "latency_ms": t.latency_ms, "throughput_fps": t.throughput_fps, **rat[t.label]}
+                        for t in targets]}
     (out / "benchmark.json").write_text(json.dumps(data, indent=2) + "\n")
     import matplotlib
 
@@ -345,51 +397,62 @@ def write_outputs(targets: list[Target], rat: dict, mach: dict, args: argparse.N
     import matplotlib.pyplot as plt
 
     shown = [t for t in targets if t.latency_ms]
-    fig, ax = plt.subplots(figsize=(9, 0.4 * len(shown) + 1.5))
-    colors = {"openvino": "#2980b9", "torch": "#e67e22", "onnxruntime": "#8e44ad", "numpy": "#7f8c8d"}
-    ax.barh([t.label for t in shown], [t.latency_ms for t in shown], color=[colors[t.backend] for t in shown])
-    for i, t in enumerate(shown):
-        r = rat[t.label]["vs_fp32"]
-        ax.text(t.latency_ms, i, f" {t.latency_ms:.2f} ms" + (f" ({r:.2f}x)" if r else ""), va="center", fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel(f"{args.hint} median (ms), batch 1; (x) = speed-up vs true FP32 IR")
-    ax.set_title(f"CloFormer on {mach.get('cpu')}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out / "benchmark.png", dpi=110)
-    plt.close(fig)
+    if shown:
+        fig, ax = plt.subplots(figsize=(9, 0.4 * len(shown) + 1.5))
+        colors = {"openvino": "#2980b9", "torch": "#e67e22", "onnxruntime": "#8e44ad", "numpy": "#7f8c8d"}
+        ax.barh([t.label for t in shown], [t.latency_ms for t in shown], color=[colors[t.backend] for t in shown])
+        for i, t in enumerate(shown):
+            r = rat[t.label]["vs_plain_latency"]
+            ax.text(t.latency_ms, i, f" {t.latency_ms:.2f} ms" + (f" ({r:.2f}x)" if r else ""), va="center",
+                    fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"latency median (ms), batch 1; (x) = speed-up vs {BASELINE} at default precision")
+        ax.set_title(f"CloFormer on {mach.get('cpu')}", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(out / "benchmark.png", dpi=110)
+        plt.close(fig)
     return text
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folders", nargs="+", type=Path, help="output folders of compress.quantize / compress.prune")
     ap.add_argument("-t", type=int, default=10, help="whole seconds per benchmark_app run (default %(default)s)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--hint", choices=["latency", "throughput"], default="latency")
+    ap.add_argument("--hint", choices=["latency", "throughput", "both"], default="latency")
     ap.add_argument("-d", "--device", default="CPU")
     ap.add_argument("--python-seconds", type=float, default=None, help="timing window of torch/ORT/NumPy runs")
     ap.add_argument("--no-python", action="store_true", help="skip torch, ONNX Runtime and NumPy")
     ap.add_argument("--no-numpy", action="store_true", help="skip the NumPy reference")
+    ap.add_argument("--no-baseline", action="store_true", help=f"skip the {BASELINE} baseline")
     ap.add_argument("--pc", action="store_true",
                     help="also tabulate benchmark_app performance counters per op type for every IR")
     ap.add_argument("--out", type=Path, default=None, help="default: outputs/benchmark-<time>")
     args = ap.parse_args(argv)
     if args.rounds < 1:
         ap.error("--rounds must be >= 1")
-    try:
-        targets = discover(args.folders, not args.no_python, not args.no_numpy)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     out = args.out or Path("outputs") / f"benchmark-{datetime.now():%Y%m%d-%H%M%S}"
-    with staging_dir(out, force=True) as tmp:
-        measure(targets, args.rounds, args.t, args.hint, args.device, tmp, args.python_seconds)
-        if args.pc:
+    try:
+        with staging_dir(out, force=True) as tmp:
+            base_dir = tmp / "baseline"
+            base_dir.mkdir()
+            targets = discover(args.folders, not args.no_python, not args.no_numpy,
+                               None if args.no_baseline else base_dir)
             for t in targets:
                 if t.backend == "openvino":
-                    print(f"  performance counters {t.label}", flush=True)
-                    t.perf_by_type = perf_counters(t, args.t, args.hint, args.device)
-        text = write_outputs(targets, ratios(targets), machine(), args, tmp)
+                    t.runtime = runtime_graph(t.path, t.label, args.device, "f32" if t.precision == "f32" else None)
+            measure(targets, args.rounds, args.t, args.hint, args.device, tmp, args.python_seconds)
+            if args.pc:
+                for t in targets:
+                    if t.backend == "openvino":
+                        print(f"  performance counters {t.label}", flush=True)
+                        t.perf_by_type = perf_counters(t, args.t, "latency" if args.hint == "both" else args.hint,
+                                                       args.device)
+            text = write_outputs(targets, ratios(targets), machine(), args, tmp, argv)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(text)
     print(f"wrote {out}/benchmark.md, benchmark.json, benchmark.png")
     return 0

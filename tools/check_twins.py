@@ -10,10 +10,9 @@ import argparse
 import sys
 
 import numpy as np
-import torch
 
-import cloformer
 import reference_np as rn
+from compress.pipeline import twin_error
 from compress.tolerances import FLOAT32_REL, FLOAT64_ATOL
 from reference_np.specs import VARIANTS, plan_from_spec
 from tools.make_golden import GOLDEN_DIR, WEIGHT_SEED
@@ -22,16 +21,8 @@ from tools.make_golden import GOLDEN_DIR, WEIGHT_SEED
 def twin_errors(name: str, x: np.ndarray) -> tuple[float, float, float]:
     """(float64 max |delta|, float32 max |delta|, float32 max |logit|) for seeded random weights."""
     w = rn.random_weights(plan_from_spec(VARIANTS[name]), WEIGHT_SEED)
-    out = []
-    for np_dtype, t_dtype in ((np.float64, torch.float64), (np.float32, torch.float32)):
-        wd = {k: v.astype(np_dtype) if v.dtype.kind == "f" else v for k, v in w.items()}
-        model = cloformer.create_model(name).to(t_dtype)
-        model.load_state_dict({k: torch.from_numpy(v) for k, v in wd.items()}, strict=True)
-        ref = rn.forward(wd, x.astype(np_dtype))
-        with torch.no_grad():
-            got = model(torch.from_numpy(x.astype(np_dtype))).numpy()
-        out.append((float(np.abs(got - ref).max()), float(np.abs(ref).max())))
-    return out[0][0], out[1][0], out[1][1]
+    scale = float(np.abs(rn.forward(rn.cast_weights(w, np.float32), x.astype(np.float32))).max())
+    return twin_error(w, x, np.float64), twin_error(w, x, np.float32), scale
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import reference_np as rn
+from compress.tolerances import GOLDEN_ATOL
 from reference_np.specs import VARIANTS, plan_from_spec
 
 GOLDEN_DIR = Path(__file__).resolve().parent.parent / "tests" / "golden"
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                 same = set(old.files) == set(case) and all(
                     str(old[k]) == str(case[k]) for k in case if case[k].dtype.kind != "f")
             print(f"{name}: max |delta| {diff:.2e}, keys/sha {'match' if same else 'DIFFER'}")
-            bad += (not same) or diff > 1e-10
+            bad += (not same) or diff > GOLDEN_ATOL
             continue
         tmp = path.with_name(path.stem + ".tmp.npz")
         np.savez_compressed(tmp, **case)

@@ -23,23 +23,42 @@ import numpy as np
 from tqdm import tqdm
 
 from compress.atomic import staging_dir
+from compress.cli import run_main
 from compress.data import IMAGE_EXTS, data_root, file_sha256, imagenet_synsets
+from compress.errors import InputError
 
 
 def read_labels(path: Path) -> dict[str, str]:
-    """file stem -> wnid, from a Kaggle CSV (ImageId,PredictionString) or '<file> <wnid>' lines."""
+    """file stem -> wnid, from a Kaggle CSV (ImageId,PredictionString) or '<file> <wnid>' lines. A malformed
+    file is an InputError naming the file, the line and what is wrong."""
+    if not path.is_file():
+        raise InputError(f"--labels {path}: file not found")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"--labels {path}: cannot be read as text ({e})") from None
     out: dict[str, str] = {}
-    text = path.read_text()
-    if text.startswith("ImageId"):
-        for row in csv.DictReader(text.splitlines()):
-            out[row["ImageId"]] = row["PredictionString"].split()[0]
+    first = text.split("\n", 1)[0]
+    if "," in first:  # a CSV with a header
+        reader = csv.DictReader(text.splitlines())
+        missing = {"ImageId", "PredictionString"} - set(reader.fieldnames or [])
+        if missing:
+            raise InputError(f"--labels {path}: CSV header {reader.fieldnames} lacks column(s) "
+                             f"{', '.join(sorted(missing))} (expected Kaggle's ImageId,PredictionString)")
+        for n, row in enumerate(reader, 2):
+            pred = (row.get("PredictionString") or "").split()
+            if not row.get("ImageId") or not pred:
+                raise InputError(f"--labels {path}:{n}: empty ImageId or PredictionString in {row}")
+            out[row["ImageId"]] = pred[0]
     else:
         for n, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 parts = line.split()
                 if len(parts) != 2:
-                    raise ValueError(f"{path}:{n}: expected '<file name> <wnid>', got {line!r}")
+                    raise InputError(f"--labels {path}:{n}: expected '<file name> <wnid>', got {line!r}")
                 out[Path(parts[0]).stem] = parts[1]
+    if not out:
+        raise InputError(f"--labels {path} holds no labels")
     return out
 
 
@@ -49,10 +68,10 @@ def class_files(src: Path, labels: Path | None) -> dict[str, list[Path]]:
     if labels is None:
         subdirs = [d for d in sorted(src.iterdir()) if d.is_dir()]
         if not subdirs:
-            raise ValueError(f"{src} has no class subfolders; for a flat val folder pass --labels")
+            raise InputError(f"{src} has no class subfolders; for a flat val folder pass --labels")
         bad = [d.name for d in subdirs if d.name not in synsets]
         if bad:
-            raise ValueError(f"{src}: subfolders are not ILSVRC2012 WordNet ids: {bad[:5]}")
+            raise InputError(f"{src}: subfolders are not ILSVRC2012 WordNet ids: {bad[:5]}")
         for d in subdirs:
             by_class[d.name] = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTS)
     else:
@@ -60,21 +79,21 @@ def class_files(src: Path, labels: Path | None) -> dict[str, list[Path]]:
         for p in sorted(src.iterdir()):
             if p.suffix.lower() in IMAGE_EXTS:
                 if p.stem not in lab:
-                    raise ValueError(f"{labels} has no label for {p.name}")
+                    raise InputError(f"{labels} has no label for {p.name}")
                 if lab[p.stem] not in synsets:
-                    raise ValueError(f"{labels}: '{lab[p.stem]}' (for {p.name}) is not an ILSVRC2012 WordNet id")
+                    raise InputError(f"{labels}: '{lab[p.stem]}' (for {p.name}) is not an ILSVRC2012 WordNet id")
                 by_class.setdefault(lab[p.stem], []).append(p)
     if not any(by_class.values()):
-        raise ValueError(f"{src} holds no images")
+        raise InputError(f"{src} holds no images")
     return by_class
 
 
 def build(src: Path, per_class: int, out: Path, seed: int = 0, mode: str = "copy",
           labels: Path | None = None, force: bool = False) -> dict[str, object]:
     if per_class < 1:
-        raise ValueError("--per-class must be >= 1")
+        raise InputError("--per-class must be >= 1")
     if not src.is_dir():
-        raise FileNotFoundError(f"source folder not found: {src}")
+        raise InputError(f"source folder not found: {src}")
     by_class = class_files(src, labels)
     index = {s: i for i, s in enumerate(imagenet_synsets())}
     rng = np.random.default_rng(seed)
@@ -110,15 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", choices=["copy", "symlink", "hardlink"], default="copy")
     ap.add_argument("--out", type=Path, default=None, help="default: $CLOFORMER_DATA/imagenet_subset")
     ap.add_argument("--force", action="store_true", help="replace an existing subset")
+    ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
     out = args.out or data_root() / "imagenet_subset"
-    try:
+
+    def go() -> int:
         m = build(args.src, args.per_class, out, args.seed, args.mode, args.labels, args.force)
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {out}: {m['n']} images from {m['classes']} classes (seed {args.seed}), manifest.json")
-    return 0
+        print(f"wrote {out}: {m['n']} images from {m['classes']} classes (seed {args.seed}), manifest.json")
+        return 0
+    return run_main("tools.make_imagenet_subset", go, args.verbose)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,10 @@
 """Train CloFormer-XXS (the authors' architecture, 16 classes) on the proxy task and ship the weights.
 
-    python -m tools.train_proxy --seed 0 --steps 1400        # ~25 min on the 2-core machine
+    python -m tools.train_proxy                              # the shipped model's recipe, ~25 min on 2 cores
+    python -m tools.train_proxy --out cloformer/weights/cloformer_xxs_proxy.safetensors   # replace the shipped one
+
+Defaults are the shipped model card's recipe (steps, batch, seed). Output goes to
+outputs/proxy-<time>/cloformer_xxs_proxy.safetensors unless --out names a file.
 
 Data: a pool of random crops from the *training* regions of the 16 photos (compress/proxy.py), each crop
 resized to the input size with PIL bicubic as evaluation does; heavy augmentation on top (random
@@ -34,6 +38,9 @@ from compress import proxy
 from compress.augment import augment, mix, random_erase
 from compress.evaluate import evaluate, torch_predictor
 
+# the shipped model's recipe, from its model card: one source for the defaults
+CARD_RECIPE = {k: cloformer.model_card("proxy")[k] for k in ("train_steps", "batch", "seed")}
+
 
 def make_pool(n_per_class: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """uint8 [N,size,size,3] crops from the training regions and their labels."""
@@ -48,18 +55,21 @@ def make_pool(n_per_class: int, size: int, seed: int) -> tuple[np.ndarray, np.nd
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=CARD_RECIPE["seed"])
     ap.add_argument("--size", type=int, default=64, help="input size (multiple of 32)")
-    ap.add_argument("--steps", type=int, default=1400)
-    ap.add_argument("--batch", type=int, default=96)
+    ap.add_argument("--steps", type=int, default=CARD_RECIPE["train_steps"])
+    ap.add_argument("--batch", type=int, default=CARD_RECIPE["batch"])
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--weight-decay", type=float, default=0.05)
     ap.add_argument("--warmup", type=float, default=0.05, help="fraction of steps")
     ap.add_argument("--pool-per-class", type=int, default=1500)
     ap.add_argument("--drop-path", type=float, default=0.05)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=SHIPPED["proxy"][1])
+    ap.add_argument("--out", type=Path, default=None,
+                    help="weights file (default: outputs/proxy-<time>/...; never the shipped file unless named)")
     args = ap.parse_args(argv)
+    if args.out is None:
+        args.out = Path("outputs") / f"proxy-{time.strftime('%Y%m%d-%H%M%S')}" / SHIPPED["proxy"][1].name
     rn.specs.check_input_size(args.size, args.size)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)

@@ -1,0 +1,14 @@
+"""The one error type that means "the user's input is wrong" (exit status 2 in every CLI).
+
+Everything else that escapes a job is an internal error: exit status 1 with its traceback, and the run's
+partial folder kept as `<out>.failed/` for diagnosis (compress.atomic).
+"""
+
+from __future__ import annotations
+
+
+class InputError(Exception):
+    """Bad input (a file, key, option or shape), found before or during a run. The message names it."""
+
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130

@@ -1,0 +1,128 @@
+"""Typed, validated settings of the compression stages. Built by the CLIs from argv or by library users
+directly; an unknown value raises at construction, whichever entry point built them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from .errors import InputError
+
+Preset = Literal["performance", "mixed"]
+ModelType = Literal["transformer"] | None
+# NNCF's activation range estimators (RangeEstimatorParametersSet), by lower-case name. minmax: global min/max
+# over the calibration set; mean_minmax (NNCF's default): the mean of per-sample min/max; mean_quantile: the
+# mean of per-sample 0.01%/99.99% quantiles; histogram: an MSE-optimal range from a histogram.
+ActivationRange = Literal["minmax", "mean_minmax", "mean_quantile", "mean_no_outliers_minmax", "median_minmax",
+                          "histogram"]
+ACTIVATION_RANGES: tuple[str, ...] = get_args(ActivationRange)
+PRESETS: tuple[str, ...] = get_args(Preset)
+MODEL_TYPES: tuple[str, ...] = ("none", "transformer")
+ScopeKind = Literal["type", "name", "pattern"]
+
+
+def _choice(value: Any, allowed: tuple[Any, ...], what: str) -> None:
+    if value not in allowed:
+        raise InputError(f"{what} '{value}': expected one of {', '.join(map(str, allowed))}")
+
+
+def check_ratio(ratio: float, what: str = "--ratio") -> float:
+    """A pruning ratio: the fraction removed, strictly between 0 and 1 (one definition for every caller)."""
+    if not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
+        raise InputError(f"{what} must be in (0, 1); got {ratio}")
+    return float(ratio)
+
+
+def check_count(n: int | None, what: str, minimum: int = 1) -> int | None:
+    """A count option (images, steps): an integer >= minimum, or None (= all / default)."""
+    if n is not None and (not isinstance(n, int) or n < minimum):
+        raise InputError(f"{what} must be an integer >= {minimum}; got {n}")
+    return n
+
+
+@dataclass(frozen=True)
+class ScopeEntry:
+    """One --ignored-scope entry: keep ops in float by OpenVINO type, node name or node-name regex."""
+
+    kind: ScopeKind
+    value: str
+
+    def __post_init__(self) -> None:
+        _choice(self.kind, ("type", "name", "pattern"), "--ignored-scope kind")
+        if not self.value:
+            raise InputError(f"--ignored-scope '{self}': empty {self.kind}")
+        if self.kind == "pattern":
+            try:
+                re.compile(self.value)
+            except re.error as e:
+                raise InputError(f"--ignored-scope 'pattern:{self.value}': not a valid regex ({e})") from None
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+    @classmethod
+    def parse(cls, spec: str) -> ScopeEntry:
+        kind, sep, value = spec.partition(":")
+        if not sep or kind not in ("type", "name", "pattern"):
+            raise InputError(f"--ignored-scope '{spec}': expected type:<OpType>, name:<node> or pattern:<regex>")
+        return cls(kind, value)  # type: ignore[arg-type]
+
+
+@dataclass
+class QuantSettings:
+    """nncf.quantize settings of the deploy graph. The defaults were chosen by measurement (README, "INT8
+    defaults"): global min/max activation ranges (NNCF's mean-of-per-sample ranges clip the input image
+    and the stem); the stem in float; every 1x1/dense convolution, depthwise convolution and the two
+    attention MatMuls in int8, with the attention's softmax path (ScaledDotProductAttention) in float."""
+
+    preset: Preset = "performance"
+    model_type: ModelType = None
+    fast_bias_correction: bool = True
+    activation_range: ActivationRange = "minmax"
+    ignored_scope: tuple[ScopeEntry, ...] = field(default_factory=lambda: DEFAULT_IGNORED_SCOPE)
+    # SmoothQuant (transformer type only) for convolutions and MatMuls; None: NNCF's default
+    smooth_quant_alpha: float | None = None
+    subset_size: int = 300
+
+    def __post_init__(self) -> None:
+        _choice(self.preset, PRESETS, "preset")
+        _choice(self.model_type, (None, "transformer"), "model type")
+        _choice(self.activation_range, ACTIVATION_RANGES, "activation range")
+        self.ignored_scope = tuple(e if isinstance(e, ScopeEntry) else ScopeEntry.parse(e) for e in self.ignored_scope)
+        check_count(self.subset_size, "subset size")
+        if self.smooth_quant_alpha is not None and not (self.smooth_quant_alpha < 0 or
+                                                        0 <= self.smooth_quant_alpha <= 1):
+            raise InputError(f"SmoothQuant alpha must be in [0, 1] (negative disables it); "
+                             f"got {self.smooth_quant_alpha}")
+
+    def scope(self, kind: str) -> list[str]:
+        return [e.value for e in self.ignored_scope if e.kind == kind]
+
+    def nncf_kwargs(self) -> dict[str, Any]:
+        import nncf
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters
+        from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+        kw: dict[str, Any] = dict(
+            preset=nncf.QuantizationPreset.MIXED if self.preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE,
+            model_type=nncf.ModelType.TRANSFORMER if self.model_type == "transformer" else None,
+            fast_bias_correction=self.fast_bias_correction, subset_size=self.subset_size,
+            target_device=nncf.TargetDevice.ANY)
+        if self.ignored_scope:
+            # entries were checked against the graph already (pipeline.check_ignored_scope) with clear errors
+            kw["ignored_scope"] = nncf.IgnoredScope(names=self.scope("name"), patterns=self.scope("pattern"),
+                                                    types=self.scope("type"), validate=False)
+        adv: dict[str, Any] = {"activations_range_estimator_params":
+                               getattr(RangeEstimatorParametersSet, self.activation_range.upper())}
+        if self.smooth_quant_alpha is not None:
+            a = self.smooth_quant_alpha
+            adv["smooth_quant_alphas"] = AdvancedSmoothQuantParameters(convolution=a, matmul=a)
+        kw["advanced_parameters"] = AdvancedQuantizationParameters(**adv)
+        return kw
+
+
+# kept in float: the stem (its input and ReLU ranges cost ~5 dB at every later layer) and the attention's
+# softmax path; the deploy graph names its stem nodes `stem.*` and has one ScaledDotProductAttention per block
+DEFAULT_IGNORED_SCOPE: tuple[ScopeEntry, ...] = (ScopeEntry("pattern", ".*stem.*"),
+                                                 ScopeEntry("type", "ScaledDotProductAttention"))

@@ -1,0 +1,143 @@
+"""Named data sources, registered in one place (this module imports compress.data and compress.proxy;
+neither imports the other), and the calibration/validation split rules.
+
+    resolve_source("sample" | "proxy-val" | "proxy-train" | "imagenet_subset" | <folder>, size)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from reference_np.specs import check_input_size
+
+from . import proxy
+from .data import DEFAULT_DATA_ROOT, DataSource, data_root, file_sha256, folder_source
+from .errors import InputError
+
+
+def imagenet_subset(size: int) -> DataSource:
+    root = data_root() / "imagenet_subset"
+    if not root.is_dir():
+        raise InputError(
+            f"data source 'imagenet_subset' not found at {root} (data root: $CLOFORMER_DATA, default "
+            f"{DEFAULT_DATA_ROOT}). Build it from your ILSVRC2012 validation folder with:\n"
+            f"  python -m tools.make_imagenet_subset --src /path/to/ILSVRC2012/val --per-class 1")
+    return folder_source(root, size, name="imagenet_subset")
+
+
+# name -> (factory, help). Every CLI's --calib/--val/--data accepts these names or a folder.
+NAMED_SOURCES: dict[str, tuple[Callable[[int], DataSource], str]] = {
+    "sample": (proxy.sample_source, "320 crops of the proxy photographs' training regions (embedded default)"),
+    "proxy-val": (proxy.val_source, "the proxy task's held-out split: 800 crops sharing no pixel with training"),
+    "proxy-train": (proxy.train_source, "2,400 crops of the training regions (fine-tuning after pruning)"),
+    "imagenet_subset": (imagenet_subset, "$CLOFORMER_DATA/imagenet_subset (tools.make_imagenet_subset)"),
+}
+
+
+def resolve_source(spec: str | os.PathLike, size: int, limit: int | None = None, seed: int = 0) -> DataSource:
+    """A data source by registered name or folder path; `limit` takes a seeded subset of that many images.
+    Every problem with it (missing, not a folder, no images, mixed layout) is an InputError naming it."""
+    check_input_size(size, size)
+    try:
+        if isinstance(spec, str) and spec in NAMED_SOURCES:
+            src = NAMED_SOURCES[spec][0](size)
+        else:
+            src = folder_source(spec, size)
+    except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
+        raise InputError(str(e)) from None
+    return src.subset(limit, seed)
+
+
+def source_help() -> str:
+    return " | ".join(NAMED_SOURCES) + " | an image folder"
+
+
+# ---------------------------------------------------------------- calibration / validation parts
+@dataclass
+class DataParts:
+    """The data of a quantization run: calibration images and a validation set that shares none of them.
+    With accuracy control, validation is further split into a tuning part (NNCF picks the quantizers to
+    revert on it) and a held-out part (the reported drop)."""
+
+    calibration: DataSource
+    validation: DataSource
+    rule: str  # how the parts were formed, for the report
+    tuning: DataSource | None = None
+    overlap: int = 0  # images shared by calibration and validation (only with allow_overlap)
+
+
+def _fingerprints(src: DataSource) -> dict[tuple[str, int], str]:
+    """(basename, size) of each file item -> its key: cheap candidates for "the same image"; crops keep
+    their key. Copies made by tools.make_imagenet_subset keep the original file names."""
+    out = {}
+    for it in src.items:
+        if it.path is not None:
+            try:
+                out[(it.path.name, it.path.stat().st_size)] = it.key
+            except OSError:
+                continue
+        else:
+            out[(it.key, -1)] = it.key
+    return out
+
+
+def shared_items(a: DataSource, b: DataSource) -> list[str]:
+    """Keys of `a`'s items that are also in `b`: the same path, or a file with the same name, size and
+    sha256 (a copy or a link)."""
+    fa, fb = _fingerprints(a), _fingerprints(b)
+    by_key = {it.key: it for it in [*a.items, *b.items]}
+    out = []
+    for fp, key in fa.items():
+        other = fb.get(fp)
+        if other is None:
+            continue
+        ia, ib = by_key[key], by_key[other]
+        if ia.path is None or os.path.realpath(ia.path) == os.path.realpath(ib.path) or (
+                file_sha256(ia.path) == file_sha256(ib.path)):
+            out.append(key)
+    return out
+
+
+def quant_parts(calib: str | os.PathLike, val: str | os.PathLike | None, size: int, *, default_val: str | None,
+                val_fraction: float = 0.5, val_limit: int | None = None, accuracy_control: bool = False,
+                allow_overlap: bool = False, seed: int = 0) -> DataParts:
+    """Calibration and validation data that never share an image unless allow_overlap:
+    - an explicit `val` (or the checkpoint's own held-out set, `default_val`) is checked for overlap;
+    - with neither, the calibration source is split (seeded, class-balanced) into disjoint parts."""
+    calib_src = resolve_source(calib, size)
+    val_spec = val if val is not None else default_val
+    if val_spec is None:
+        calib_part, val_src = calib_src.split(val_fraction, seed)
+        rule = (f"no --val: {calib_src.name} split {1 - val_fraction:.0%}/{val_fraction:.0%} into disjoint "
+                f"calibration and validation parts (seed {seed}, class-balanced)" if calib_src.labelled else
+                f"no --val: {calib_src.name} split into disjoint parts (seed {seed})")
+        calib_src, overlap = calib_part, 0
+    else:
+        val_src = resolve_source(val_spec, size)
+        shared = shared_items(calib_src, val_src)
+        overlap = len(shared)
+        if shared and not allow_overlap:
+            raise InputError(
+                f"--val {val_spec} shares {len(shared)} image(s) with --calib {calib} (e.g. {shared[0]}): INT8 "
+                "accuracy would be measured on calibration images. Give disjoint data, omit --val to split "
+                "--calib, or pass --allow-overlap")
+        rule = (f"--val {val_spec}" if val is not None else f"{val_spec}: the checkpoint's held-out set") + (
+            f" (overlaps calibration in {overlap} images: --allow-overlap)" if overlap else
+            " (checked disjoint from calibration)")
+    val_src = val_src.subset(val_limit, seed)
+    tuning = None
+    if accuracy_control:
+        if not val_src.labelled:
+            raise InputError(f"--accuracy-control needs labelled validation data; {val_src.name} has none")
+        tuning, val_src = val_src.split(0.5, seed + 1)
+        rule += "; accuracy control tunes on one half of it and reports on the other"
+    return DataParts(calib_src, val_src, rule, tuning, overlap)
+
+
+def describe(src: DataSource) -> dict[str, object]:
+    """name, size and item-list hash of a data part (the report's record of it)."""
+    return {"name": src.name, "n": len(src), "sha256_of_items": src.digest()}
+
+

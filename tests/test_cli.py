@@ -1,0 +1,295 @@
+"""The CLIs as a new user meets them: one table of bad inputs per CLI (exit status, message, what is left on
+disk), internal errors, --force, interrupted and killed runs, settings validation, quiet output."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import reference_np as rn
+from cloformer.registry import SHIPPED
+from compress import evaluate, prune, quantize
+from compress import pipeline as P
+from compress.errors import InputError
+from compress.pruning import PruneSettings
+from compress.settings import QuantSettings, ScopeEntry
+from tests.test_data import _write_images
+from tools import make_imagenet_subset
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["--subset-size", "8", "--val-limit", "16"]
+
+
+def leftovers(parent: Path) -> list[str]:
+    """Anything a run may leave beside its output: staging folders, failed folders, renamed old outputs."""
+    return sorted(p.name for p in parent.iterdir() if ".partial-" in p.name or p.name.endswith(".failed")
+                  or ".old-" in p.name)
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory) -> dict[str, Path]:
+    """Broken inputs, made once: checkpoints, data folders, IRs."""
+    d = tmp_path_factory.mktemp("bad")
+    w = rn.load_weights(SHIPPED["proxy"][1])
+    nan = dict(w)
+    nan["layers.2.blocks.3.mlp.fc1.weight"] = np.full_like(w["layers.2.blocks.3.mlp.fc1.weight"], np.nan)
+    rn.save_weights(nan, d / "allnan.safetensors")
+    miss = {k: v for k, v in w.items() if k != "norm.weight"}
+    miss["extra.weight"] = np.zeros(1, np.float32)
+    miss["head.bias"] = np.zeros(3, np.float32)
+    torch.save({k: torch.from_numpy(np.array(v)) for k, v in miss.items()}, d / "keys.pth")
+    (d / "random.pth").write_bytes(os.urandom(4096))
+    rn.save_weights(w, d / "good.npz")
+    (d / "truncated.npz").write_bytes((d / "good.npz").read_bytes()[:5000])
+    (d / "empty").mkdir()
+    _write_images(d / "mixed" / "n01440764", ["a.jpg", "b.jpg"])
+    _write_images(d / "mixed" / "cats", ["c.jpg", "d.jpg"])
+    _write_images(d / "wnid" / "n01440764", ["a.jpg", "b.jpg"])
+    _write_images(d / "wnid" / "n15075141", ["c.jpg", "d.jpg"])
+    (d / "afile").write_text("not a folder")
+    (d / "alink").symlink_to(d / "empty")
+    run = d / "ir"
+    assert quantize.main(["--input-size", "32", *FAST, "--out", str(run)]) == 0
+    (d / "nobin").mkdir()
+    (d / "nobin" / "m.xml").write_bytes((run / "model_fp32.xml").read_bytes())
+    (d / "trunc").mkdir()
+    (d / "trunc" / "m.xml").write_bytes((run / "model_fp32.xml").read_bytes())
+    (d / "trunc" / "m.bin").write_bytes((run / "model_fp32.bin").read_bytes()[:1000])
+    return {p.name.split(".")[0]: p for p in d.iterdir()} | {"run": run}
+
+
+QUANTIZE_BAD = [  # (argv with {names} from bad_files, message fragment)
+    (["--calib", "/nonexistent/folder"], "not found: /nonexistent/folder"),
+    (["--calib", "{empty}"], "holds no images"),
+    (["--calib", "{mixed}"], "mixes WordNet-id class folders"),
+    (["--val", "{wnid}"], "1000 classes"),  # a 16-class model cannot be scored on WordNet labels
+    (["--val", "sample"], "shares 320 image(s) with --calib sample"),
+    (["--model", "cloformer_xs"], "do not match 'cloformer_xs'"),
+    (["--ignored-scope", "bogus"], "--ignored-scope 'bogus'"),
+    (["--ignored-scope", "pattern:[unclosed"], "not a valid regex"),
+    (["--ignored-scope", "type:NoSuchOp"], "'type:NoSuchOp' matches no node"),
+    (["--ignored-scope", "name:typo_node"], "'name:typo_node' matches no node"),
+    (["--ignored-scope", "pattern:.*no_such_layer.*"], "matches no node"),
+    (["--checkpoint", "/nonexistent.pth"], "checkpoint not found"),
+    (["--checkpoint", "{allnan}"], "layers.2.blocks.3.mlp.fc1.weight"),
+    (["--checkpoint", "{keys}"], "missing: norm.weight"),
+    (["--checkpoint", "{random}"], "not a readable PyTorch checkpoint"),
+    (["--checkpoint", "{truncated}"], "truncated.npz: not a readable .npz"),
+    (["--out", "{afile}"], "is not a folder (a file)"),
+    (["--out", "{alink}", "--force"], "(a symlink)"),
+    (["--out", "{afile}/sub"], "is not a folder"),
+    (["--val-fraction", "1.5"], "--val-fraction"),
+    (["--smooth-quant-alpha", "2"], "SmoothQuant alpha"),
+]
+
+
+@pytest.mark.parametrize("argv,message", QUANTIZE_BAD, ids=[" ".join(a) for a, _ in QUANTIZE_BAD])
+def test_quantize_bad_input(tmp_path, capsys, bad_files, argv: list[str], message: str) -> None:
+    argv = [a.format(**bad_files) for a in argv]
+    out_args = [] if "--out" in argv else ["--out", str(tmp_path / "out")]
+    assert quantize.main([*FAST, *argv, *out_args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") <= 4, err
+    assert "--trust-pickle" not in err  # only a real checkpoint holding other objects is told that
+    assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+    for p in (bad_files["afile"], bad_files["alink"]):
+        assert p.is_symlink() or p.is_file()  # untouched
+    assert leftovers(bad_files["afile"].parent) == []
+
+
+def test_checkpoint_errors_list_every_key(bad_files) -> None:
+    with pytest.raises(InputError) as e:
+        P.load("cloformer_xxs", bad_files["keys"])
+    msg = str(e.value)
+    assert "missing: norm.weight" in msg and "unexpected: extra.weight" in msg and "head.bias: checkpoint (3,)" in msg
+
+
+@pytest.mark.parametrize("argv", [["--input-size", "0"], ["--input-size", "-32"], ["--input-size", "100"],
+                                  ["--subset-size", "0"], ["--subset-size", "-5"], ["--val-limit", "0"],
+                                  ["--preset", "bogus"], ["--activation-range", "wide"], ["--model-type", "cnn"]])
+def test_quantize_argument_errors_exit_2(capsys, argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        quantize.main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and argv[0] in err and "Traceback" not in err
+    assert "negative dimensions" not in err and "data" not in err.split("error:")[-1]
+
+
+def test_settings_fail_loudly_whoever_builds_them() -> None:
+    for kw, msg in [({"preset": "bogus"}, "preset 'bogus'"), ({"model_type": "cnn"}, "model type 'cnn'"),
+                    ({"activation_range": "wide"}, "activation range 'wide'"), ({"subset_size": 0}, "subset size"),
+                    ({"ignored_scope": ("kind:x",)}, "--ignored-scope 'kind:x'")]:
+        with pytest.raises(InputError, match=msg):
+            QuantSettings(**kw)
+    assert QuantSettings(ignored_scope=("type:MVN",)).ignored_scope == (ScopeEntry("type", "MVN"),)
+    for kw, msg in [({"method": "magic"}, "method 'magic'"), ({"ratio": 1.0}, r"\(0, 1\)"),
+                    ({"finetune_steps": -1}, "finetune-steps"), ({"lr": 0}, "--lr")]:
+        with pytest.raises(InputError, match=msg):
+            PruneSettings(**kw)
+
+
+def test_internal_error_exits_1_and_keeps_a_failed_folder(tmp_path, capsys, monkeypatch) -> None:
+    """An NNCF/OpenVINO failure (here injected) is not bad input: exit 1, the traceback, and the partial
+    output kept as <out>.failed/ with error.log; a ValueError inside the run is not reported as exit 2."""
+    def boom(*a, **k):
+        raise ValueError("injected failure inside nncf")
+
+    monkeypatch.setattr(P, "quantize", boom)
+    out = tmp_path / "out"
+    assert quantize.main([*FAST, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "injected failure inside nncf" in err and "internal error" in err
+    failed = tmp_path / "out.failed"
+    assert not out.exists() and failed.is_dir() and "injected failure" in (failed / "error.log").read_text()
+    assert (failed / "model_fp32.xml").is_file()  # what was done before the failure, for diagnosis
+    assert leftovers(tmp_path) == ["out.failed"]
+
+
+def test_force_keeps_the_old_output_until_the_new_one_is_complete(tmp_path, monkeypatch) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous run")
+    monkeypatch.setattr(P, "quantize", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("fails late")))
+    assert quantize.main([*FAST, "--out", str(out), "--force"]) == 1
+    assert (out / "keep.txt").read_text() == "previous run"  # a failed --force run loses nothing
+    monkeypatch.undo()
+    assert quantize.main([*FAST, "--out", str(out), "--force"]) == 0
+    assert not (out / "keep.txt").exists() and (out / "model_int8.xml").is_file()
+    assert leftovers(tmp_path) == ["out.failed"]  # from the failed run; no .old-* or .partial-* remain
+    assert (out.stat().st_mode & 0o777) == 0o777 & ~_umask()  # follows the umask, not mkdtemp's 0700
+
+
+def _umask() -> int:
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
+def test_existing_output_refused_without_force(tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("user data")
+    assert quantize.main([*FAST, "--out", str(out)]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err and (out / "keep.txt").exists()
+
+
+def test_stale_partial_folder_of_a_dead_run_is_removed(tmp_path, caplog) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / ".out.partial-abc123"
+    stale.mkdir()
+    (stale / ".staging-pid").write_text(f"{dead.pid}\n")
+    (stale / "model_fp32.bin").write_bytes(b"x" * 1000)
+    alive = tmp_path / ".out.partial-alive"
+    alive.mkdir()
+    (alive / ".staging-pid").write_text(f"{os.getpid()}\n")  # a run still going on: not touched
+    assert quantize.main([*FAST, "--out", str(tmp_path / "out")]) == 0
+    assert not stale.exists() and alive.exists()
+    assert "removing stale partial output" in caplog.text and str(stale) in caplog.text
+
+
+@pytest.mark.slow
+def test_killed_run_then_next_run(tmp_path) -> None:
+    """SIGKILL mid-quantize in a subprocess (as an OOM kill would), then a normal run on the same --out: it
+    removes the dead run's staging folder, says so, and completes. Its default output has no INFO lines."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "compress.quantize", *FAST, "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not any((p / "model_fp32.xml").exists() for p in tmp_path.glob(".run.partial-*")):
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert [p.name[:13] for p in tmp_path.glob(".run.partial-*")] == [".run.partial-"]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "removing stale partial output" in r.stderr
+    assert not list(tmp_path.glob(".run.partial-*")) and (out / "model_int8.xml").is_file()
+    assert "INFO:nncf" not in r.stdout + r.stderr and "INFO" not in r.stdout + r.stderr  # quiet by default
+    r = subprocess.run([*cmd[:-2], "--out", str(tmp_path / "v"), "--verbose"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0 and "INFO" in r.stdout + r.stderr  # --verbose shows NNCF's messages
+
+
+# ---------------------------------------------------------------- evaluate
+EVALUATE_BAD = [
+    (["--model", "{allnan}"], "hold NaN or Inf"),
+    (["--model", "/missing.xml"], "IR not found"),
+    (["--model", "{nobin}/m.xml"], "has no weights file m.bin"),
+    (["--model", "{trunc}/m.xml"], "m.bin is truncated"),
+    (["--model", "{run}/model_fp32.xml", "--input-size", "64"], "takes 32x32 input"),
+    (["--model", "proxy", "--data", "{wnid}"], "1000 classes"),
+    (["--model", "proxy", "--data", "{mixed}"], "mixes WordNet-id"),
+    (["--model", "proxy", "--data", "/nowhere"], "not found"),
+    (["--model", "proxy", "--json", "/nowhere/x.json"], "does not exist"),
+]
+
+
+@pytest.mark.parametrize("argv,message", EVALUATE_BAD, ids=[" ".join(a) for a, _ in EVALUATE_BAD])
+def test_evaluate_bad_input(capsys, bad_files, argv: list[str], message: str) -> None:
+    argv = [a.format(**bad_files) for a in argv]
+    assert evaluate.main([*argv, "--limit", "8"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+
+
+def test_evaluate_openvino_parallel_matches_serial(bad_files) -> None:
+    """The AsyncInferQueue + worker-process path gives the same logits, in order, as one-by-one inference (on
+    the FP32 IR in f32: int8 kernels may round differently under the throughput hint's streams)."""
+    from compress.sources import resolve_source
+
+    xml = bad_files["run"] / "model_fp32.xml"
+    src = resolve_source("proxy-val", 32, limit=24)
+    par = evaluate.evaluate_openvino(xml, src, "CPU", "f32", workers=2, progress=False)
+    ser = evaluate.evaluate(evaluate.openvino_predictor(xml, "CPU", "f32"), resolve_source("proxy-val", 32, 24),
+                            progress=False)
+    assert par.n == ser.n == 24 and np.array_equal(par.labels, ser.labels)
+    assert np.abs(par.logits - ser.logits).max() <= 1e-5 * np.abs(ser.logits).max()
+    assert par.top1 == ser.top1 and par.images_per_s > 0
+
+
+# ---------------------------------------------------------------- prune and tools
+PRUNE_BAD = [
+    (["--ratio", "1.5"], "(0, 1)"),
+    (["--ratio", "0.5", "--round-to", "1"], "whole group"),
+    (["--model", "cloformer_xs"], "stage widths"),
+    (["--method", "nncf-rb", "--finetune-steps", "0"], "> 0"),
+    (["--finetune-steps", "-3"], "--finetune-steps"),
+    (["--data", "{empty}"], "holds no images"),
+    (["--checkpoint", "{allnan}"], "NaN or Inf"),
+    (["--quantize", "--ignored-scope", "pattern:("], "not a valid regex"),
+]
+
+
+@pytest.mark.parametrize("argv,message", PRUNE_BAD, ids=[" ".join(a) for a, _ in PRUNE_BAD])
+def test_prune_bad_input(tmp_path, capsys, bad_files, argv: list[str], message: str) -> None:
+    argv = [a.format(**bad_files) for a in argv]
+    out = tmp_path / "o"
+    assert prune.main(["--finetune-steps", "2", "--batch", "4", "--val-limit", "8", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("labels,message", [
+    ("ImageId,Prediction\nILSVRC2012_val_00000001,n01751748 1 2 3 4\n", "lacks column(s) PredictionString"),
+    ("ImageId,PredictionString\nILSVRC2012_val_00000001,\n", ":2: empty ImageId or PredictionString"),
+    ("ILSVRC2012_val_00000001 n01751748 extra\n", ":1: expected '<file name> <wnid>'"),
+    ("", "holds no labels"),
+])
+def test_make_imagenet_subset_malformed_labels(tmp_path, capsys, labels: str, message: str) -> None:
+    _write_images(tmp_path / "flat", ["ILSVRC2012_val_00000001.JPEG"])
+    (tmp_path / "labels.csv").write_text(labels)
+    assert make_imagenet_subset.main(["--src", str(tmp_path / "flat"), "--labels", str(tmp_path / "labels.csv"),
+                                      "--per-class", "1", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and not (tmp_path / "s").exists()

@@ -1,0 +1,103 @@
+"""The deploy form (cloformer.DeployCloFormer): the same function as the training form, judged by the NumPy
+reference in float64 for every variant and a pruned checkpoint, and its OpenVINO IR in f32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import cloformer
+import reference_np as rn
+from compress import pipeline as P
+from compress import pruning
+from compress.tolerances import FLOAT32_REL, FLOAT64_ATOL
+from reference_np.specs import VARIANTS, plan_from_spec
+from tests.conftest import ALL_VARIANTS, np_weights, test_input
+from tests.test_prune import random_scores
+
+
+def deploy64(w: dict, name: str) -> cloformer.DeployCloFormer:
+    return cloformer.DeployCloFormer(w, head_dims=VARIANTS[name].head_dims, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("name", ALL_VARIANTS)
+@pytest.mark.parametrize("hw", [(64, 64), (288, 224)])
+def test_deploy_float64_equals_reference(name: str, hw: tuple[int, int]) -> None:
+    """Logits and every intermediate (the taps the per-layer report uses) to <= 1e-10."""
+    w = np_weights(name)
+    x = test_input((2, 3, *hw))
+    ref, taps = rn.forward(w, x, return_intermediates=True)
+    model = deploy64(w, name)
+    with torch.no_grad():
+        out = model.forward_taps(torch.from_numpy(x))
+    assert np.abs(out[0].numpy() - ref).max() <= FLOAT64_ATOL
+    assert model.tap_names == [n for n in taps if n != "norm"]
+    for n, t in zip(model.tap_names, out[1:], strict=True):
+        assert np.abs(t.numpy() - taps[n]).max() <= FLOAT64_ATOL, n
+    assert np.abs(ref).max() > 1e-2  # not a trivially small output
+
+
+@pytest.mark.parametrize("round_to", [1, 16])
+def test_deploy_float64_equals_reference_pruned(round_to: int) -> None:
+    plan = plan_from_spec(VARIANTS["cloformer_xxs"])
+    keep = pruning.select(plan, random_scores(plan, 3), 0.45, round_to)
+    sliced = pruning.slice_weights(np_weights("cloformer_xxs"), plan, keep)
+    x = test_input((2, 3, 64, 64))
+    with torch.no_grad():
+        got = deploy64(sliced, "cloformer_xxs")(torch.from_numpy(x)).numpy()
+    assert np.abs(got - rn.forward(sliced, x)).max() <= FLOAT64_ATOL
+
+
+def test_deploy_form_fails_loudly_when_broken() -> None:
+    """Sabotage: a deploy form that forgets one fold must not pass the 1e-10 check."""
+    w = np_weights("cloformer_xxs")
+    bad = dict(w)
+    bad["layers.1.blocks.0.norm2.bias"] = w["layers.1.blocks.0.norm2.bias"] + 1e-3  # the reference keeps the old one
+    x = test_input((1, 3, 64, 64))
+    with torch.no_grad():
+        got = deploy64(bad, "cloformer_xxs")(torch.from_numpy(x)).numpy()
+    assert np.abs(got - rn.forward(w, x)).max() > 1e3 * FLOAT64_ATOL
+
+
+@pytest.mark.parametrize("name", ["cloformer_xxs", "cloformer_global", "cloformer_no_global"])
+def test_deploy_ir_f32_agrees_with_reference(tmp_path, name: str) -> None:
+    """The exported deploy IR, run by OpenVINO with the f32 hint: <= 1e-4 x max |logit| of the reference,
+    logits and every tap output."""
+    path = tmp_path / "w.safetensors"
+    rn.save_weights(rn.cast_weights(np_weights(name), np.float32), path)
+    loaded = P.load(name, path, 64)
+    exported = P.export(loaded, tmp_path)
+    x = test_input((2, 3, 64, 64)).astype(np.float32)
+    _, taps = rn.forward(rn.cast_weights(loaded.weights), x.astype(np.float64), return_intermediates=True)
+    ref = rn.forward(rn.cast_weights(loaded.weights), x.astype(np.float64))
+    got = P.run_ov(P.compile_ov(str(exported.fp32_xml), "CPU", "f32"), x)[0]
+    assert np.abs(got - ref).max() <= FLOAT32_REL * np.abs(ref).max()
+    outs = P.run_ov(P.compile_ov(exported.taps_model, "CPU", "f32"), x)
+    for n, t in zip(exported.tap_names, outs[1:], strict=True):
+        assert np.abs(t - taps[n]).max() <= FLOAT32_REL * np.abs(taps[n]).max(), n
+
+
+def test_deploy_ir_pruned_checkpoint(tmp_path) -> None:
+    plan = plan_from_spec(VARIANTS["cloformer_xxs"])
+    sliced = pruning.slice_weights(np_weights("cloformer_xxs"), plan,
+                                   pruning.select(plan, random_scores(plan, 4), 0.45, 16))
+    path = rn.save_weights(rn.cast_weights(sliced, np.float32), tmp_path / "p.safetensors")
+    loaded = P.load("cloformer_xxs", path, 64)
+    exported = P.export(loaded, tmp_path)
+    x = test_input((1, 3, 64, 64)).astype(np.float32)
+    ref = rn.forward(rn.cast_weights(loaded.weights), x.astype(np.float64))
+    got = P.run_ov(P.compile_ov(str(exported.fp32_xml), "CPU", "f32"), x)[0]
+    assert np.abs(got - ref).max() <= FLOAT32_REL * np.abs(ref).max()
+
+
+def test_deploy_graph_op_inventory() -> None:
+    """What the deploy graph is made of: no AvgPool (folded into global_kv), no GroupNormalization (plain MVN),
+    one ScaledDotProductAttention per block with a global branch (fused into one CPU kernel)."""
+    loaded = P.load("cloformer_xxs", "proxy", 64)
+    types = [op.get_type_name() for op in P.convert_deploy(loaded).get_ops()]
+    plain = [op.get_type_name() for op in P.convert_plain(loaded).get_ops()]
+    assert "AvgPool" not in types and plain.count("AvgPool") == 10
+    assert "GroupNormalization" not in types and types.count("MVN") == 26
+    assert types.count("ScaledDotProductAttention") == 12
+    assert types.count("Convolution") == plain.count("Convolution") == 107
