@@ -89,7 +89,9 @@ class DeployAttention(nn.Module):
                                                  _conv(w[ab + "2.weight"] * scale, w[ab + "2.bias"] * scale)))
         self.heads, self.d, self.ws = plan.global_heads, d, plan.window_size
         if self.heads:
-            self.scale = scale
+            # a tensor, not a Python float: OpenVINO's PyTorch frontend stores Python scalars as float32 even in a
+            # float64 graph (1/sqrt(8) would lose 1.7e-8 relative)
+            self.register_buffer("scale", torch.tensor(scale, dtype=torch.float64))
             self.global_q = _conv(*fold_affine(w[a + "global_q.weight"], w[a + "global_q.bias"], g, b))
             wkv, bkv = fold_affine(w[a + "global_kv.weight"], w[a + "global_kv.bias"], g, b)
             pooled = np.repeat(np.repeat(wkv / self.ws ** 2, self.ws, axis=2), self.ws, axis=3)  # [2c_g, C, ws, ws]

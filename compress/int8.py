@@ -8,6 +8,7 @@ per-layer diagnosis -> runtime-graph accounting -> report (JSON, Markdown, plot)
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,10 @@ TARGET_MIN_AGREEMENT_PCT = 99.0
 TARGET_MIN_SQNR_DB = 28.0
 N_VERIFY = 8  # images for the FP32 twin checks
 N_DIAGNOSE = 32  # images for the per-layer SQNR diagnosis
+N_IR_FP32 = 2  # images the NumPy IR executor runs the FP32 IRs on (float64)
+N_IR_INT8 = 32  # images for OpenVINO's INT8 against the NumPy run of the same IR (full sets: tools.check_int8_ir)
+TARGET_MIN_GRAPH_SQNR_DB = 35.0  # OpenVINO INT8 (f32 hint) vs the NumPy run of the same IR
+TARGET_MIN_GRAPH_AGREEMENT_PCT = 99.5
 PRELOAD_BYTES = 1 << 30  # validation images are preprocessed once when they fit in this much memory
 
 
@@ -72,7 +77,9 @@ def int8_stages(loaded: P.LoadedModel, parts: DataParts, settings: QuantSettings
     lap("save INT8 IR")
     verify_x = val_data.xs[:N_VERIFY] if preload else np.stack([x for x, _ in val.subset(N_VERIFY, seed)])
     checks = P.verify_fp32(loaded, exported, verify_x)
-    lap("verify FP32 twins")
+    with tempfile.TemporaryDirectory() as scratch:
+        checks += P.numpy_ir_checks(loaded, exported, verify_x[:N_IR_FP32], Path(scratch))
+    lap("verify FP32 twins (torch, ONNX Runtime, OpenVINO, NumPy IR executor)")
     fp32 = evaluate_openvino(exported.fp32_xml, val_data, "CPU", "f32", backend="FP32 IR (f32)")
     # INT8 as it ships: the device's default precision (BF16 for the non-quantized ops on BF16 CPUs) ...
     int8 = evaluate_openvino(folder / "model_int8.xml", val_data, device, None, backend=f"INT8 IR ({device})")
@@ -89,6 +96,12 @@ def int8_stages(loaded: P.LoadedModel, parts: DataParts, settings: QuantSettings
     diag_x = val_data.xs[-N_DIAGNOSE:] if preload else np.stack([x for x, _ in val.subset(N_DIAGNOSE, seed + 1)])
     layers = P.diagnose(loaded, exported, int8_taps, diag_x)
     lap("per-layer diagnosis")
+    graph_x = diag_x[:N_IR_INT8]
+    configs = [("CPU", "f32"), ("CPU", None)] + ([(device, None)] if device.upper() != "CPU" else [])
+    with tempfile.TemporaryDirectory() as scratch:
+        vs_graph = [P.runtime_vs_graph(folder / "model_int8.xml", int8_taps, exported.tap_names, graph_x,
+                                       Path(scratch), dev, prec) for dev, prec in configs]
+    lap("INT8 runtime vs NumPy IR executor")
     graphs = ([runtime_graph(exported.fp32_xml, "FP32 deploy IR", device),
                runtime_graph(folder / "model_int8.xml", "INT8 IR", device)] if device.upper() == "CPU" else [])
     lap("runtime graph")
@@ -106,7 +119,7 @@ def int8_stages(loaded: P.LoadedModel, parts: DataParts, settings: QuantSettings
                  "top1_drop_met": None if drop is None else drop <= TARGET_MAX_TOP1_DROP_PT,
                  "agreement_met": cmp.top1_agreement >= TARGET_MIN_AGREEMENT_PCT,
                  "sqnr_met": cmp.sqnr_db >= TARGET_MIN_SQNR_DB},
-        runtime=graphs, accuracy_control=ac)
+        runtime=graphs, int8_runtime_vs_graph=vs_graph, accuracy_control=ac)
 
 
 def finish(report: QuantReport, times: dict[str, float], folder: Path) -> None:
@@ -146,6 +159,22 @@ def write_outputs(report: QuantReport, folder: Path, stem: str = "report") -> No
                   f"NNCF reverted quantizers until the top-1 drop on the tuning part ({a.tuning.name}, {a.tuning.n} "
                   f"images) was ≤ {a.max_drop_pt} pt: there it is {fmt(a.tuning_drop_pt)} pt (optimistic: tuned on). "
                   f"On the held-out part above: **{fmt(a.heldout_drop_pt)} pt**.", ""]
+    if report.int8_runtime_vs_graph:
+        g0 = report.int8_runtime_vs_graph[0]
+        lines += ["## INT8: OpenVINO against the graph's own semantics (NumPy IR executor)", "",
+                  f"model_int8.xml run by `reference_np.ir` (float64, FakeQuantize as the spec defines it) against "
+                  f"OpenVINO on the same {g0.n} images: how far the runtime's int8 kernels depart from the graph, "
+                  "separately from the quantization error above.", "",
+                  md_table(["device", "precision", "logit max |d|", "logit SQNR dB", "top-1 agreement %",
+                            "worst layer (SQNR dB)"],
+                           [[g.device, g.precision, f"{g.max_abs:.3g}", f"{g.sqnr_db:.1f}",
+                             f"{g.top1_agreement:.2f} ({g.disagreements} differ)",
+                             f"{g.worst_layer} ({min(v for _, v in g.layers):.1f})" if g.layers else "–"]
+                            for g in report.int8_runtime_vs_graph]),
+                  "", f"Targets (f32 hint): SQNR ≥ {TARGET_MIN_GRAPH_SQNR_DB} dB, agreement ≥ "
+                  f"{TARGET_MIN_GRAPH_AGREEMENT_PCT}%. Layers below {TARGET_MIN_GRAPH_SQNR_DB} dB (f32 hint): "
+                  + (", ".join(f"{n} ({v:.1f})" for n, v in g0.layers if v < TARGET_MIN_GRAPH_SQNR_DB) or "none")
+                  + ".", ""]
     if report.runtime:
         lines += ["## Executed nodes (OpenVINO runtime graph, default precision)", "",
                   f"ISA: {report.runtime[0].isa}; OpenVINO {report.runtime[0].openvino}.", "",
@@ -196,6 +225,9 @@ def summary(report: QuantReport, out: Path) -> str:
     if report.runtime:
         lines.append("  executed nodes: " + ", ".join(f"{g.label} {g.executed} ({g.reorders} Reorders)"
                                                       for g in report.runtime))
+    for g in report.int8_runtime_vs_graph:
+        lines.append(f"  OpenVINO {g.device} ({g.precision}) vs NumPy run of model_int8.xml, {g.n} images: logit SQNR "
+                     f"{g.sqnr_db:.1f} dB, top-1 agreement {g.top1_agreement:.2f}%, worst layer {g.worst_layer}")
     lines += [f"  FakeQuantize nodes {report.quantizers}; worst layers: {', '.join(report.worst_layers[:3])}",
               f"  total {report.seconds.get('total', 0):.1f} s; wrote {out}/ (model_fp32.xml, model_int8.xml, "
               "model_fp32.onnx, report.json, report.md, per_layer_sqnr.png)",

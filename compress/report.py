@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_text_atomic
-from .pipeline import Check, Int8Comparison, LayerSQNR
+from .pipeline import Check, GraphAgreement, Int8Comparison, LayerSQNR
 from .runtime import RuntimeGraph
 from .settings import QuantSettings, ScopeEntry
 
@@ -84,6 +84,7 @@ class QuantReport:
     worst_layers: list[str]
     targets: dict[str, Any]
     runtime: list[RuntimeGraph]  # executed nodes of the FP32 and INT8 IRs at the device's default precision
+    int8_runtime_vs_graph: list[GraphAgreement] = field(default_factory=list)  # OpenVINO vs reference_np.ir
     accuracy_control: AccuracyControl | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     file_bytes: dict[str, int] = field(default_factory=dict)

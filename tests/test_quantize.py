@@ -43,7 +43,8 @@ def test_default_run_writes_every_artifact(default_run) -> None:
     assert rep["model"] == {"variant": "cloformer_xxs", "checkpoint": "proxy", "input_size": 64,
                             "num_classes": 16, "device": "CPU", "pruned_checkpoint": None}
     assert all(c["passed"] for c in rep["fp32_checks"] if c["tolerance"] is not None)
-    assert len(rep["fp32_checks"]) == 6 and rep["quantizers"] > 50
+    assert len(rep["fp32_checks"]) == 9 and rep["quantizers"] > 50
+    assert [g["precision"] for g in rep["int8_runtime_vs_graph"]] == ["f32", "default"]
     assert rep["calibration"]["n"] == 16 and rep["calibration"]["name"] == "sample"
     assert len(rep["calibration_items"]) == 16 and len(rep["calibration"]["sha256_of_items"]) == 64
     assert rep["validation"]["name"] == "proxy-val" and "disjoint" in rep["data_rule"]

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from compress import pipeline as P
 from compress import proxy
+from compress.cli import configure_logging
 from compress.evaluate import Preloaded, evaluate_openvino
 from compress.report import md_table
 from compress.runtime import runtime_graph
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", default=None, help="names of SETTINGS to run")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
+    configure_logging(False)
     loaded = P.load(args.model, args.checkpoint, args.input_size)
     big = P.load(args.model, args.checkpoint, args.latency_size) if args.latency_size else None
     calib = P.calibration_data(resolve_source(args.calib, loaded.input_size).subset(300))
