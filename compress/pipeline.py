@@ -372,6 +372,9 @@ class GraphAgreement:
     disagreements: int
     layers: list[tuple[str, float]]  # per-layer SQNR of the device's taps against NumPy's, forward order
     worst_layer: str | None
+    # the same graph run by NumPy in float32 against float64: how far arithmetic precision alone moves this
+    # INT8 graph (values next to a FakeQuantize rounding threshold land one step away) - the yardstick
+    graph_f32_sqnr_db: float | None = None
 
 
 def runtime_vs_graph(int8_xml: Path, int8_taps_model: Any, tap_names: list[str], x: np.ndarray, tmp: Path,
@@ -384,6 +387,8 @@ def runtime_vs_graph(int8_xml: Path, int8_taps_model: Any, tap_names: list[str],
 
     graph = ir.load(int8_xml)
     ref = np.concatenate([graph(x[i:i + 1]) for i in range(len(x))])
+    graph32 = ir.load(int8_xml, np.float32)
+    own = sqnr_db(np.concatenate([graph32(x[i:i + 1]) for i in range(len(x))]), ref)
     got = run_ov(compile_ov(str(int8_xml), device, precision), x)[0].astype(np.float64)
     taps_xml = tmp / "int8_taps.xml"
     ov.save_model(int8_taps_model, str(taps_xml), compress_to_fp16=False)
@@ -395,7 +400,7 @@ def runtime_vs_graph(int8_xml: Path, int8_taps_model: Any, tap_names: list[str],
     differ = top1_changes(got, ref)
     return GraphAgreement(device, precision or "default", len(x), float(np.abs(got - ref).max()), sqnr_db(got, ref),
                           100.0 * (len(x) - differ) / len(x), differ, layers,
-                          min(layers, key=lambda t: t[1])[0] if layers else None)
+                          min(layers, key=lambda t: t[1])[0] if layers else None, own)
 
 
 # ------------------------------------------------------------------ diagnose

@@ -18,7 +18,8 @@ from __future__ import annotations
 import math
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.special import erf, expit
 
-FLOAT = np.float64  # the executor's floating type: the ideal semantics of the graph
+FLOAT = np.float64  # the executor's floating type while a graph runs (float64: the graph's ideal semantics)
 
 
 class IRError(ValueError):
@@ -64,10 +65,14 @@ class Node:
 
 
 class Graph:
-    """A loaded IR. Calling it runs every node in topological order and returns the first output."""
+    """A loaded IR. Calling it runs every node in topological order and returns the first output.
 
-    def __init__(self, path: Path, nodes: dict[str, Node], order: list[str]) -> None:
-        self.path, self.nodes, self.order = path, nodes, order
+    dtype float64 (default) gives the graph's ideal semantics; float32 evaluates the same graph in float32,
+    which measures how sensitive an INT8 graph is to arithmetic precision alone (values next to a rounding
+    threshold of a FakeQuantize land one step away)."""
+
+    def __init__(self, path: Path, nodes: dict[str, Node], order: list[str], dtype: type = np.float64) -> None:
+        self.path, self.nodes, self.order, self.dtype = path, nodes, order, np.dtype(dtype).type
         self.parameters = [i for i in order if nodes[i].type == "Parameter"]
         self.results = [i for i in order if nodes[i].type == "Result"]
         if len(self.parameters) != 1:
@@ -76,6 +81,10 @@ class Graph:
 
     def _fold_constants(self) -> None:
         """Evaluate once every node computed from constants only (weight decompression, shape arithmetic)."""
+        with _precision(self.dtype):
+            self._fold()
+
+    def _fold(self) -> None:
         for nid in self.order:
             n = self.nodes[nid]
             if n.value is not None or n.type in ("Parameter", "Result") or not n.inputs:
@@ -124,13 +133,17 @@ class Graph:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """The first output (the logits) as float64."""
-        return np.asarray(self._run(x, {"out": self._source(self.results[0])})["out"], dtype=FLOAT)
+        return np.asarray(self._run(x, {"out": self._source(self.results[0])})["out"], dtype=np.float64)
 
     def _source(self, result: str) -> tuple[str, int]:
         src, port = self.nodes[result].inputs[0]
         return src, self._port_index(src, port)
 
     def _run(self, x: np.ndarray, targets: dict[str, tuple[str, int]]) -> dict[str, np.ndarray]:
+        with _precision(self.dtype):
+            return self._run_nodes(x, targets)
+
+    def _run_nodes(self, x: np.ndarray, targets: dict[str, tuple[str, int]]) -> dict[str, np.ndarray]:
         x = np.asarray(x)
         param = self.nodes[self.parameters[0]]
         want = [int(d) for d in param.attrs.get("shape", "").split(",") if d.strip() and d.strip() != "?"]
@@ -160,7 +173,17 @@ class Graph:
         return seen
 
 
-def load(path: str | os.PathLike) -> Graph:
+@contextmanager
+def _precision(dtype: type) -> Iterator[None]:
+    global FLOAT
+    old, FLOAT = FLOAT, dtype
+    try:
+        yield
+    finally:
+        FLOAT = old
+
+
+def load(path: str | os.PathLike, dtype: type = np.float64) -> Graph:
     """Parse `path` (.xml) and its .bin; constants are read (and checked against the .bin's size) here."""
     xml = Path(path)
     if not xml.is_file():
@@ -190,7 +213,7 @@ def load(path: str | os.PathLike) -> Graph:
                                                         e.get("from-port")))
     for nid, ins in edges.items():
         nodes[nid].inputs = [(src, port) for _, src, port in sorted(ins)]
-    return Graph(xml, nodes, _toposort(nodes, xml))
+    return Graph(xml, nodes, _toposort(nodes, xml), dtype)
 
 
 def _read_const(n: Node, blob: bytes | None, xml: Path, bin_path: Path) -> np.ndarray:
@@ -419,13 +442,14 @@ def conv2d(x: np.ndarray, w: np.ndarray, strides: list[int], begin: list[int], e
     g, og, cg, kh, kw = w.shape
     if c != g * cg:
         raise IRError(f"convolution input has {c} channels, weights expect {g} x {cg}")
-    x = np.pad(x, ((0, 0), (0, 0), (begin[0], end[0]), (begin[1], end[1])))
+    if any(begin) or any(end):
+        x = np.pad(x, ((0, 0), (0, 0), (begin[0], end[0]), (begin[1], end[1])))
     (sh, sw), (dh, dw) = strides, dilations
     ho = (x.shape[2] - dh * (kh - 1) - 1) // sh + 1
     wo = (x.shape[3] - dw * (kw - 1) - 1) // sw + 1
-    if kh == kw == 1 and sh == sw == 1:
+    if kh == kw == 1 and sh == sw == 1:  # pointwise: one matmul per group
         xs = x.reshape(bsz, g, cg, ho * wo)
-        return np.einsum("goc,bgcp->bgop", w[:, :, :, 0, 0], xs, optimize=True).reshape(bsz, g * og, ho, wo)
+        return np.matmul(w[None, :, :, :, 0, 0], xs).reshape(bsz, g * og, ho, wo)
     if cg == 1 and og == 1:  # depthwise: one multiply-add per tap
         out = np.zeros((bsz, g, ho, wo), x.dtype)
         for i in range(kh):

@@ -7,6 +7,12 @@ tests/golden/input.npz holds the shared input (float32 values, run in float64). 
 tests/golden/<variant>.npz holds the seed that makes the weights (reference_np.random_weights), the
 sha256 of those weights, the float64 logits, and the first TAP_CHANNELS channels of every named
 intermediate (all of them, sliced, to keep the fixtures under 2 MB in all).
+
+tests/golden/int8_cloformer_xxs.npz is the INT8 golden: the golden XXS weights at 64 px, quantized through
+the pipeline (compress: deploy export, nncf.quantize with the default QuantSettings) on a fixed seeded
+calibration set, then run by the NumPy IR executor (reference_np.ir, not OpenVINO) on the golden input.
+It stores those INT8 logits and every FakeQuantize's ranges and levels (small), plus the NNCF/OpenVINO
+versions that made them: an upgrade that changes INT8 numerics fails tests/test_int8_golden.py loudly.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import reference_np as rn
-from compress.tolerances import GOLDEN_ATOL
+from compress.tolerances import GOLDEN_ATOL, INT8_FQ_RTOL, INT8_LOGIT_ATOL
 from reference_np.specs import VARIANTS, plan_from_spec
 
 GOLDEN_DIR = Path(__file__).resolve().parent.parent / "tests" / "golden"
@@ -46,25 +52,113 @@ def golden_case(name: str) -> dict[str, np.ndarray]:
     return case
 
 
+INT8_VARIANT, INT8_SIZE, INT8_CALIB_SEED, INT8_CALIB_N = "cloformer_xxs", 64, 11, 32
+
+
+def int8_calibration() -> list[np.ndarray]:
+    """The fixed calibration set of the INT8 golden: seeded normal images in the normalised-input range."""
+    rng = np.random.default_rng(INT8_CALIB_SEED)
+    return [rng.standard_normal((1, 3, INT8_SIZE, INT8_SIZE)).astype(np.float32) for _ in range(INT8_CALIB_N)]
+
+
+def fake_quantize_params(model) -> dict[str, np.ndarray]:
+    """Every FakeQuantize of an ov.Model (sorted by name): names, levels, and the four ranges flattened with
+    their offsets (per-tensor ranges have one value, per-channel ones C)."""
+    rows = []
+    for op in model.get_ops():
+        if op.get_type_name() == "FakeQuantize":
+            ranges = [op.input_value(i).get_node().get_data().astype(np.float64).ravel() for i in range(1, 5)]
+            rows.append((op.get_friendly_name(), op.get_levels(), ranges))
+    rows.sort(key=lambda r: r[0])
+    sizes = np.array([len(r[2][0]) for r in rows])
+    return {"fq_names": np.array([r[0] for r in rows]), "fq_levels": np.array([r[1] for r in rows]),
+            "fq_offsets": np.concatenate([[0], np.cumsum(sizes)]),
+            **{f"fq_{k}": np.concatenate([r[2][i] for r in rows])
+               for i, k in enumerate(("input_low", "input_high", "output_low", "output_high"))}}
+
+
+def quantize_golden(folder: Path):
+    """(the quantized taps model, model_int8.xml) of the golden XXS weights, through the pipeline."""
+    import openvino as ov
+
+    from compress import pipeline as P
+    from compress.settings import QuantSettings
+
+    _, w = golden_weights(INT8_VARIANT)
+    rn.save_weights(rn.cast_weights(w, np.float32), folder / "golden.safetensors")
+    loaded = P.load(INT8_VARIANT, folder / "golden.safetensors", INT8_SIZE)
+    exported = P.export(loaded, folder)
+    q = P.quantize(exported.taps_model, int8_calibration(), QuantSettings(subset_size=INT8_CALIB_N))
+    xml = folder / "model_int8.xml"
+    ov.save_model(P.single_output(q), str(xml), compress_to_fp16=False)
+    return q, xml
+
+
+def int8_case() -> dict[str, np.ndarray]:
+    import tempfile
+    from importlib import metadata
+
+    from reference_np import ir
+
+    with tempfile.TemporaryDirectory() as tmp:
+        q, xml = quantize_golden(Path(tmp))
+        graph = ir.load(xml)
+        x = int8_input()
+        logits = np.concatenate([graph(x[i:i + 1]) for i in range(len(x))])
+    return {"input_seed": np.array(INPUT_SEED), "calib_seed": np.array(INT8_CALIB_SEED), "logits": logits,
+            "versions": np.array([f"nncf {metadata.version('nncf')}", f"openvino {metadata.version('openvino')}"]),
+            **fake_quantize_params(q)}
+
+
+def int8_input() -> np.ndarray:
+    """The golden input at the INT8 golden's size (its first INT8_SIZE x INT8_SIZE)."""
+    return golden_input()[:, :, :INT8_SIZE, :INT8_SIZE]
+
+
+def compare(old: dict[str, np.ndarray], new: dict[str, np.ndarray], int8: bool = False) -> tuple[bool, str]:
+    """Stored vs recomputed golden: float64 cases to GOLDEN_ATOL; the INT8 case's FakeQuantize ranges to
+    INT8_FQ_RTOL and its NumPy-executor logits to INT8_LOGIT_ATOL (tolerances.py says why)."""
+    if set(old) != set(new):
+        return False, f"keys differ: {sorted(set(old) ^ set(new))}"
+    same = all(str(old[k]) == str(new[k]) for k in new if new[k].dtype.kind not in "f" and k != "versions")
+    if not int8:
+        diff = max(float(np.abs(old[k] - new[k]).max()) for k in new if new[k].dtype.kind == "f")
+        return same and diff <= GOLDEN_ATOL, f"max |delta| {diff:.2e}, keys/sha {'match' if same else 'DIFFER'}"
+    fq = max(float(np.max(np.abs(old[k] - new[k]) / np.maximum(np.abs(old[k]), 1e-12)))
+             for k in new if k.startswith("fq_") and new[k].dtype.kind == "f")
+    lg = float(np.abs(old["logits"] - new["logits"]).max())
+    ok = same and fq <= INT8_FQ_RTOL and lg <= INT8_LOGIT_ATOL
+    return ok, (f"FakeQuantize ranges max rel delta {fq:.2e} (tol {INT8_FQ_RTOL:g}), logits max |delta| {lg:.2e} "
+                f"(tol {INT8_LOGIT_ATOL:g}), names/levels {'match' if same else 'DIFFER'}; stored by "
+                f"{', '.join(map(str, old['versions']))}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=GOLDEN_DIR)
     ap.add_argument("--check", action="store_true", help="compare with existing files, write nothing")
+    ap.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True,
+                    help="also the INT8 golden (quantizes with NNCF; --no-int8 to skip)")
     ap.add_argument("variants", nargs="*", default=sorted(VARIANTS))
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     bad = 0
     cases = [("input", {"input": golden_input()})] + [(n, golden_case(n)) for n in args.variants]
+    if args.int8:
+        cases.append((f"int8_{INT8_VARIANT}", int8_case()))
     for name, case in cases:
         path = args.out / f"{name}.npz"
         if args.check:
             with np.load(path) as old:
-                diff = max(float(np.abs(old[k] - case[k]).max()) for k in case if case[k].dtype.kind == "f")
-                same = set(old.files) == set(case) and all(
-                    str(old[k]) == str(case[k]) for k in case if case[k].dtype.kind != "f")
-            print(f"{name}: max |delta| {diff:.2e}, keys/sha {'match' if same else 'DIFFER'}")
-            bad += (not same) or diff > GOLDEN_ATOL
+                ok, msg = compare({k: old[k] for k in old.files}, case, int8=name.startswith("int8_"))
+            print(f"{name}: {msg}")
+            bad += not ok
             continue
+        if path.is_file():
+            with np.load(path) as old:
+                if compare({k: old[k] for k in old.files}, case, int8=name.startswith("int8_"))[0]:
+                    print(f"{path}: unchanged")  # rewriting would only churn the zip's timestamps
+                    continue
         tmp = path.with_name(path.stem + ".tmp.npz")
         np.savez_compressed(tmp, **case)
         os.replace(tmp, path)
