@@ -1,12 +1,14 @@
-"""What every CLI shares: argparse types that validate before any work, quiet-by-default logging, and
-one mapping from outcomes to exit statuses (0 done, 1 failed check or internal error with its
-traceback, 2 bad input with one line naming it, 130 interrupted)."""
+"""The CLI layer every command shares: argparse types that validate before any work, the INT8 options of
+compress.quantize and compress.prune --quantize (argv -> QuantSettings / DataParts), quiet-by-default
+logging, and one mapping from outcomes to exit statuses (0 done, 1 failed check or internal error with its
+traceback, 2 bad input with one line naming it, 130 interrupted). Library code below never sees argv."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import shlex
 import sys
 import traceback
 import warnings
@@ -15,6 +17,16 @@ from collections.abc import Callable
 from reference_np.specs import INPUT_MULTIPLE
 
 from .errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, InputError
+from .settings import (
+    ACTIVATION_RANGES,
+    DEFAULT_IGNORED_SCOPE,
+    MODEL_TYPES,
+    PRESETS,
+    TARGET_MAX_TOP1_DROP_PT,
+    QuantSettings,
+    ScopeEntry,
+)
+from .sources import DataParts, quant_parts, source_help
 
 
 def input_size(text: str) -> int:
@@ -42,9 +54,62 @@ def positive_int(text: str) -> int:
     return v
 
 
-def nonnegative_int(text: str) -> int:
-    v = positive_int(text) if text.strip() != "0" else 0
-    return v
+def add_quant_options(ap: argparse.ArgumentParser) -> None:
+    """The INT8 options, shared with `compress.prune --quantize`."""
+    d = QuantSettings()
+    ap.add_argument("--calib", default="sample", help=f"calibration data: {source_help()} (default: %(default)s)")
+    ap.add_argument("--subset-size", type=positive_int, default=d.subset_size,
+                    help="calibration images (default 300, as NNCF)")
+    ap.add_argument("--preset", choices=PRESETS, default=d.preset,
+                    help="NNCF preset: mixed = asymmetric activations (default: %(default)s)")
+    ap.add_argument("--model-type", choices=MODEL_TYPES, default=d.model_type or "none",
+                    help="NNCF model type (transformer: fewer quantizers on element-wise ops; default: %(default)s)")
+    ap.add_argument("--fast-bias-correction", action=argparse.BooleanOptionalAction, default=d.fast_bias_correction,
+                    help="NNCF fast bias correction (default: on; full correction doubles the time for +0.1-0.2 pt)")
+    ap.add_argument("--activation-range", choices=ACTIVATION_RANGES, default=d.activation_range,
+                    help="NNCF activation range estimator: minmax = global min/max over the calibration set "
+                         "(default), mean_minmax = NNCF's default, histogram = MSE-optimal (default: %(default)s)")
+    ap.add_argument("--smooth-quant-alpha", type=float, default=d.smooth_quant_alpha,
+                    help="SmoothQuant alpha for convolutions and MatMuls, transformer type only; -1 disables "
+                         "(default: NNCF's)")
+    ap.add_argument("--ignored-scope", action="append", default=None, metavar="KIND:VALUE",
+                    help="keep ops in float: type:Softmax, name:<node>, pattern:<regex> (repeatable; replaces the "
+                    f"default {' '.join(map(str, DEFAULT_IGNORED_SCOPE))}; 'none' quantizes everything). Every "
+                    "entry must match a node")
+    ap.add_argument("--accuracy-control", action="store_true",
+                    help="nncf.quantize_with_accuracy_control: tunes on one half of the validation data, reports "
+                         "the drop on the other half")
+    ap.add_argument("--val", default=None, help="held-out data for INT8 vs FP32 (default: the checkpoint's held-out "
+                    "set, proxy-val for the proxy checkpoint; else a disjoint split of --calib)")
+    ap.add_argument("--val-fraction", type=float, default=0.5,
+                    help="without --val: the fraction of --calib kept for validation (default: %(default)s)")
+    ap.add_argument("--allow-overlap", action="store_true", help="accept a --val that shares images with --calib")
+    ap.add_argument("--val-limit", type=positive_int, default=None, help="evaluate a seeded subset of --val")
+    ap.add_argument("--max-drop", type=float, default=TARGET_MAX_TOP1_DROP_PT, help="top-1 points (accuracy control)")
+    ap.add_argument("--device", default="CPU", help="OpenVINO device for the INT8 evaluation: CPU, NPU, GPU, AUTO")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the calibration/validation subsets")
+
+
+def settings_from_args(args: argparse.Namespace) -> QuantSettings:
+    """argv -> QuantSettings; every value is validated by QuantSettings itself."""
+    specs = [str(e) for e in DEFAULT_IGNORED_SCOPE] if args.ignored_scope is None else args.ignored_scope
+    alpha = args.smooth_quant_alpha
+    return QuantSettings(preset=args.preset, model_type=None if args.model_type == "none" else args.model_type,
+                         fast_bias_correction=args.fast_bias_correction, subset_size=args.subset_size,
+                         smooth_quant_alpha=alpha, activation_range=args.activation_range,
+                         ignored_scope=tuple(ScopeEntry.parse(s) for s in specs if s != "none"))
+
+
+def data_parts_from_args(args: argparse.Namespace, checkpoint: str, size: int) -> DataParts:
+    if not 0 < args.val_fraction < 1:
+        raise InputError(f"--val-fraction must be in (0, 1); got {args.val_fraction}")
+    return quant_parts(args.calib, args.val, size, default_val="proxy-val" if checkpoint == "proxy" else None,
+                       val_fraction=args.val_fraction, val_limit=args.val_limit,
+                       accuracy_control=args.accuracy_control, allow_overlap=args.allow_overlap, seed=args.seed)
+
+
+def command_line(prog: str, argv: list[str]) -> str:
+    return f"python -m {prog} " + " ".join(shlex.quote(a) for a in argv)
 
 
 def add_common(ap: argparse.ArgumentParser) -> None:

@@ -22,9 +22,17 @@ from pathlib import Path
 
 from . import pipeline as P
 from .atomic import check_target
-from .cli import add_common, input_size, positive_int, run_main
+from .cli import (
+    add_common,
+    add_quant_options,
+    command_line,
+    data_parts_from_args,
+    input_size,
+    positive_int,
+    run_main,
+    settings_from_args,
+)
 from .pruning import METHODS, PruneSettings, prune_model, simd_block
-from .quantize import add_quant_options, command_line, data_parts_from_args, settings_from_args
 from .report import fmt
 from .sources import resolve_source, source_help
 

@@ -16,61 +16,22 @@ printed, partial output kept as <out>.failed/); 2 bad input (one line naming it)
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from datetime import datetime
 from pathlib import Path
 
 from . import pipeline as P
 from .atomic import check_target
-from .cli import add_common, input_size, positive_int, run_main
-from .errors import InputError
-from .int8 import TARGET_MAX_TOP1_DROP_PT, quantize_model, summary
-from .settings import (
-    ACTIVATION_RANGES,
-    DEFAULT_IGNORED_SCOPE,
-    MODEL_TYPES,
-    PRESETS,
-    QuantSettings,
-    ScopeEntry,
+from .cli import (
+    add_common,
+    add_quant_options,
+    command_line,
+    data_parts_from_args,
+    input_size,
+    run_main,
+    settings_from_args,
 )
-from .sources import DataParts, quant_parts, source_help
-
-
-def add_quant_options(ap: argparse.ArgumentParser) -> None:
-    """The INT8 options, shared with `compress.prune --quantize`."""
-    d = QuantSettings()
-    ap.add_argument("--calib", default="sample", help=f"calibration data: {source_help()} (default: %(default)s)")
-    ap.add_argument("--subset-size", type=positive_int, default=d.subset_size,
-                    help="calibration images (default 300, as NNCF)")
-    ap.add_argument("--preset", choices=PRESETS, default=d.preset,
-                    help="NNCF preset: mixed = asymmetric activations (default: %(default)s)")
-    ap.add_argument("--model-type", choices=MODEL_TYPES, default=d.model_type or "none",
-                    help="NNCF model type (transformer: fewer quantizers on element-wise ops; default: %(default)s)")
-    ap.add_argument("--fast-bias-correction", action=argparse.BooleanOptionalAction, default=d.fast_bias_correction,
-                    help="NNCF fast bias correction (default: on; full correction doubles the time for +0.1-0.2 pt)")
-    ap.add_argument("--activation-range", choices=ACTIVATION_RANGES, default=d.activation_range,
-                    help="NNCF activation range estimator: minmax = global min/max over the calibration set "
-                         "(default), mean_minmax = NNCF's default, histogram = MSE-optimal (default: %(default)s)")
-    ap.add_argument("--smooth-quant-alpha", type=float, default=d.smooth_quant_alpha,
-                    help="SmoothQuant alpha for convolutions and MatMuls, transformer type only; -1 disables "
-                         "(default: NNCF's)")
-    ap.add_argument("--ignored-scope", action="append", default=None, metavar="KIND:VALUE",
-                    help="keep ops in float: type:Softmax, name:<node>, pattern:<regex> (repeatable; replaces the "
-                    f"default {' '.join(map(str, DEFAULT_IGNORED_SCOPE))}; 'none' quantizes everything). Every "
-                    "entry must match a node")
-    ap.add_argument("--accuracy-control", action="store_true",
-                    help="nncf.quantize_with_accuracy_control: tunes on one half of the validation data, reports "
-                         "the drop on the other half")
-    ap.add_argument("--val", default=None, help="held-out data for INT8 vs FP32 (default: the checkpoint's held-out "
-                    "set, proxy-val for the proxy checkpoint; else a disjoint split of --calib)")
-    ap.add_argument("--val-fraction", type=float, default=0.5,
-                    help="without --val: the fraction of --calib kept for validation (default: %(default)s)")
-    ap.add_argument("--allow-overlap", action="store_true", help="accept a --val that shares images with --calib")
-    ap.add_argument("--val-limit", type=positive_int, default=None, help="evaluate a seeded subset of --val")
-    ap.add_argument("--max-drop", type=float, default=TARGET_MAX_TOP1_DROP_PT, help="top-1 points (accuracy control)")
-    ap.add_argument("--device", default="CPU", help="OpenVINO device for the INT8 evaluation: CPU, NPU, GPU, AUTO")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the calibration/validation subsets")
+from .int8 import quantize_model, summary
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,28 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_quant_options(ap)
     add_common(ap)
     return ap
-
-
-def settings_from_args(args: argparse.Namespace) -> QuantSettings:
-    """argv -> QuantSettings; every value is validated by QuantSettings itself."""
-    specs = [str(e) for e in DEFAULT_IGNORED_SCOPE] if args.ignored_scope is None else args.ignored_scope
-    alpha = args.smooth_quant_alpha
-    return QuantSettings(preset=args.preset, model_type=None if args.model_type == "none" else args.model_type,
-                         fast_bias_correction=args.fast_bias_correction, subset_size=args.subset_size,
-                         smooth_quant_alpha=alpha, activation_range=args.activation_range,
-                         ignored_scope=tuple(ScopeEntry.parse(s) for s in specs if s != "none"))
-
-
-def data_parts_from_args(args: argparse.Namespace, checkpoint: str, size: int) -> DataParts:
-    if not 0 < args.val_fraction < 1:
-        raise InputError(f"--val-fraction must be in (0, 1); got {args.val_fraction}")
-    return quant_parts(args.calib, args.val, size, default_val="proxy-val" if checkpoint == "proxy" else None,
-                       val_fraction=args.val_fraction, val_limit=args.val_limit,
-                       accuracy_control=args.accuracy_control, allow_overlap=args.allow_overlap, seed=args.seed)
-
-
-def command_line(prog: str, argv: list[str]) -> str:
-    return f"python -m {prog} " + " ".join(shlex.quote(a) for a in argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -162,3 +162,63 @@ def test_weights_roundtrip_npz_safetensors(tmp_path) -> None:
         assert rn.weights_sha256(back) == rn.weights_sha256(w)
         assert not list(tmp_path.glob("*.tmp*"))
         cloformer.create_model("cloformer_global", checkpoint=path)  # strict load of what we wrote
+
+
+# ---------------------------------------------------------------- timm conventions (issue 12)
+def test_timm_style_forward_features_head_intermediates() -> None:
+    """forward_features returns the last feature map, forward_head(x, pre_logits) pools and classifies, and
+    forward_intermediates returns the NumPy reference's named intermediates, key for key, in float64."""
+    from tests.conftest import test_input, torch_twin
+
+    w = np_weights("cloformer_xxs")
+    model = torch_twin("cloformer_xxs", w)
+    x = test_input((2, 3, 64, 64))
+    ref, taps = rn.forward(w, x, return_intermediates=True)
+    with torch.no_grad():
+        xt = torch.from_numpy(x)
+        fmap = model.forward_features(xt)
+        pooled = model.forward_head(fmap, pre_logits=True)
+        logits = model.forward_head(fmap)
+        out, inter = model.forward_intermediates(xt)
+        authors = model.forward_feature(xt).numpy()
+    assert tuple(fmap.shape) == (2, 256, 2, 2) and tuple(pooled.shape) == (2, 256)
+    assert np.abs(logits.numpy() - ref).max() <= 1e-10 and np.abs(out.numpy() - ref).max() <= 1e-10
+    assert np.abs(pooled.numpy() - taps["features"]).max() <= 1e-10
+    assert np.abs(authors - taps["features"]).max() <= 1e-10  # the authors' name for the pooled features
+    assert list(inter) == list(taps) == rn.specs.intermediate_names(model.plan)
+    for k in taps:
+        assert np.abs(inter[k].numpy() - taps[k]).max() <= 1e-10, k
+
+
+def test_pretrained_cfg_is_the_data_pipeline_definition() -> None:
+    from compress import data
+
+    cfg = cloformer.create_model("cloformer_xxs", checkpoint="proxy").pretrained_cfg
+    assert cfg["input_size"] == (3, 64, 64) and cfg["interpolation"] == "bicubic"
+    assert cfg["mean"] == rn.specs.IMAGENET_MEAN and cfg["std"] == rn.specs.IMAGENET_STD
+    assert cfg["crop_pct"] == rn.specs.CROP_PCT == data.CROP_PCT  # the one definition both use
+    assert data.IMAGENET_MEAN is cfg["mean"]
+
+
+def test_reference_swish_is_overflow_free() -> None:
+    import warnings
+
+    from reference_np.ops import swish
+
+    x = np.array([-1000.0, -100.0, 0.0, 100.0], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = swish(x)
+    assert y.dtype == np.float32 and np.array_equal(y, [0.0, -0.0, 0.0, 100.0])
+
+
+def test_train_proxy_defaults_follow_the_model_card_and_never_overwrite_the_shipped_file() -> None:
+    from cloformer.registry import SHIPPED
+    from tools import train_proxy
+
+    card = cloformer.model_card("proxy")
+    assert train_proxy.CARD_RECIPE == {"train_steps": card["train_steps"], "batch": card["batch"],
+                                       "seed": card["seed"]}
+    assert f"--steps {card['train_steps']} --batch {card['batch']}" in card["training_command"]
+    src = Path(train_proxy.__file__).read_text()
+    assert 'default=SHIPPED["proxy"][1]' not in src and SHIPPED["proxy"][1].is_file()

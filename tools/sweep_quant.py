@@ -54,6 +54,14 @@ SETTINGS: dict[str, QuantSettings] = {
                                                          ignored_scope=_scope(_STEM, _SDPA)),
     "float stem + SDPA, full bias correction": QuantSettings(fast_bias_correction=False,
                                                              ignored_scope=_scope(_STEM, _SDPA)),
+    "float stem, SDPA, Multiply + histogram": QuantSettings(activation_range="histogram",
+                                                            ignored_scope=_scope(_STEM, _SDPA, _MUL)),
+    "float stem, SDPA, Multiply + full bias correction": QuantSettings(fast_bias_correction=False,
+                                                                       ignored_scope=_scope(_STEM, _SDPA, _MUL)),
+    "float stem, SDPA, Multiply + transformer, SmoothQuant 0.8": QuantSettings(
+        model_type="transformer", smooth_quant_alpha=0.8, ignored_scope=_scope(_STEM, _SDPA, _MUL)),
+    "float stem, SDPA, Multiply + histogram + full bias correction": QuantSettings(
+        activation_range="histogram", fast_bias_correction=False, ignored_scope=_scope(_STEM, _SDPA, _MUL)),
 }
 
 
