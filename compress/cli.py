@@ -29,28 +29,32 @@ from .settings import (
 from .sources import DataParts, quant_parts, source_help
 
 
+def int_in(lo: int, hi: int | None = None, hint: str = "") -> Callable[[str], int]:
+    """An argparse type: an integer in [lo, hi], with a message naming the range."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+        if v < lo or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f"{v}: must be " + (f"from {lo} to {hi}" if hi else f">= {lo}") + hint)
+        return v
+    return parse
+
+
+positive_int = int_in(1)
+
+
 def input_size(text: str) -> int:
-    """--input-size: a positive multiple of 32 (0 is not 'default': omit the option for that)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    """--input-size: a positive multiple of 32 (0 is not 'default': omit the option for that), at most 2048
+    (CloFormer's attention memory grows with (H*W)^2/ws^2)."""
+    v = int_in(-(2 ** 31))(text)
     if v <= 0 or v % INPUT_MULTIPLE:
         raise argparse.ArgumentTypeError(f"{v}: must be a positive multiple of {INPUT_MULTIPLE} (e.g. 64, 224); "
                                          "omit the option for the checkpoint's own size")
     if v > 2048:
         raise argparse.ArgumentTypeError(f"{v}: larger than 2048 px; CloFormer's attention memory grows with "
                                          "(H*W)^2/ws^2, so such sizes do not fit in memory")
-    return v
-
-
-def positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{v}: must be >= 1")
     return v
 
 

@@ -28,6 +28,7 @@ from .cli import (
     command_line,
     data_parts_from_args,
     input_size,
+    int_in,
     positive_int,
     run_main,
     settings_from_args,
@@ -37,16 +38,6 @@ from .report import fmt
 from .sources import resolve_source, source_help
 
 
-def round_to(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if not 1 <= v <= 256:
-        raise argparse.ArgumentTypeError(f"{v}: must be from 1 to 256 (1: no rounding)")
-    return v
-
-
 def build_parser() -> argparse.ArgumentParser:
     d = PruneSettings()
     ap = argparse.ArgumentParser(prog="python -m compress.prune", description=__doc__,
@@ -54,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--method", choices=METHODS, default=d.method)
     ap.add_argument("--ratio", type=float, default=d.ratio,
                     help="structured: fraction of each group's channels/heads removed; nncf-*: weight sparsity")
-    ap.add_argument("--round-to", type=round_to, default=None,
+    ap.add_argument("--round-to", type=int_in(1, 256, " (1: no rounding)"), default=None,
                     help=f"structured: kept channel counts become multiples of N (default: the CPU's SIMD block, "
                          f"{simd_block()} here; 1: no rounding)")
     ap.add_argument("--finetune-steps", type=int, default=d.finetune_steps,
