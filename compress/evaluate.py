@@ -90,7 +90,7 @@ def _load(i: int) -> tuple[int, np.ndarray | None, str | None]:
 def preprocessed(source: DataSource, workers: int | None = None) -> Iterator[tuple[np.ndarray, int | None]]:
     """source's (array, label) in order, decoded by `workers` forked processes (default: all cores); the
     same used/skipped/limit semantics as iterating the source itself."""
-    workers = os.cpu_count() or 1 if workers is None else workers
+    workers = (os.cpu_count() or 1) if workers is None else workers
     if workers <= 1 or "fork" not in mp.get_all_start_methods() or len(source.items) < 2 * workers:
         yield from source
         return

@@ -42,7 +42,7 @@ from .sources import DataParts
 N_VERIFY = 8  # images for the FP32 twin checks
 N_DIAGNOSE = 32  # images for the per-layer SQNR diagnosis
 N_IR_FP32 = 2  # images the NumPy IR executor runs the FP32 IRs on (float64)
-N_IR_INT8 = 32  # images for OpenVINO's INT8 against the NumPy run of the same IR (full sets: tools.check_int8_ir)
+N_IR_INT8 = 32  # images for OpenVINO's INT8 against the NumPy run of the same IR (a whole set: tools.check_int8_ir)
 PRELOAD_BYTES = 1 << 30  # validation images are preprocessed once when they fit in this much memory
 
 

@@ -377,10 +377,10 @@ class GraphAgreement:
     graph_f32_sqnr_db: float | None = None
 
 
-def runtime_vs_graph(int8_xml: Path, int8_taps_model: Any, tap_names: list[str], x: np.ndarray, tmp: Path,
+def runtime_vs_graph(int8_xml: Path, int8_taps_model: Any | None, tap_names: list[str], x: np.ndarray, tmp: Path,
                      device: str = "CPU", precision: str | None = "f32", n_layers: int = 4) -> GraphAgreement:
-    """Logits of `device` running int8_xml against reference_np.ir on x (one image at a time), and per-layer
-    SQNR at the block taps on the first n_layers images."""
+    """Logits of `device` running int8_xml against reference_np.ir on x (one image at a time), and, given the
+    quantized taps model, per-layer SQNR at the block taps on the first n_layers images."""
     import openvino as ov
 
     from reference_np import ir
@@ -390,13 +390,15 @@ def runtime_vs_graph(int8_xml: Path, int8_taps_model: Any, tap_names: list[str],
     graph32 = ir.load(int8_xml, np.float32)
     own = sqnr_db(np.concatenate([graph32(x[i:i + 1]) for i in range(len(x))]), ref)
     got = run_ov(compile_ov(str(int8_xml), device, precision), x)[0].astype(np.float64)
-    taps_xml = tmp / "int8_taps.xml"
-    ov.save_model(int8_taps_model, str(taps_xml), compress_to_fp16=False)
-    taps_graph = ir.load(taps_xml)
-    dev_taps = run_ov(compile_ov(int8_taps_model, device, precision), x[:n_layers])
-    runs = [taps_graph.run(x[i:i + 1], tap_names) for i in range(min(n_layers, len(x)))]
-    layers = [(name, sqnr_db(dev_taps[k + 1], np.concatenate([r[name] for r in runs])))
-              for k, name in enumerate(tap_names)]
+    layers: list[tuple[str, float]] = []
+    if int8_taps_model is not None:
+        taps_xml = tmp / "int8_taps.xml"
+        ov.save_model(int8_taps_model, str(taps_xml), compress_to_fp16=False)
+        taps_graph = ir.load(taps_xml)
+        dev_taps = run_ov(compile_ov(int8_taps_model, device, precision), x[:n_layers])
+        runs = [taps_graph.run(x[i:i + 1], tap_names) for i in range(min(n_layers, len(x)))]
+        layers = [(name, sqnr_db(dev_taps[k + 1], np.concatenate([r[name] for r in runs])))
+                  for k, name in enumerate(tap_names)]
     differ = top1_changes(got, ref)
     return GraphAgreement(device, precision or "default", len(x), float(np.abs(got - ref).max()), sqnr_db(got, ref),
                           100.0 * (len(x) - differ) / len(x), differ, layers,

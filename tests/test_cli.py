@@ -293,3 +293,15 @@ def test_make_imagenet_subset_malformed_labels(tmp_path, capsys, labels: str, me
                                       "--per-class", "1", "--out", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and not (tmp_path / "s").exists()
+
+
+def test_evaluate_an_ir_with_the_numpy_executor(bad_files, tmp_path) -> None:
+    """--backend numpy runs an IR with reference_np.ir: same images, top-1 as OpenVINO's f32 run of the FP32 IR."""
+    import json
+
+    xml = bad_files["run"] / "model_fp32.xml"
+    for backend in ("numpy", "openvino"):
+        assert evaluate.main(["--model", str(xml), "--backend", backend, "--data", "proxy-val", "--limit", "12",
+                              "--json", str(tmp_path / f"{backend}.json")]) == 0
+    a, b = (json.loads((tmp_path / f"{k}.json").read_text()) for k in ("numpy", "openvino"))
+    assert a["n"] == b["n"] == 12 and a["top1"] == b["top1"] and "NumPy" in a["backend"]

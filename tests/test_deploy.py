@@ -101,3 +101,42 @@ def test_deploy_graph_op_inventory() -> None:
     assert "GroupNormalization" not in types and types.count("MVN") == 26
     assert types.count("ScaledDotProductAttention") == 12
     assert types.count("Convolution") == plain.count("Convolution") == 107
+
+
+@pytest.fixture(scope="module")
+def int8_224(tmp_path_factory):
+    """The proxy model's deploy graph quantized at 224 with the default settings (8 calibration images: the
+    runtime graph depends on where the quantizers are, not on their ranges)."""
+    import openvino as ov
+
+    from compress.settings import QuantSettings
+    from compress.sources import resolve_source
+
+    d = tmp_path_factory.mktemp("int8_224")
+    loaded = P.load("cloformer_xxs", "proxy", 224)
+    exported = P.export(loaded, d)
+    calib = P.calibration_data(resolve_source("sample", 224).subset(8))
+    q = P.quantize(exported.taps_model, calib, QuantSettings(subset_size=8))
+    ov.save_model(P.single_output(q), str(d / "model_int8.xml"), compress_to_fp16=False)
+    return loaded, exported, d / "model_int8.xml"
+
+
+@pytest.mark.slow
+def test_int8_runtime_graph_bars(int8_224) -> None:
+    """Executed nodes are deterministic for an ISA up to the plugin's layout choice (a spread of one or two), so
+    they make a bar that timing noise cannot move. Measured here (AVX-512 VNNI/BF16): plain FP32 303 nodes
+    (38 Reorders), deploy FP32 293 (38), INT8 of the deploy graph with the default scope 295 (37)."""
+    from compress.runtime import cpu_isa, runtime_graph
+
+    loaded, exported, xml = int8_224
+    int8 = runtime_graph(xml, "int8", compiles=3)
+    deploy = runtime_graph(exported.fp32_xml, "deploy", compiles=3)
+    plain = runtime_graph(P.convert_plain(loaded), "plain", compiles=3)
+    assert deploy.executed <= plain.executed - 8  # AvgPool folded into global_kv (10 nodes)
+    assert int8.by_type.get("Convolution", 0) == 131  # every convolution still one node, none split off
+    isa = cpu_isa().split()
+    if "avx512f" in isa and "amx_int8" not in isa:
+        assert int8.executed <= 300 and int8.reorders <= 40, int8  # the issue's bar for AVX-512 CPUs
+        assert int8.executed <= plain.executed
+    else:
+        pytest.skip(f"bars measured on AVX-512 without AMX; this CPU has {cpu_isa()} (counts: {int8.executed})")

@@ -50,7 +50,7 @@ def test_default_run_writes_every_artifact(default_run) -> None:
     assert rep["validation"]["name"] == "proxy-val" and "disjoint" in rep["data_rule"]
     assert [g["label"] for g in rep["runtime"]] == ["FP32 deploy IR", "INT8 IR"]
     assert all(g["executed"] > 100 and g["reorders"] >= 0 for g in rep["runtime"])
-    assert rep["settings"]["ignored_scope"] == ["pattern:.*stem.*", "type:ScaledDotProductAttention"]
+    assert rep["settings"]["ignored_scope"] == ["pattern:.*stem.*", "type:ScaledDotProductAttention", "type:Multiply"]
     c = rep["int8_vs_fp32"]
     assert c["n"] == 48 and c["source"] == "proxy-val" and c["labelled"]
     assert 0 <= c["top1_agreement"] <= 100 and c["cosine"] > 0.9

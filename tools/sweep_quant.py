@@ -43,7 +43,7 @@ SETTINGS: dict[str, QuantSettings] = {
     "NNCF defaults (mean min/max ranges)": QuantSettings(activation_range="mean_minmax", ignored_scope=()),
     "global min/max, everything int8": QuantSettings(ignored_scope=()),
     "+ float stem": QuantSettings(ignored_scope=_scope(_STEM)),
-    "+ float stem, float attention (SDPA) (default)": QuantSettings(ignored_scope=_scope(_STEM, _SDPA)),
+    "+ float stem, float attention (SDPA)": QuantSettings(ignored_scope=_scope(_STEM, _SDPA)),
     "+ float stem, SDPA, depthwise": QuantSettings(ignored_scope=_scope(_STEM, _SDPA, _DW)),
     "+ float stem, SDPA, MVN": QuantSettings(ignored_scope=_scope(_STEM, _SDPA, _MVN)),
     "+ float stem, SDPA, Multiply": QuantSettings(ignored_scope=_scope(_STEM, _SDPA, _MUL)),
@@ -60,7 +60,7 @@ SETTINGS: dict[str, QuantSettings] = {
                                                                        ignored_scope=_scope(_STEM, _SDPA, _MUL)),
     "float stem, SDPA, Multiply + transformer, SmoothQuant 0.8": QuantSettings(
         model_type="transformer", smooth_quant_alpha=0.8, ignored_scope=_scope(_STEM, _SDPA, _MUL)),
-    "float stem, SDPA, Multiply + histogram + full bias correction": QuantSettings(
+    "float stem, SDPA, Multiply + histogram + full bias correction (default)": QuantSettings(
         activation_range="histogram", fast_bias_correction=False, ignored_scope=_scope(_STEM, _SDPA, _MUL)),
 }
 
