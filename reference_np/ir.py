@@ -231,7 +231,11 @@ def _read_const(n: Node, blob: bytes | None, xml: Path, bin_path: Path) -> np.nd
     count = int(np.prod(shape)) if shape else 1
     if count * dtype.itemsize != size:
         raise IRError(f"{xml}: Const '{n.name}' of shape {shape} {et} needs {count * dtype.itemsize} bytes, not {size}")
-    return np.frombuffer(blob, dtype, count, offset).reshape(shape).copy()
+    value = np.frombuffer(blob, dtype, count, offset).reshape(shape).copy()
+    if dtype.kind == "f" and not np.all(np.isfinite(value)):  # weights are finite; NaN/Inf means damaged bytes
+        raise IRError(f"{bin_path} is corrupted: Const '{n.name}' ({et}, bytes {offset}..{offset + size}) holds "
+                      f"{int(np.sum(~np.isfinite(value)))} NaN/Inf values")
+    return value
 
 
 def _toposort(nodes: dict[str, Node], xml: Path) -> list[str]:

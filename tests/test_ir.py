@@ -188,3 +188,79 @@ def test_truncated_or_missing_bin_is_an_error(small_ir, tmp_path) -> None:
     (tmp_path / "bad.xml").write_text("<net><layers>")
     with pytest.raises(IRError, match="not valid XML"):
         ir.load(tmp_path / "bad.xml")
+
+
+def test_corrupted_bin_is_an_error_not_garbage(small_ir, tmp_path) -> None:
+    xml, _, _ = small_ir
+    shutil.copy(xml, tmp_path / "c.xml")
+    blob = bytearray(xml.with_suffix(".bin").read_bytes())
+    blob[0:8] = b"\xff" * 8  # two float32 NaNs in the first constant
+    (tmp_path / "c.bin").write_bytes(bytes(blob))
+    with pytest.raises(IRError, match=r"c\.bin is corrupted: Const .* holds 2 NaN/Inf values"):
+        ir.load(tmp_path / "c.xml")
+
+
+# ------------------------------------------------------------------ every route, every variant
+@pytest.mark.parametrize("name", ["cloformer_xxs", "cloformer_xs", "cloformer_s", "cloformer_global",
+                                  "cloformer_no_global", "pruned"])
+def test_float64_deploy_ir_run_by_numpy_equals_the_reference(tmp_path, name: str) -> None:
+    """The deploy graph exported with float64 constants and run by reference_np.ir reproduces
+    reference_np.forward to 1e-10: every variant and a pruned checkpoint, at 64x64."""
+    import reference_np as rn
+    from compress import pipeline as P
+    from compress import pruning
+    from compress.tolerances import FLOAT64_ATOL
+    from reference_np.specs import VARIANTS, plan_from_spec
+    from tests.conftest import np_weights, test_input
+    from tests.test_prune import random_scores
+
+    variant = "cloformer_xxs" if name == "pruned" else name
+    w = np_weights(variant)
+    if name == "pruned":
+        plan = plan_from_spec(VARIANTS[variant])
+        w = pruning.slice_weights(w, plan, pruning.select(plan, random_scores(plan, 6), 0.45, 16))
+    path = rn.save_weights(rn.cast_weights(w, np.float32), tmp_path / "w.safetensors")
+    loaded = P.load(variant, path, 64)
+    graph = ir.load(P.convert_deploy_float64(loaded, tmp_path / "d.xml"))
+    x = test_input((1, 3, 64, 64))
+    ref = rn.forward(rn.cast_weights(loaded.weights), x)
+    assert np.abs(graph(x) - ref).max() <= FLOAT64_ATOL
+    assert np.abs(ref).max() > 1e-2
+
+
+@pytest.mark.parametrize("route", ["onnx", "plain", "int8"])
+def test_other_routes_run_by_numpy(tmp_path, route: str) -> None:
+    """The ONNX route (GroupNormalization, AvgPool, shape arithmetic), the plain PyTorch-frontend route and an INT8
+    IR (FakeQuantize, i8 weights with Convert/Subtract/Multiply decompression) all run, matching OpenVINO
+    (f32 hint): FP32 routes to 1e-5 relative, the INT8 IR to within its own float32 sensitivity."""
+    import openvino as ov
+
+    from compress import pipeline as P
+    from compress.metrics import rel_max, sqnr_db
+    from compress.settings import QuantSettings
+    from compress.sources import resolve_source
+
+    loaded = P.load("cloformer_xxs", "proxy", 64)
+    x = np.stack([x for x, _ in resolve_source("proxy-val", 64).subset(2)])
+    if route == "onnx":
+        exported = P.export(loaded, tmp_path)
+        model = ov.convert_model(str(exported.onnx_path))
+    elif route == "plain":
+        model = P.convert_plain(loaded)
+    else:
+        exported = P.export(loaded, tmp_path)
+        calib = P.calibration_data(resolve_source("sample", 64).subset(16))
+        model = P.single_output(P.quantize(exported.taps_model, calib, QuantSettings(subset_size=16)))
+    ov.save_model(model, str(tmp_path / "m.xml"), compress_to_fp16=False)
+    types = {op.get_type_name() for op in model.get_ops()}
+    graph = ir.load(tmp_path / "m.xml")
+    got = np.concatenate([graph(x[i:i + 1]) for i in range(len(x))])
+    want = P.run_ov(P.compile_ov(str(tmp_path / "m.xml"), "CPU", "f32"), x)[0]
+    if route == "int8":
+        assert {"FakeQuantize", "Convert", "Multiply"} <= types
+        g32 = ir.load(tmp_path / "m.xml", np.float32)
+        own = sqnr_db(np.concatenate([g32(x[i:i + 1]) for i in range(len(x))]), got)
+        assert sqnr_db(want, got) >= own - 3.0
+    else:
+        assert rel_max(got, want) <= 1e-5
+        assert "AvgPool" in types and types & {"GroupNormalization", "MVN"}  # the training form's ops

@@ -148,7 +148,7 @@ def test_each_method_end_to_end(tmp_path, method: str) -> None:
 def test_structured_then_quantize(tmp_path) -> None:
     out = tmp_path / "sq"
     assert prune.main(["--method", "structured", "--ratio", "0.3", *E2E, "--quantize", "--subset-size", "16",
-                       "--out", str(out)]) == 0
+                       "--fast-bias-correction", "--activation-range", "minmax", "--out", str(out)]) == 0
     rep = json.loads((out / "report.json").read_text())
     assert (out / "model_int8.xml").is_file() and rep["int8"]["quantizers"] > 50
     assert all(c["passed"] for c in rep["int8"]["fp32_checks"] if c["tolerance"] is not None)

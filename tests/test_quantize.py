@@ -20,6 +20,7 @@ from tools import make_imagenet_subset
 from tools.make_golden import GOLDEN_DIR, golden_weights
 
 FAST = ["--subset-size", "16", "--val-limit", "48"]
+QUICK = [*FAST, "--fast-bias-correction", "--activation-range", "minmax"]  # where the defaults are not the subject
 DELIVERABLES = {"model_fp32.xml", "model_fp32.bin", "model_int8.xml", "model_int8.bin", "model_fp32.onnx",
                 "report.json", "report.md", "per_layer_sqnr.png"}
 
@@ -99,7 +100,7 @@ def test_imagenet_subset_route(tmp_path, monkeypatch) -> None:
     assert make_imagenet_subset.main(["--src", str(tmp_path / "val"), "--per-class", "4"]) == 0
     out = tmp_path / "run"
     assert quantize.main(["--calib", "imagenet_subset", "--subset-size", "300", "--val-limit", "16",
-                          "--out", str(out)]) == 0
+                          "--fast-bias-correction", "--activation-range", "minmax", "--out", str(out)]) == 0
     rep = json.loads((out / "report.json").read_text())
     assert rep["calibration"]["name"] == "imagenet_subset" and rep["calibration"]["n"] == 8
     assert all("sha256" in it for it in rep["calibration_items"])
@@ -107,7 +108,7 @@ def test_imagenet_subset_route(tmp_path, monkeypatch) -> None:
 
 def test_accuracy_control_tunes_on_one_part_and_reports_on_another(tmp_path) -> None:
     out = tmp_path / "ac"
-    assert quantize.main([*FAST, "--accuracy-control", "--max-drop", "0.3", "--out", str(out)]) == 0
+    assert quantize.main([*QUICK, "--accuracy-control", "--max-drop", "0.3", "--out", str(out)]) == 0
     rep = json.loads((out / "report.json").read_text())
     ac = rep["accuracy_control"]
     n_tune, n_held = ac["tuning"]["n"], rep["int8_vs_fp32"]["n"]
@@ -123,7 +124,7 @@ def test_interrupted_run_exits_130_and_leaves_nothing(tmp_path, monkeypatch, cap
 
     monkeypatch.setattr(P, "quantize", boom)
     out = tmp_path / "out"
-    assert quantize.main([*FAST, "--out", str(out)]) == 130
+    assert quantize.main([*QUICK, "--out", str(out)]) == 130
     assert capsys.readouterr().err.strip().endswith("interrupted")
     assert not out.exists() and not _leftovers(tmp_path) and not (tmp_path / "out.failed").exists()
 

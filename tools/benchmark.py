@@ -441,7 +441,8 @@ def main(argv: list[str] | None = None) -> int:
                                None if args.no_baseline else base_dir)
             for t in targets:
                 if t.backend == "openvino":
-                    t.runtime = runtime_graph(t.path, t.label, args.device, "f32" if t.precision == "f32" else None)
+                    t.runtime = runtime_graph(t.path, t.label, args.device, "f32" if t.precision == "f32" else None,
+                                              compiles=3)
             measure(targets, args.rounds, args.t, args.hint, args.device, tmp, args.python_seconds)
             if args.pc:
                 for t in targets:

@@ -121,6 +121,9 @@ def compare(old: dict[str, np.ndarray], new: dict[str, np.ndarray], int8: bool =
     if set(old) != set(new):
         return False, f"keys differ: {sorted(set(old) ^ set(new))}"
     same = all(str(old[k]) == str(new[k]) for k in new if new[k].dtype.kind not in "f" and k != "versions")
+    shapes = {k for k in new if old[k].shape != new[k].shape}
+    if shapes:
+        return False, f"shapes differ ({', '.join(sorted(shapes))}): the quantizers moved or the model changed"
     if not int8:
         diff = max(float(np.abs(old[k] - new[k]).max()) for k in new if new[k].dtype.kind == "f")
         return same and diff <= GOLDEN_ATOL, f"max |delta| {diff:.2e}, keys/sha {'match' if same else 'DIFFER'}"
