@@ -264,15 +264,17 @@ def ir_input_size(model: Any, xml: str | os.PathLike) -> int | None:
     return None
 
 
-def load_predictor(model: str, backend: str = "torch", variant: str = "cloformer_xxs", device: str = "CPU",
-                   precision: str | None = "f32") -> tuple[Predict, int]:
+def load_predictor(model: str, backend: str = "torch", variant: str = "cloformer_xxs") -> tuple[Predict, int]:
     """(predict, default input size) for a checkpoint name/path (torch or numpy backend)."""
+    predict, loaded = _checkpoint_predictor(model, backend, variant)
+    return predict, loaded.input_size
+
+
+def _checkpoint_predictor(model: str, backend: str, variant: str) -> tuple[Predict, Any]:
     from .pipeline import load
 
     loaded = load(variant, model)
-    if backend == "numpy":
-        return numpy_predictor(loaded.weights), loaded.input_size
-    return torch_predictor(loaded.model), loaded.input_size
+    return (numpy_predictor(loaded.weights) if backend == "numpy" else torch_predictor(loaded.model)), loaded
 
 
 @dataclass
@@ -310,18 +312,16 @@ def run_eval(job: EvalJob) -> EvalResult:
         if out_classes.is_static:
             source.check_labels(out_classes.get_length())
         if backend == "numpy":
-            try:
-                from reference_np import ir as np_ir
-            except ImportError:
-                raise InputError("--backend numpy for an IR needs reference_np.ir (not in this version)") from None
+            from reference_np import ir as np_ir
+
             graph = np_ir.load(job.model)
             return evaluate(lambda x: graph(x), source, 1, backend=f"{Path(job.model).name} (NumPy)")
         return evaluate_openvino(model, source, job.device, job.precision, job.workers, Path(job.model).name)
-    predict, size = load_predictor(job.model, backend, job.variant, job.device, job.precision)
-    source = resolve_source(job.data, job.input_size or size, job.limit)
-    from .pipeline import load
-
-    source.check_labels(load(job.variant, job.model).num_classes)
+    if backend == "openvino":
+        raise InputError(f"--backend openvino needs an .xml IR; {job.model} is a checkpoint (torch or numpy)")
+    predict, loaded = _checkpoint_predictor(job.model, backend, job.variant)
+    source = resolve_source(job.data, job.input_size or loaded.input_size, job.limit)
+    source.check_labels(loaded.num_classes)
     return evaluate(predict, source, job.batch_size, backend=f"{job.model} ({backend})")
 
 

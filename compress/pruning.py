@@ -349,6 +349,8 @@ def prune_model(loaded: P.LoadedModel, settings: PruneSettings, data: DataSource
     lap = P.Timer()
     torch.manual_seed(settings.seed)
     val.check_labels(loaded.num_classes)
+    if data.labelled:  # fine-tuning against labels of other classes would train the wrong loss silently
+        data.check_labels(loaded.num_classes)
     if settings.method == "structured":  # a ratio that would empty a group fails now, not after the data loads
         plan = loaded.model.plan
         select(plan, {f"layers.{i}.blocks.{j}": (np.zeros(b.hidden), np.zeros(sum(b.local_channels) +
@@ -360,8 +362,6 @@ def prune_model(loaded: P.LoadedModel, settings: PruneSettings, data: DataSource
         teacher = loaded.model
         base_eval = evaluate(torch_predictor(teacher), val, backend="torch unpruned")
         pool_x, pool_y = load_pool(data)
-        if pool_y is not None and int(pool_y.max()) >= loaded.num_classes:
-            data.check_labels(loaded.num_classes)
         lap("data")
         student = copy.deepcopy(teacher).train()
         sched, rb, stats = None, None, None
