@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from reference_np.specs import check_input_size
 
 from . import proxy
-from .data import DEFAULT_DATA_ROOT, DataSource, data_root, file_sha256, folder_source
+from .data import DEFAULT_DATA_ROOT, DataSource, Item, data_root, file_sha256, folder_source
 from .errors import InputError
 
 
@@ -68,35 +68,31 @@ class DataParts:
     overlap: int = 0  # images shared by calibration and validation (only with allow_overlap)
 
 
-def _fingerprints(src: DataSource) -> dict[tuple[str, int], str]:
-    """(basename, size) of each file item -> its key: cheap candidates for "the same image"; crops keep
-    their key. Copies made by tools.make_imagenet_subset keep the original file names."""
-    out = {}
+def _fingerprints(src: DataSource) -> dict[tuple[str, int], list[Item]]:
+    """(basename, size) -> the file items with it: cheap candidates for "the same image" (copies made by
+    tools.make_imagenet_subset keep the original names); crops are keyed by their description."""
+    out: dict[tuple[str, int], list[Item]] = {}
     for it in src.items:
         if it.path is not None:
             try:
-                out[(it.path.name, it.path.stat().st_size)] = it.key
+                out.setdefault((it.path.name, it.path.stat().st_size), []).append(it)
             except OSError:
                 continue
         else:
-            out[(it.key, -1)] = it.key
+            out.setdefault((it.key, -1), []).append(it)
     return out
 
 
 def shared_items(a: DataSource, b: DataSource) -> list[str]:
-    """Keys of `a`'s items that are also in `b`: the same path, or a file with the same name, size and
-    sha256 (a copy or a link)."""
-    fa, fb = _fingerprints(a), _fingerprints(b)
-    by_key = {it.key: it for it in [*a.items, *b.items]}
+    """Keys of `a`'s items that are also in `b`: the same crop, the same file, or a file with the same name,
+    size and sha256 (a copy or a link)."""
+    fb = _fingerprints(b)
     out = []
-    for fp, key in fa.items():
-        other = fb.get(fp)
-        if other is None:
-            continue
-        ia, ib = by_key[key], by_key[other]
-        if ia.path is None or os.path.realpath(ia.path) == os.path.realpath(ib.path) or (
-                file_sha256(ia.path) == file_sha256(ib.path)):
-            out.append(key)
+    for fp, items in _fingerprints(a).items():
+        for ia in items:
+            if any(ia.path is None or os.path.realpath(ia.path) == os.path.realpath(ib.path) or
+                   file_sha256(ia.path) == file_sha256(ib.path) for ib in fb.get(fp, ())):
+                out.append(ia.key)
     return out
 
 

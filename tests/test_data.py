@@ -294,3 +294,18 @@ def test_folder_of_50k_links_hashes_lazily(tmp_path) -> None:
         assert len(calls) == 300
     finally:
         data.file_sha256 = orig
+
+
+def test_shared_images_found_among_equal_names(tmp_path) -> None:
+    """Files named alike in different class folders are told apart by content: only the true copy is shared."""
+    from compress.sources import shared_items
+
+    for k, w in enumerate(("n01440764", "n02102040")):  # the same name and byte size, other pixels
+        (tmp_path / "a" / w).mkdir(parents=True)
+        Image.fromarray(np.full((40, 48, 3), 10 * k, np.uint8)).save(tmp_path / "a" / w / "x.bmp")  # uncompressed
+    assert (tmp_path / "a" / "n01440764" / "x.bmp").stat().st_size == (tmp_path / "a" / "n02102040" / "x.bmp").stat(
+    ).st_size
+    (tmp_path / "b" / "n02102040").mkdir(parents=True)
+    (tmp_path / "b" / "n02102040" / "x.bmp").write_bytes((tmp_path / "a" / "n02102040" / "x.bmp").read_bytes())
+    a, b = resolve_source(tmp_path / "a", 32), resolve_source(tmp_path / "b", 32)
+    assert shared_items(a, b) == [str(tmp_path / "a" / "n02102040" / "x.bmp")]
