@@ -1,7 +1,8 @@
 """The CLI layer every command shares: argparse types that validate before any work, the INT8 options of
 compress.quantize and compress.prune --quantize (argv -> QuantSettings / DataParts), quiet-by-default
 logging, and one mapping from outcomes to exit statuses (0 done, 1 failed check or internal error with its
-traceback, 2 bad input with one line naming it, 130 interrupted). Library code below never sees argv."""
+traceback, 2 bad input with one line naming it, 130 interrupted, 143 terminated by SIGTERM). Library code
+below never sees argv."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ import argparse
 import logging
 import os
 import shlex
+import signal
 import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Callable
 
 from reference_np.specs import INPUT_MULTIPLE
 
-from .errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, InputError
+from .errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, InputError, Terminated
 from .settings import (
     ACTIVATION_RANGES,
     DEFAULT_IGNORED_SCOPE,
@@ -69,7 +72,8 @@ def add_quant_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--model-type", choices=MODEL_TYPES, default=d.model_type or "none",
                     help="NNCF model type (transformer: fewer quantizers on element-wise ops; default: %(default)s)")
     ap.add_argument("--fast-bias-correction", action=argparse.BooleanOptionalAction, default=d.fast_bias_correction,
-                    help="NNCF fast bias correction (default: on; full correction doubles the time for +0.1-0.2 pt)")
+                    help="NNCF fast bias correction (default: off, i.e. full bias correction: it doubles the quantize "
+                         "time and saved 19 of 3200 images from changing class on the selection set)")
     ap.add_argument("--activation-range", choices=ACTIVATION_RANGES, default=d.activation_range,
                     help="NNCF activation range estimator: minmax = global min/max over the calibration set "
                          "(default), mean_minmax = NNCF's default, histogram = MSE-optimal (default: %(default)s)")
@@ -140,14 +144,23 @@ def configure_logging(verbose: bool) -> None:
         os.environ.setdefault("TQDM_MININTERVAL", "0.5")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def run_main(prog: str, job: Callable[[], int], verbose: bool = False) -> int:
-    """Run a CLI's job and map what happens to an exit status."""
+    """Run a CLI's job and map what happens to an exit status. SIGTERM unwinds like Ctrl-C (cleanup, one line)."""
     configure_logging(verbose)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return job()
     except InputError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Terminated:
+        print(f"{prog}: terminated (SIGTERM); partial output removed", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -158,3 +171,6 @@ def run_main(prog: str, job: Callable[[], int], verbose: bool = False) -> int:
         traceback.print_exc()
         print(f"{prog}: internal error (traceback above); please report it", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)

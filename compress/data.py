@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -160,23 +162,49 @@ class DataSource:
         return (self._derive(f"{self.name} [calibration part]", calib + tail[0::2], len(calib) if limited else None),
                 self._derive(f"{self.name} [validation part]", val + tail[1::2], len(val) if limited else None))
 
-    def __iter__(self) -> Iterator[tuple[np.ndarray, int | None]]:
-        """Preprocessed (float32 [3,S,S], label); unreadable images are skipped with one counting warning."""
+    def load_item(self, it: Item) -> tuple[np.ndarray | None, str | None]:
+        """(preprocessed float32 [3,S,S], None), or (None, why) for an unreadable image."""
+        try:
+            return preprocess(it.load(), self.size), None
+        except UNREADABLE as e:
+            return None, f"{it.key}: {type(e).__name__}: {e}"
+
+    def collect(self, loaded: Iterable[tuple[Item, np.ndarray | None, str | None]]
+                ) -> Iterator[tuple[np.ndarray, int | None]]:
+        """The iteration bookkeeping, whoever decodes (this thread or decoding threads, in candidate order):
+        (array, label) of readable images until `limit`, `used`/`skipped` recorded, one counting warning.
+        `loaded` is closed on every exit (limit reached, consumer stopped, exception), so decoders stop."""
         self.used, self.skipped, self._done = [], [], False
-        for it in self.items:
-            if self.limit is not None and len(self.used) >= self.limit:
-                break
-            try:
-                x = preprocess(it.load(), self.size)
-            except UNREADABLE as e:
-                self.skipped.append(f"{it.key}: {type(e).__name__}: {e}")
-                continue
-            self.used.append(it)
-            yield x, it.label
+        try:
+            for it, x, why in loaded:
+                if self.limit is not None and len(self.used) >= self.limit:
+                    break
+                if x is None:
+                    self.skipped.append(why)
+                    continue
+                self.used.append(it)
+                yield x, it.label
+        finally:
+            close = getattr(loaded, "close", None)
+            if close is not None:
+                close()
         self._done = True
         if self.skipped and self.warn:
             warnings.warn(f"{self.name}: skipped {len(self.skipped)} unreadable image(s); used {len(self.used)} "
-                          f"(first skipped: {self.skipped[0]})", stacklevel=2)
+                          f"(first skipped: {self.skipped[0]})", stacklevel=3)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, int | None]]:
+        """Preprocessed (float32 [3,S,S], label); unreadable images are skipped with one counting warning."""
+        return self.collect((it, *self.load_item(it)) for it in self.items)
+
+    def decoded(self, workers: int | None = None) -> Iterator[tuple[np.ndarray, int | None]]:
+        """As iterating the source, with decoding and preprocessing spread over `workers` threads (default: all
+        cores), in order. Threads, not processes: PIL and NumPy release the GIL while they decode, resize and
+        normalise, and forking a process that already runs OpenVINO's and torch's thread pools can deadlock."""
+        workers = (os.cpu_count() or 1) if workers is None else workers
+        if workers <= 1 or len(self.items) < 2:
+            return iter(self)
+        return self.collect(_threaded(self.load_item, self.items, workers))
 
     def batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         xs: list[np.ndarray] = []
@@ -222,6 +250,27 @@ class DataSource:
                 (len(self.classes) if self.classes else None),
                 "items": [{"key": it.key, "label": it.label,
                            **({"sha256": it.sha256} if hashes and it.path is not None else {})} for it in items]}
+
+
+def _threaded(load: Callable[[Item], tuple[np.ndarray | None, str | None]], items: list[Item], workers: int
+              ) -> Iterator[tuple[Item, np.ndarray | None, str | None]]:
+    """(item, *load(item)) in order, computed ahead by a thread pool. At most 4 x workers images are in flight,
+    so memory stays bounded and stopping early wastes little: on close or on an exception the queued loads are
+    cancelled and the pool waits only for the few already running (one image decode each), then ends."""
+    pending: deque[tuple[Item, Future]] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="preprocess") as pool:
+        try:
+            for it in items:
+                pending.append((it, pool.submit(load, it)))
+                if len(pending) >= 4 * workers:
+                    head, fut = pending.popleft()
+                    yield head, *fut.result()
+            while pending:
+                head, fut = pending.popleft()
+                yield head, *fut.result()
+        finally:
+            for _, fut in pending:
+                fut.cancel()
 
 
 def file_sha256(path: Path) -> str:

@@ -11,4 +11,9 @@ class InputError(Exception):
     """Bad input (a file, key, option or shape), found before or during a run. The message names it."""
 
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what batch schedulers send first): unwinds like Ctrl-C, so staging folders and decoding threads
+    are cleaned up on the way out, and exits 143."""
+
+
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143

@@ -5,7 +5,7 @@
     python -m compress.evaluate --model proxy --backend numpy --data proxy-val
 
 OpenVINO IRs are evaluated as a deployment would run them: images decoded and preprocessed in parallel
-worker processes, inference through an AsyncInferQueue under the THROUGHPUT hint. Torch and the NumPy
+threads, inference through an AsyncInferQueue under the THROUGHPUT hint. Torch and the NumPy
 reference run batch by batch in this process.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import sys
 import time
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from .data import UNREADABLE, DataSource, preprocess
+from .data import DataSource
 from .errors import InputError
 from .metrics import topk_accuracy
 
@@ -75,48 +74,6 @@ def evaluate(predict: Predict, source: DataSource | Preloaded, batch_size: int =
     return _result(logits, labels, source, backend, time.perf_counter() - t0)
 
 
-# ------------------------------------------------------------------ parallel preprocessing
-_WORKER_SOURCE: DataSource | None = None  # set before forking: workers inherit it (items hold closures)
-
-
-def _load(i: int) -> tuple[int, np.ndarray | None, str | None]:
-    it = _WORKER_SOURCE.items[i]
-    try:
-        return i, preprocess(it.load(), _WORKER_SOURCE.size), None
-    except UNREADABLE as e:
-        return i, None, f"{it.key}: {type(e).__name__}: {e}"
-
-
-def preprocessed(source: DataSource, workers: int | None = None) -> Iterator[tuple[np.ndarray, int | None]]:
-    """source's (array, label) in order, decoded by `workers` forked processes (default: all cores); the
-    same used/skipped/limit semantics as iterating the source itself."""
-    workers = (os.cpu_count() or 1) if workers is None else workers
-    if workers <= 1 or "fork" not in mp.get_all_start_methods() or len(source.items) < 2 * workers:
-        yield from source
-        return
-    global _WORKER_SOURCE
-    _WORKER_SOURCE = source
-    source.used, source.skipped, source._done = [], [], False
-    ctx = mp.get_context("fork")
-    with ctx.Pool(workers) as pool:
-        for i, x, err in pool.imap(_load, range(len(source.items)), chunksize=4):
-            if source.limit is not None and len(source.used) >= source.limit:
-                break
-            if x is None:
-                source.skipped.append(err)
-                continue
-            source.used.append(source.items[i])
-            yield x, source.items[i].label
-        pool.terminate()
-    source._done = True
-    _WORKER_SOURCE = None
-    if source.skipped and source.warn:
-        import warnings
-
-        warnings.warn(f"{source.name}: skipped {len(source.skipped)} unreadable image(s); used {len(source.used)} "
-                      f"(first skipped: {source.skipped[0]})", stacklevel=2)
-
-
 @dataclass
 class Preloaded:
     """A source's images preprocessed once (in parallel), for evaluating several models on them."""
@@ -137,13 +94,9 @@ class Preloaded:
             ys = self.ys[i:i + batch_size]
             yield self.xs[i:i + batch_size], None if None in ys else np.asarray(ys)
 
-    @property
-    def labels(self) -> np.ndarray | None:
-        return None if None in self.ys else np.asarray(self.ys)
-
     @classmethod
     def of(cls, source: DataSource, workers: int | None = None) -> Preloaded:
-        pairs = list(tqdm(preprocessed(source, workers), total=len(source), desc=f"load {source.name}",
+        pairs = list(tqdm(source.decoded(workers), total=len(source), desc=f"load {source.name}",
                           unit="img", leave=False))
         if not pairs:
             raise InputError(f"data source {source.name} yielded no readable images")
@@ -170,15 +123,16 @@ def evaluate_openvino(model: Any, source: DataSource | Preloaded, device: str = 
 
     queue.set_callback(done)
     t0 = time.perf_counter()
-    images = iter(source) if isinstance(source, Preloaded) else preprocessed(source, workers)
-    for i, (x, y) in enumerate(images):
-        queue.start_async({0: x[None]}, userdata=i)
-        labels.append(y)
-    queue.wait_all()
+    images = iter(source) if isinstance(source, Preloaded) else source.decoded(workers)
+    try:
+        for i, (x, y) in enumerate(images):
+            queue.start_async({0: x[None]}, userdata=i)
+            labels.append(y)
+    finally:  # also on Ctrl-C/SIGTERM/errors: no request is left running behind the caller's back
+        queue.wait_all()
+        bar.close()
     seconds = time.perf_counter() - t0
-    bar.close()
-    res = _result([logits[i] for i in range(len(logits))], labels, source, backend, seconds)
-    return res
+    return _result([logits[i] for i in range(len(logits))], labels, source, backend, seconds)
 
 
 # ------------------------------------------------------------------ predictors
@@ -341,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--input-size", type=input_size, default=None, help="default: the model's own input size")
     ap.add_argument("--batch-size", type=positive_int, default=32)
     ap.add_argument("--limit", type=positive_int, default=None, help="evaluate a seeded subset of this many images")
-    ap.add_argument("--workers", type=positive_int, default=None, help="decoding processes (default: all cores)")
+    ap.add_argument("--workers", type=positive_int, default=None, help="decoding threads (default: all cores)")
     ap.add_argument("--json", type=Path, help="write {top1, top5, n, images_per_s, ...} here")
     add_common(ap)
     return ap

@@ -100,8 +100,8 @@ def int8_stages(loaded: P.LoadedModel, parts: DataParts, settings: QuantSettings
     graph_x = diag_x[:N_IR_INT8]
     configs = [("CPU", "f32"), ("CPU", None)] + ([(device, None)] if device.upper() != "CPU" else [])
     with tempfile.TemporaryDirectory() as scratch:
-        vs_graph = [P.runtime_vs_graph(folder / "model_int8.xml", int8_taps, exported.tap_names, graph_x,
-                                       Path(scratch), dev, prec) for dev, prec in configs]
+        run = P.graph_run(folder / "model_int8.xml", int8_taps, exported.tap_names, graph_x, Path(scratch))
+    vs_graph = [P.runtime_vs_graph(run, folder / "model_int8.xml", int8_taps, dev, prec) for dev, prec in configs]
     lap("INT8 runtime vs NumPy IR executor")
     graphs = ([runtime_graph(exported.fp32_xml, "FP32 deploy IR", device),
                runtime_graph(folder / "model_int8.xml", "INT8 IR", device)] if device.upper() == "CPU" else [])

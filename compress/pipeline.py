@@ -377,32 +377,53 @@ class GraphAgreement:
     graph_f32_sqnr_db: float | None = None
 
 
-def runtime_vs_graph(int8_xml: Path, int8_taps_model: Any | None, tap_names: list[str], x: np.ndarray, tmp: Path,
-                     device: str = "CPU", precision: str | None = "f32", n_layers: int = 4) -> GraphAgreement:
-    """Logits of `device` running int8_xml against reference_np.ir on x (one image at a time), and, given the
-    quantized taps model, per-layer SQNR at the block taps on the first n_layers images."""
+@dataclass
+class GraphRun:
+    """The NumPy run of an INT8 IR on some images, made once for every device compared against it."""
+
+    x: np.ndarray
+    logits: np.ndarray  # float64, the graph's ideal semantics
+    f32_sqnr_db: float  # the same graph run in float32 against float64 (the yardstick)
+    taps: dict[str, np.ndarray]  # named intermediates of the first images (empty without a taps model)
+
+
+def graph_run(int8_xml: Path, int8_taps_model: Any | None, tap_names: list[str], x: np.ndarray, tmp: Path,
+              n_layers: int = 4) -> GraphRun:
+    """reference_np.ir on x (one image at a time) in float64 and float32, and, given the quantized taps model,
+    its named intermediates on the first n_layers images."""
     import openvino as ov
 
     from reference_np import ir
 
-    graph = ir.load(int8_xml)
-    ref = np.concatenate([graph(x[i:i + 1]) for i in range(len(x))])
-    graph32 = ir.load(int8_xml, np.float32)
-    own = sqnr_db(np.concatenate([graph32(x[i:i + 1]) for i in range(len(x))]), ref)
-    got = run_ov(compile_ov(str(int8_xml), device, precision), x)[0].astype(np.float64)
-    layers: list[tuple[str, float]] = []
+    def logits(dtype: type) -> np.ndarray:
+        graph = ir.load(int8_xml, dtype)
+        return np.concatenate([graph(x[i:i + 1]) for i in range(len(x))])
+
+    ref = logits(np.float64)
+    taps: dict[str, np.ndarray] = {}
     if int8_taps_model is not None:
         taps_xml = tmp / "int8_taps.xml"
         ov.save_model(int8_taps_model, str(taps_xml), compress_to_fp16=False)
         taps_graph = ir.load(taps_xml)
-        dev_taps = run_ov(compile_ov(int8_taps_model, device, precision), x[:n_layers])
         runs = [taps_graph.run(x[i:i + 1], tap_names) for i in range(min(n_layers, len(x)))]
-        layers = [(name, sqnr_db(dev_taps[k + 1], np.concatenate([r[name] for r in runs])))
-                  for k, name in enumerate(tap_names)]
-    differ = top1_changes(got, ref)
-    return GraphAgreement(device, precision or "default", len(x), float(np.abs(got - ref).max()), sqnr_db(got, ref),
-                          100.0 * (len(x) - differ) / len(x), differ, layers,
-                          min(layers, key=lambda t: t[1])[0] if layers else None, own)
+        taps = {name: np.concatenate([r[name] for r in runs]) for name in tap_names}
+    return GraphRun(x, ref, sqnr_db(logits(np.float32), ref), taps)
+
+
+def runtime_vs_graph(run: GraphRun, int8_xml: Path, int8_taps_model: Any | None, device: str = "CPU",
+                     precision: str | None = "f32") -> GraphAgreement:
+    """Logits of `device` running int8_xml against the NumPy run, and per-layer SQNR at the named taps."""
+    got = run_ov(compile_ov(str(int8_xml), device, precision), run.x)[0].astype(np.float64)
+    layers: list[tuple[str, float]] = []
+    if run.taps:
+        n = len(next(iter(run.taps.values())))
+        dev_taps = run_ov(compile_ov(int8_taps_model, device, precision), run.x[:n])
+        layers = [(name, sqnr_db(dev_taps[k + 1], mine)) for k, (name, mine) in enumerate(run.taps.items())]
+    differ = top1_changes(got, run.logits)
+    n_img = len(run.x)
+    return GraphAgreement(device, precision or "default", n_img, float(np.abs(got - run.logits).max()),
+                          sqnr_db(got, run.logits), 100.0 * (n_img - differ) / n_img, differ, layers,
+                          min(layers, key=lambda t: t[1])[0] if layers else None, run.f32_sqnr_db)
 
 
 # ------------------------------------------------------------------ diagnose

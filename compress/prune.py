@@ -10,7 +10,7 @@ verify (NumPy float64 agreement) -> evaluate -> [--quantize: the compress.quanti
 Structured pruning rounds kept channel counts to multiples of --round-to (default: the CPU's SIMD block,
 16 with AVX-512, 8 with AVX2), since odd widths fall off OpenVINO's blocked kernels.
 
-Exit status as compress.quantize: 0 done, 1 failed check or internal error, 2 bad input, 130 interrupted.
+Exit status as compress.quantize: 0 done, 1 failed check or internal error, 2 bad input, 130 interrupted, 143 SIGTERM.
 """
 
 from __future__ import annotations

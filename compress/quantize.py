@@ -10,7 +10,8 @@ report.md, per_layer_sqnr.png. Calibration and validation never share an image: 
 calibration source is split into disjoint parts (the proxy checkpoint validates on its held-out proxy-val).
 
 Exit status: 0 done; 1 an FP32 agreement check failed (outputs kept), or an internal error (traceback
-printed, partial output kept as <out>.failed/); 2 bad input (one line naming it); 130 interrupted.
+printed, partial output kept as <out>.failed/); 2 bad input (one line naming it); 130 interrupted (Ctrl-C);
+143 terminated (SIGTERM).
 """
 
 from __future__ import annotations

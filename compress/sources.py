@@ -130,10 +130,3 @@ def quant_parts(calib: str | os.PathLike, val: str | os.PathLike | None, size: i
         tuning, val_src = val_src.split(0.5, seed + 1)
         rule += "; accuracy control tunes on one half of it and reports on the other"
     return DataParts(calib_src, val_src, rule, tuning, overlap)
-
-
-def describe(src: DataSource) -> dict[str, object]:
-    """name, size and item-list hash of a data part (the report's record of it)."""
-    return {"name": src.name, "n": len(src), "sha256_of_items": src.digest()}
-
-

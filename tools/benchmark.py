@@ -42,7 +42,7 @@ from compress.atomic import staging_dir
 from compress.errors import InputError
 from compress.report import md_table, read_report, runtime_table, versions
 from compress.runtime import ISA_FLAGS as FLAGS
-from compress.runtime import RuntimeGraph, runtime_graph
+from compress.runtime import RuntimeGraph, cpu_isa, runtime_graph
 
 VNNI_MACS_PER_CYCLE = 128  # int8 MACs/cycle/core: two 512-bit VPDPBUSD per cycle (an assumption; see README)
 BASELINE = "plain FP32"
@@ -278,12 +278,11 @@ def discover(folders: list[Path], python_backends: bool = True, numpy_backend: b
 
 # ---------------------------------------------------------------- machine
 def machine() -> dict[str, Any]:
-    info: dict[str, Any] = {"cores": os.cpu_count()}
+    isa = set(cpu_isa().split())  # the one reading of the ISA flags (compress.runtime)
+    info: dict[str, Any] = {"cores": os.cpu_count(), "flags": {f: f in isa for f in FLAGS}}
     try:
         text = Path("/proc/cpuinfo").read_text()
         info["cpu"] = re.search(r"model name\s*:\s*(.*)", text).group(1).strip()
-        flags = set(re.search(r"flags\s*:\s*(.*)", text).group(1).split())
-        info["flags"] = {f: f in flags for f in FLAGS}
         mhz = [float(v) for v in re.findall(r"cpu MHz\s*:\s*([0-9.]+)", text)]
         info["mhz"] = max(mhz) if mhz else None
     except (OSError, AttributeError):

@@ -1,0 +1,161 @@
+"""Issue 21: preprocessing must never hang. Decoding runs in threads of this process (nothing is forked from a
+process that holds OpenVINO's and torch's thread pools), and every early exit (a limit reached, an error raised
+while decoders are busy, Ctrl-C, SIGTERM) ends within a bound and leaves no thread or child process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from compress.data import DataSource, Item
+from compress.errors import InputError
+from compress.evaluate import Preloaded, evaluate_openvino
+
+ROOT = Path(__file__).resolve().parents[1]
+BOUND_S = 20.0  # one early exit, generous: a decode takes milliseconds, a deadlock takes forever
+
+
+def _children() -> list[int]:
+    """PIDs whose parent is this process (zombies included: a <defunct> worker is a leak too)."""
+    me, kids = os.getpid(), []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = Path(f"/proc/{d}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == me:
+                kids.append(int(d))
+    return kids
+
+
+def _decoders() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("preprocess")]
+
+
+def _source(n: int, size: int = 32, limit: int | None = None, fail_at: int | None = None,
+            exc: type[BaseException] = InputError, delay: float = 0.0) -> DataSource:
+    """n synthetic images; item `fail_at` raises `exc` inside a decoding thread (not an unreadable-image error,
+    so it propagates like a bad-input error or an interrupt raised mid-iteration)."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 255, (48, 40, 3), np.uint8)
+
+    def load(i: int) -> Image.Image:
+        if delay:
+            time.sleep(delay)
+        if i == fail_at:
+            raise exc(f"item {i} is bad")
+        return Image.fromarray(pixels)
+    return DataSource("synthetic", [Item(f"img{i}", i % 3, lambda i=i: load(i)) for i in range(n)], size,
+                      limit=limit)
+
+
+@pytest.fixture(scope="module")
+def runtimes_busy(tmp_path_factory):
+    """OpenVINO and torch thread pools started in this process, as they are when the pipeline preprocesses."""
+    import openvino as ov
+    import torch
+
+    from compress import pipeline as P
+
+    folder = tmp_path_factory.mktemp("ir")
+    xml = P.export(P.load("cloformer_xxs", "proxy", 32), folder).fp32_xml
+    compiled = ov.Core().compile_model(str(xml), "CPU")
+    compiled(np.zeros((1, 3, 32, 32), np.float32))
+    torch.ones(256, 256) @ torch.ones(256, 256)
+    return xml
+
+
+def _assert_clean(t0: float, what: str) -> None:
+    took = time.perf_counter() - t0
+    assert took < BOUND_S, f"{what} took {took:.1f} s (bound {BOUND_S} s)"
+    deadline = time.perf_counter() + BOUND_S
+    while _decoders() and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    assert not _decoders(), f"{what}: decoding threads left running: {_decoders()}"
+    assert not _children(), f"{what}: child processes left behind: {_children()}"
+
+
+def _early_exits(xml: Path) -> None:
+    # 1. a limit smaller than the source (--val-limit): stop consuming, the rest is cancelled
+    t0 = time.perf_counter()
+    src = _source(400, limit=10)
+    data = Preloaded.of(src, workers=2)
+    assert len(data) == 10 and [it.key for it in src.used] == [f"img{i}" for i in range(10)]
+    _assert_clean(t0, "limit")
+    # 2. a bad-input error raised while the decoders are busy
+    t0 = time.perf_counter()
+    with pytest.raises(InputError, match="item 37 is bad"):
+        Preloaded.of(_source(400, fail_at=37), workers=2)
+    _assert_clean(t0, "error mid-iteration")
+    # 3. Ctrl-C while OpenVINO infers and the decoders decode (SIGINT to this process, as a terminal sends it)
+    t0 = time.perf_counter()
+    timer = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_openvino(xml, _source(4000, delay=0.001), "CPU", "f32", workers=2, progress=False)
+    timer.join()
+    _assert_clean(t0, "Ctrl-C")
+    # 4. the consumer simply stops (a generator dropped half-way)
+    t0 = time.perf_counter()
+    it = _source(400).decoded(workers=2)
+    next(it)
+    it.close()
+    _assert_clean(t0, "consumer stopped")
+
+
+def test_early_exits_end_cleanly(runtimes_busy) -> None:
+    _early_exits(runtimes_busy)
+
+
+@pytest.mark.slow
+def test_early_exits_stress_50(runtimes_busy) -> None:
+    """The early exits of issue 21, 50 times each in one process that runs OpenVINO and torch."""
+    for _ in range(50):
+        _early_exits(runtimes_busy)
+
+
+def test_threads_give_the_serial_result() -> None:
+    """Same arrays, labels, used and skipped lists as iterating in this thread, unreadable images included."""
+    def make() -> DataSource:
+        src = _source(60, limit=40)
+        broken = Item("broken", 1, lambda: Image.open(Path("/nonexistent.png")))
+        src.items[5:5] = [broken]
+        return src
+    a, b = make(), make()
+    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+        serial = list(a)
+    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+        threaded = list(b.decoded(workers=2))
+    assert len(serial) == len(threaded) == 40
+    assert all(np.array_equal(x, y) and la == lb for (x, la), (y, lb) in zip(serial, threaded, strict=True))
+    assert [i.key for i in a.used] == [i.key for i in b.used] and a.skipped == b.skipped
+
+
+@pytest.mark.parametrize("sig,code,word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+def test_cli_signal_during_preprocessing_cleans_up(tmp_path, sig: int, code: int, word: str) -> None:
+    """SIGTERM (batch schedulers) and Ctrl-C mid-run: one line, the exit status, no staging folder, no child."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "compress.quantize", "--input-size", "32", "--subset-size", "16",
+           "--fast-bias-correction", "--activation-range", "minmax", "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(tmp_path.glob(".run.partial-*/model_fp32.xml")):
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before the signal"
+    proc.send_signal(sig)
+    t0 = time.perf_counter()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-2000:]
+    assert time.perf_counter() - t0 < 60
+    assert word in err.strip().splitlines()[-1] and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(".run*"))
