@@ -96,6 +96,9 @@ def add_quant_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--max-drop", type=float, default=TARGET_MAX_TOP1_DROP_PT, help="top-1 points (accuracy control)")
     ap.add_argument("--device", default="CPU", help="OpenVINO device for the INT8 evaluation: CPU, NPU, GPU, AUTO")
     ap.add_argument("--seed", type=int, default=0, help="seed of the calibration/validation subsets")
+    ap.add_argument("--batch", type=positive_int, default=1,
+                    help="static input batch of the IRs written (default: %(default)s; NPUs want static shapes). "
+                         "Every IR also reshapes to any batch and any input size that is a multiple of 32")
 
 
 def settings_from_args(args: argparse.Namespace) -> QuantSettings:
@@ -146,6 +149,15 @@ def configure_logging(verbose: bool) -> None:
 
 def _terminate(signum: int, frame: object) -> None:
     raise Terminated
+
+
+def _default_sigterm_in_child() -> None:
+    # a Python-level handler runs only when the main thread executes bytecode: a forked child blocked in C would
+    # ignore its parent's terminate(), so a child gets the default action back
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+os.register_at_fork(after_in_child=_default_sigterm_in_child)
 
 
 def run_main(prog: str, job: Callable[[], int], verbose: bool = False) -> int:

@@ -8,6 +8,7 @@ per-layer diagnosis -> runtime-graph accounting -> report (JSON, Markdown, plot)
 
 from __future__ import annotations
 
+import shlex
 import tempfile
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from .settings import (
     QuantSettings,
 )
 from .sources import DataParts
+from .tolerances import INT8_RUNTIME_MARGIN_DB
 
 N_VERIFY = 8  # images for the FP32 twin checks
 N_DIAGNOSE = 32  # images for the per-layer SQNR diagnosis
@@ -52,8 +54,9 @@ def part(src: object) -> DataPart:
 
 def int8_stages(loaded: P.LoadedModel, parts: DataParts, settings: QuantSettings, folder: Path, lap: P.Timer, *,
                 command: str, seed: int = 0, device: str = "CPU", max_drop: float | None = None,
-                allow_overlap: bool = False) -> QuantReport:
-    """Every INT8 stage, writing model_fp32.*, model_int8.* into `folder`; returns the report (no files)."""
+                allow_overlap: bool = False, batch: int = 1) -> QuantReport:
+    """Every INT8 stage, writing model_fp32.*, model_int8.* into `folder`; returns the report (no files).
+    Both IRs take a static batch `batch` input (verified image by image against batch 1); they reshape freely."""
     import openvino as ov
 
     parts.validation.check_labels(loaded.num_classes)  # scoring against labels the model lacks is meaningless
@@ -106,10 +109,14 @@ def int8_stages(loaded: P.LoadedModel, parts: DataParts, settings: QuantSettings
     graphs = ([runtime_graph(exported.fp32_xml, "FP32 deploy IR", device),
                runtime_graph(folder / "model_int8.xml", "INT8 IR", device)] if device.upper() == "CPU" else [])
     lap("runtime graph")
+    if batch > 1:  # last: every stage above runs the batch-1 IRs
+        checks += [P.set_batch(exported.fp32_xml, batch, verify_x),
+                   P.set_batch(folder / "model_int8.xml", batch, graph_x, run.f32_sqnr_db - INT8_RUNTIME_MARGIN_DB)]
+        lap(f"static batch {batch}")
     drop = cmp.top1_drop
     return QuantReport(
         command=command, seed=seed, versions=versions(),
-        model=ModelInfo(loaded.variant, loaded.checkpoint, loaded.input_size, loaded.num_classes, device),
+        model=ModelInfo(loaded.variant, loaded.checkpoint, loaded.input_size, loaded.num_classes, device, batch=batch),
         settings=settings, data_rule=parts.rule, calibration=part(calib_src),
         calibration_items=calib_src.manifest()["items"], validation=part(val), allow_overlap=allow_overlap,
         quantizers=P.count_fake_quantize(int8_taps), fp32_checks=checks, int8_vs_fp32=cmp,
@@ -134,6 +141,8 @@ def write_outputs(report: QuantReport, folder: Path, stem: str = "report") -> No
     """<stem>.md, <stem>.json and per_layer_sqnr.png."""
     c, cf, m = report.int8_vs_fp32, report.int8_f32_hint_vs_fp32, report.model
     lines = [f"# CloFormer INT8 report: {m.variant} ({m.checkpoint}), {m.input_size}x{m.input_size}",
+             "", f"The IRs take a static input [{m.batch},3,{m.input_size},{m.input_size}] and reshape to any batch "
+             "and any input size that is a multiple of 32 (`model.reshape`, `benchmark_app -shape`).",
              "", f"`{report.command}`", "",
              f"Data: calibration {report.calibration.name} ({report.calibration.n} images, sha256 of items "
              f"`{report.calibration.sha256_of_items[:12]}`); validation {report.validation.name} "
@@ -197,12 +206,12 @@ def write_outputs(report: QuantReport, folder: Path, stem: str = "report") -> No
 
 def quantize_model(loaded: P.LoadedModel, parts: DataParts, settings: QuantSettings, out: Path, *, command: str,
                    seed: int = 0, device: str = "CPU", max_drop: float | None = None, force: bool = False,
-                   allow_overlap: bool = False, lap: P.Timer | None = None) -> QuantReport:
+                   allow_overlap: bool = False, lap: P.Timer | None = None, batch: int = 1) -> QuantReport:
     """Quantize `loaded` to INT8 into the folder `out` (built under a temporary name, renamed when complete)."""
     lap = lap or P.Timer()
     with staging_dir(out, force) as tmp:
         report = int8_stages(loaded, parts, settings, tmp, lap, command=command, seed=seed, device=device,
-                             max_drop=max_drop, allow_overlap=allow_overlap)
+                             max_drop=max_drop, allow_overlap=allow_overlap, batch=batch)
         finish(report, lap.times, tmp)  # the model files' sizes; the report files follow
         write_outputs(report, tmp)
     return report
@@ -232,5 +241,5 @@ def summary(report: QuantReport, out: Path) -> str:
     lines += [f"  FakeQuantize nodes {report.quantizers}; worst layers: {', '.join(report.worst_layers[:3])}",
               f"  total {report.seconds.get('total', 0):.1f} s; wrote {out}/ (model_fp32.xml, model_int8.xml, "
               "model_fp32.onnx, report.json, report.md, per_layer_sqnr.png)",
-              f"  benchmark: benchmark_app -m {out}/model_int8.xml -d CPU -hint latency"]
+              f"  benchmark: benchmark_app -m {shlex.quote(str(out / 'model_int8.xml'))} -d CPU -hint latency"]
     return "\n".join(lines)

@@ -101,13 +101,42 @@ def single_output(model: Any) -> Any:
 
 
 def convert_deploy(loaded: LoadedModel, taps: bool = False) -> Any:
-    """The deploy form through OpenVINO's PyTorch frontend (static [1,3,S,S])."""
+    """The deploy form through OpenVINO's PyTorch frontend, static [1,3,S,S] yet reshapeable: it is converted
+    with a dynamic input, so every Reshape takes its shape from ShapeOf of the tensor (a static conversion
+    would freeze batch 1 and S into Reshape constants), and then its input is set to [1,3,S,S]. The CPU plugin
+    folds that shape arithmetic at compile time: no executed node is added."""
     import openvino as ov
 
     x = torch.zeros(1, 3, loaded.input_size, loaded.input_size)
     module = loaded.deploy()
     with torch.no_grad():
-        return ov.convert_model(WithTaps(module) if taps else module, example_input=x, input=[list(x.shape)])
+        model = ov.convert_model(WithTaps(module) if taps else module, example_input=x, input=[[-1, 3, -1, -1]])
+    model.reshape(list(x.shape))
+    return model
+
+
+def set_batch(xml: Path, batch: int, x: np.ndarray, min_sqnr_db: float | None = None) -> Check:
+    """Rewrite a batch-1 IR in place with a static input batch (its input size kept), and check that each image
+    of a batch gets its batch-1 logits with the f32 hint (x is tiled to fill the batch): an FP32 IR to
+    FLOAT32_REL; an INT8 IR to `min_sqnr_db`, because its kernels differ per batch shape and a value next to
+    a FakeQuantize threshold lands one step away (the same bound as OpenVINO against the graph's semantics)."""
+    import openvino as ov
+
+    x = np.resize(x, (batch, *x.shape[1:]))
+    ref = run_ov(compile_ov(str(xml)), x)[0]
+    model = ov.Core().read_model(str(xml))
+    model.reshape([batch, *list(model.input(0).get_shape())[1:]])
+    got = compile_ov(model)(x)[0]
+    tmp = xml.with_name(f".{xml.stem}.batch{batch}.xml")
+    ov.save_model(model, str(tmp), compress_to_fp16=False)
+    tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
+    tmp.replace(xml)
+    stage = f"{xml.name} at static batch {batch} <-> batch 1 (OpenVINO f32)"
+    if min_sqnr_db is None:
+        err = rel_max(got, ref)
+        return Check(stage, "max|d| / max|ref|", err, FLOAT32_REL, err <= FLOAT32_REL)
+    db = sqnr_db(got, ref)
+    return Check(stage, "logit SQNR dB (at least)", db, min_sqnr_db, db >= min_sqnr_db)
 
 
 def convert_plain(loaded: LoadedModel) -> Any:
@@ -128,7 +157,8 @@ def export(loaded: LoadedModel, out_dir: Path) -> Exported:
     onnx_path = out_dir / "model_fp32.onnx"
     with torch.no_grad():
         torch.onnx.export(loaded.model, (x,), str(onnx_path), dynamo=False, opset_version=OPSET,
-                          input_names=["input"], output_names=["logits"])
+                          input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch"}})
     onnx.checker.check_model(str(onnx_path), full_check=True)
     taps_model = convert_deploy(loaded, taps=True)
     names = rn.specs.intermediate_names(loaded.model.plan, with_norm=False)
@@ -233,7 +263,7 @@ def compile_ov(model: Any, device: str = "CPU", precision: str | None = "f32", *
 
 
 def run_ov(compiled: Any, batch: np.ndarray) -> list[np.ndarray]:
-    """All outputs for a batch, run image by image (the IR's batch is static 1)."""
+    """All outputs for a batch, run image by image (a batch-1 IR)."""
     per_image = [compiled(batch[i:i + 1]) for i in range(len(batch))]
     return [np.concatenate([r[k] for r in per_image]) for k in range(len(compiled.outputs))]
 

@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                          f"{simd_block()} here; 1: no rounding)")
     ap.add_argument("--finetune-steps", type=int, default=d.finetune_steps,
                     help="distillation steps after pruning (0: none)")
-    ap.add_argument("--batch", type=positive_int, default=d.batch)
+    ap.add_argument("--finetune-batch", type=positive_int, default=d.batch,
+                    help="distillation batch size (default: %(default)s; --batch is the IRs' input batch)")
     ap.add_argument("--lr", type=float, default=d.lr)
     ap.add_argument("--model", default="cloformer_xxs")
     ap.add_argument("--checkpoint", default="proxy", help="checkpoint path or 'proxy' (default)")
@@ -70,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def go() -> int:
-        settings = PruneSettings(args.method, args.ratio, args.round_to, args.finetune_steps, args.batch, args.lr,
-                                 args.seed)
+        settings = PruneSettings(args.method, args.ratio, args.round_to, args.finetune_steps, args.finetune_batch,
+                                 args.lr, args.seed)
         quant_settings = settings_from_args(args) if args.quantize else None
         out = args.out or Path("outputs") / f"{args.model}-pruned-{args.method}-{datetime.now():%Y%m%d-%H%M%S}"
         check_target(out, args.force)
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         report = prune_model(loaded, settings, data, parts.validation, out,
                              command=command_line("compress.prune", argv),
                              quant=(quant_settings, parts) if quant_settings else None, device=args.device,
-                             force=args.force)
+                             force=args.force, batch=args.batch)
         a, m = report.accuracy, report.macs
         print(f"\n{report.method} ratio {report.ratio}: MACs {m['before'] / 1e6:.1f}M -> {m['after'] / 1e6:.1f}M "
               f"(−{m['reduction_pct']:.1f}%), top-1 {fmt(a['unpruned_top1'])}% -> {fmt(a['pruned_top1'])}% "

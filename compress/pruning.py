@@ -343,7 +343,7 @@ def layer_table(before: ModelPlan, after: ModelPlan) -> list[dict[str, Any]]:
 
 def prune_model(loaded: P.LoadedModel, settings: PruneSettings, data: DataSource, val: DataSource, out: Path, *,
                 command: str, quant: tuple[QuantSettings, DataParts] | None = None, device: str = "CPU",
-                force: bool = False) -> PruneReport:
+                force: bool = False, batch: int = 1) -> PruneReport:
     """load -> prune -> fine-tune (distillation) -> save the pruned checkpoint -> export -> verify ->
     evaluate -> [INT8 stages] -> report, into the folder `out`."""
     lap = P.Timer()
@@ -396,12 +396,16 @@ def prune_model(loaded: P.LoadedModel, settings: PruneSettings, data: DataSource
         int8_report = None
         if quant is not None:
             int8_report = int8_stages(pruned, quant[1], quant[0], tmp, lap, command=command, seed=settings.seed,
-                                      device=device)
+                                      device=device, batch=batch)
         else:
             P.export(pruned, tmp)
             lap("export FP32 (deploy IR, ONNX)")
         ir_eval = evaluate(openvino_predictor(tmp / "model_fp32.xml", "CPU", "f32"), val, backend="pruned IR")
         lap("evaluate pruned IR")
+        if batch > 1 and int8_report is None:  # (the INT8 stages set both IRs' batch themselves)
+            batch_check = P.set_batch(tmp / "model_fp32.xml", batch, pool_x[:batch].numpy())
+            if not batch_check.passed:
+                raise RuntimeError(f"{batch_check.stage}: {batch_check.value:.2e} > {batch_check.tolerance:.0e}")
         report = build_report(command, settings, loaded, pruned, stats, losses, base_eval, pruned_eval, ir_eval,
                               agree, int8_report, tmp)
         if int8_report is not None:  # the INT8 stages' own report, beside the pruning report

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         lap("load")
         report = quantize_model(loaded, parts, settings, out, command=command_line("compress.quantize", argv),
                                 seed=args.seed, device=args.device, max_drop=args.max_drop, force=args.force,
-                                allow_overlap=args.allow_overlap, lap=lap)
+                                allow_overlap=args.allow_overlap, lap=lap, batch=args.batch)
         print(summary(report, out))
         failed = [ch.stage for ch in report.fp32_checks if ch.passed is False]
         if failed:

@@ -43,6 +43,7 @@ class ModelInfo:
     num_classes: int
     device: str = "CPU"
     pruned_checkpoint: str | None = None  # file name inside the run folder (compress.prune)
+    batch: int = 1  # the IRs' static input batch (they reshape to any)
 
 
 @dataclass

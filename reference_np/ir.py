@@ -146,9 +146,12 @@ class Graph:
     def _run_nodes(self, x: np.ndarray, targets: dict[str, tuple[str, int]]) -> dict[str, np.ndarray]:
         x = np.asarray(x)
         param = self.nodes[self.parameters[0]]
-        want = [int(d) for d in param.attrs.get("shape", "").split(",") if d.strip() and d.strip() != "?"]
-        if want and list(x.shape) != want:
-            raise ValueError(f"{self.path}: input must have shape {want}; got {list(x.shape)}")
+        # batch and spatial size are read off the input, as after model.reshape: the graphs compute their shapes
+        # with ShapeOf; only the rank and the channels are fixed by the file
+        want = [d.strip() for d in param.attrs.get("shape", "").split(",") if d.strip()]
+        if want and (len(want) != x.ndim or (x.ndim == 4 and want[1] not in ("?", "-1", str(x.shape[1])))):
+            raise ValueError(f"{self.path}: input must have shape [{','.join(want)}] (batch and size free); "
+                             f"got {list(x.shape)}")
         needed = self._ancestors({nid for nid, _ in targets.values()})
         values: dict[str, list[np.ndarray]] = {}
         for nid in self.order:

@@ -276,7 +276,8 @@ PRUNE_BAD = [
 def test_prune_bad_input(tmp_path, capsys, bad_files, argv: list[str], message: str) -> None:
     argv = [a.format(**bad_files) for a in argv]
     out = tmp_path / "o"
-    assert prune.main(["--finetune-steps", "2", "--batch", "4", "--val-limit", "8", *argv, "--out", str(out)]) == 2
+    assert prune.main(["--finetune-steps", "2", "--finetune-batch", "4", "--val-limit", "8", *argv,
+                       "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err, err
     assert not out.exists() and leftovers(tmp_path) == []

@@ -159,3 +159,43 @@ def test_cli_signal_during_preprocessing_cleans_up(tmp_path, sig: int, code: int
     assert time.perf_counter() - t0 < 60
     assert word in err.strip().splitlines()[-1] and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob(".run*"))
+
+
+def test_openvino_and_nncf_telemetry_is_declined() -> None:
+    """Telemetry forks a sender out of a worker thread; offline, such a child hung in getaddrinfo and the test
+    process waited for it at exit forever. Importing compress declines it (the user's opt-in file untouched)."""
+    from openvino_telemetry import Telemetry
+
+    import compress  # noqa: F401
+
+    t = Telemetry(app_name="cloformer-test", app_version="0", tid="G-TEST", backend="ga4", enable_opt_in_dialog=False)
+    t.init(app_name="cloformer-test", app_version="0", tid="G-TEST", backend="ga4", enable_opt_in_dialog=False)
+    assert t.consent is False
+
+
+def test_forked_child_of_a_cli_run_keeps_the_default_sigterm(tmp_path) -> None:
+    """run_main turns SIGTERM into a clean exit, but a child forked during the run (by any library) must die on
+    terminate(): a Python-level handler never runs while the child is blocked in C."""
+    import multiprocessing as mp
+
+    from compress.cli import run_main
+
+    def caught_in(pid: int) -> bool:
+        status = Path(f"/proc/{pid}/status").read_text()
+        mask = int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("SigCgt:")), 16)
+        return bool(mask & (1 << (signal.SIGTERM - 1)))
+
+    seen: dict[str, bool] = {}
+
+    def job() -> int:
+        child = mp.get_context("fork").Process(target=time.sleep, args=(30,), daemon=True)
+        child.start()
+        time.sleep(0.3)
+        seen["parent"], seen["child"] = caught_in(os.getpid()), caught_in(child.pid)
+        child.terminate()
+        child.join(10)
+        seen["child_ended"] = not child.is_alive()
+        return 0
+
+    assert run_main("test", job) == 0
+    assert seen == {"parent": True, "child": False, "child_ended": True}

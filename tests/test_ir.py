@@ -153,8 +153,12 @@ def test_small_ir_matches_openvino(small_ir) -> None:
     assert set(taps) == {"conv", "fq"} and np.abs(taps["fq"] - np.clip(taps["fq"], -1, 1)).max() == 0
     with pytest.raises(KeyError, match="no tensor or node named nope"):
         g.run(x, outputs=["nope"])
-    with pytest.raises(ValueError, match=r"input must have shape \[1, 2, 4, 4\]"):
-        g(np.zeros((1, 2, 8, 8)))
+    with pytest.raises(ValueError, match=r"input must have shape \[1,2,4,4\] \(batch and size free\)"):
+        g(np.zeros((1, 3, 4, 4)))  # the channels are the file's
+    with pytest.raises(ValueError, match="input must have shape"):
+        g(np.zeros((2, 4, 4)))  # and so is the rank
+    two = np.concatenate([x, x[:, :, ::-1]])  # batch and size are the input's (the IR's shapes come from ShapeOf)
+    assert np.array_equal(g(two)[:1], got) and g(np.zeros((2, 2, 8, 8))).shape == (2, 3, 8, 8)
 
 
 def test_unknown_op_names_type_node_and_file(small_ir, tmp_path) -> None:

@@ -117,7 +117,7 @@ def test_bad_ratios(ratio: float, message: str) -> None:
 
 
 # ---------------------------------------------------------------- end to end (shipped proxy model)
-E2E = ["--finetune-steps", "3", "--batch", "8", "--val-limit", "32", "--data", "sample"]
+E2E = ["--finetune-steps", "3", "--finetune-batch", "8", "--val-limit", "32", "--data", "sample"]
 
 
 @pytest.mark.parametrize("method", pruning.METHODS)
