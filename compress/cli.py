@@ -23,10 +23,11 @@ from .errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINAT
 from .settings import (
     ACTIVATION_RANGES,
     DEFAULT_IGNORED_SCOPE,
+    DEFAULT_RUN,
     MODEL_TYPES,
     PRESETS,
-    TARGET_MAX_TOP1_DROP_PT,
     QuantSettings,
+    RunConfig,
     ScopeEntry,
 )
 from .sources import DataParts, quant_parts, source_help
@@ -93,10 +94,18 @@ def add_quant_options(ap: argparse.ArgumentParser) -> None:
                     help="without --val: the fraction of --calib kept for validation (default: %(default)s)")
     ap.add_argument("--allow-overlap", action="store_true", help="accept a --val that shares images with --calib")
     ap.add_argument("--val-limit", type=positive_int, default=None, help="evaluate a seeded subset of --val")
-    ap.add_argument("--max-drop", type=float, default=TARGET_MAX_TOP1_DROP_PT, help="top-1 points (accuracy control)")
+    ap.add_argument("--max-drop", type=float, default=DEFAULT_RUN.max_drop,
+                    help="top-1 points (accuracy control; default: %(default)s)")
     ap.add_argument("--device", default="CPU", help="OpenVINO device for the INT8 evaluation: CPU, NPU, GPU, AUTO")
     ap.add_argument("--seed", type=int, default=0, help="seed of the calibration/validation subsets")
-    ap.add_argument("--batch", type=positive_int, default=1,
+    r = DEFAULT_RUN
+    ap.add_argument("--benchmark-seconds", type=float, default=r.benchmark_seconds,
+                    help="timing budget of the report's speed section: plain FP32, deploy FP32 and INT8 at batch 1 "
+                         "(latency, throughput) and at --benchmark-batch (throughput), interleaved rounds; 0 skips "
+                         "it (default: %(default)s)")
+    ap.add_argument("--benchmark-batch", type=positive_int, default=r.benchmark_batch,
+                    help="N of the speed section's batch-N throughput (default: %(default)s)")
+    ap.add_argument("--batch", type=positive_int, default=r.batch,
                     help="static input batch of the IRs written (default: %(default)s; NPUs want static shapes). "
                          "Every IR also reshapes to any batch and any input size that is a multiple of 32")
 
@@ -117,6 +126,12 @@ def data_parts_from_args(args: argparse.Namespace, checkpoint: str, size: int) -
     return quant_parts(args.calib, args.val, size, default_val="proxy-val" if checkpoint == "proxy" else None,
                        val_fraction=args.val_fraction, val_limit=args.val_limit,
                        accuracy_control=args.accuracy_control, allow_overlap=args.allow_overlap, seed=args.seed)
+
+
+def run_config_from_args(args: argparse.Namespace, prog: str, argv: list[str]) -> RunConfig:
+    return RunConfig(command=command_line(prog, argv), seed=args.seed, device=args.device, max_drop=args.max_drop,
+                     allow_overlap=args.allow_overlap, force=args.force, batch=args.batch,
+                     benchmark_seconds=args.benchmark_seconds, benchmark_batch=args.benchmark_batch)
 
 
 def command_line(prog: str, argv: list[str]) -> str:

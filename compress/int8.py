@@ -1,6 +1,6 @@
 """The INT8 job as a library function (compress.quantize and compress.prune --quantize are thin CLIs on it):
 
-    report = quantize_model(loaded, parts, QuantSettings(), Path("outputs/run"), command="...")
+    report = quantize_model(loaded, parts, QuantSettings(), Path("outputs/run"), RunConfig(command="..."))
 
 calibrate -> export (deploy graph) -> quantize -> save -> verify FP32 twins -> evaluate FP32 and INT8 ->
 per-layer diagnosis -> runtime-graph accounting -> report (JSON, Markdown, plot). Nothing here sees argv.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,20 +26,25 @@ from .report import (
     fmt,
     md_table,
     plot_layers,
+    plot_speed,
     runtime_table,
+    speed_section,
     versions,
     write_report,
 )
 from .runtime import runtime_graph
 from .settings import (
+    DEFAULT_RUN,
     TARGET_MAX_TOP1_DROP_PT,
     TARGET_MIN_AGREEMENT_PCT,
     TARGET_MIN_GRAPH_AGREEMENT_PCT,
     TARGET_MIN_GRAPH_SQNR_DB,
     TARGET_MIN_SQNR_DB,
     QuantSettings,
+    RunConfig,
 )
 from .sources import DataParts
+from .speed import BASELINE, measure_speed, verdict
 from .tolerances import INT8_RUNTIME_MARGIN_DB
 
 N_VERIFY = 8  # images for the FP32 twin checks
@@ -53,11 +59,14 @@ def part(src: object) -> DataPart:
 
 
 def int8_stages(loaded: P.LoadedModel, parts: DataParts, settings: QuantSettings, folder: Path, lap: P.Timer, *,
-                command: str, seed: int = 0, device: str = "CPU", max_drop: float | None = None,
-                allow_overlap: bool = False, batch: int = 1) -> QuantReport:
+                run: RunConfig, baseline: P.LoadedModel | None = None) -> QuantReport:
     """Every INT8 stage, writing model_fp32.*, model_int8.* into `folder`; returns the report (no files).
-    Both IRs take a static batch `batch` input (verified image by image against batch 1); they reshape freely."""
+    Both IRs take a static batch `run.batch` input (verified image by image against batch 1); they reshape
+    freely. The speed section times them against plain FP32 of `baseline` (default: `loaded` itself; the
+    unpruned model when `loaded` is a pruned one)."""
     import openvino as ov
+
+    seed, device, max_drop, batch = run.seed, run.device, run.max_drop, run.batch
 
     parts.validation.check_labels(loaded.num_classes)  # scoring against labels the model lacks is meaningless
     calib_src = parts.calibration.subset(settings.subset_size, seed)
@@ -73,7 +82,7 @@ def int8_stages(loaded: P.LoadedModel, parts: DataParts, settings: QuantSettings
         tuning = Preloaded.of(parts.tuning)
         int8_taps = P.quantize_with_accuracy_control(exported.taps_model, calib,
                                                      [(x[None], int(y)) for x, y in tuning], settings,
-                                                     max_drop if max_drop is not None else TARGET_MAX_TOP1_DROP_PT)
+                                                     max_drop)
     else:
         int8_taps = P.quantize(exported.taps_model, calib, settings)
     lap("quantize (nncf)")
@@ -94,7 +103,7 @@ def int8_stages(loaded: P.LoadedModel, parts: DataParts, settings: QuantSettings
     if parts.tuning is not None:
         fp32_t = evaluate_openvino(exported.fp32_xml, tuning, "CPU", "f32", backend="FP32 (tuning part)")
         int8_t = evaluate_openvino(folder / "model_int8.xml", tuning, device, None, backend="INT8 (tuning part)")
-        ac = AccuracyControl(max_drop if max_drop is not None else TARGET_MAX_TOP1_DROP_PT, part(parts.tuning),
+        ac = AccuracyControl(max_drop, part(parts.tuning),
                              fp32_t.top1 - int8_t.top1, cmp.top1_drop)
     lap("evaluate FP32 and INT8")
     diag_x = val_data.xs[-N_DIAGNOSE:] if preload else np.stack([x for x, _ in val.subset(N_DIAGNOSE, seed + 1)])
@@ -103,22 +112,31 @@ def int8_stages(loaded: P.LoadedModel, parts: DataParts, settings: QuantSettings
     graph_x = diag_x[:N_IR_INT8]
     configs = [("CPU", "f32"), ("CPU", None)] + ([(device, None)] if device.upper() != "CPU" else [])
     with tempfile.TemporaryDirectory() as scratch:
-        run = P.graph_run(folder / "model_int8.xml", int8_taps, exported.tap_names, graph_x, Path(scratch))
-    vs_graph = [P.runtime_vs_graph(run, folder / "model_int8.xml", int8_taps, dev, prec) for dev, prec in configs]
+        graph = P.graph_run(folder / "model_int8.xml", int8_taps, exported.tap_names, graph_x, Path(scratch))
+    vs_graph = [P.runtime_vs_graph(graph, folder / "model_int8.xml", int8_taps, dev, prec) for dev, prec in configs]
     lap("INT8 runtime vs NumPy IR executor")
     graphs = ([runtime_graph(exported.fp32_xml, "FP32 deploy IR", device),
                runtime_graph(folder / "model_int8.xml", "INT8 IR", device)] if device.upper() == "CPU" else [])
     lap("runtime graph")
+    speed = None
+    if run.benchmark_seconds > 0:
+        pruned = baseline is not None and baseline is not loaded
+        speed = measure_speed({BASELINE: partial(P.convert_plain, baseline or loaded),
+                               f"{'pruned ' if pruned else ''}deploy FP32": exported.fp32_xml,
+                               f"{'pruned ' if pruned else ''}INT8": folder / "model_int8.xml"},
+                              loaded.input_size, batch=run.benchmark_batch, seconds=run.benchmark_seconds,
+                              device=device)
+        lap("speed (plain FP32, deploy FP32, INT8)")
     if batch > 1:  # last: every stage above runs the batch-1 IRs
         checks += [P.set_batch(exported.fp32_xml, batch, verify_x),
-                   P.set_batch(folder / "model_int8.xml", batch, graph_x, run.f32_sqnr_db - INT8_RUNTIME_MARGIN_DB)]
+                   P.set_batch(folder / "model_int8.xml", batch, graph_x, graph.f32_sqnr_db - INT8_RUNTIME_MARGIN_DB)]
         lap(f"static batch {batch}")
     drop = cmp.top1_drop
     return QuantReport(
-        command=command, seed=seed, versions=versions(),
+        command=run.command, seed=seed, versions=versions(),
         model=ModelInfo(loaded.variant, loaded.checkpoint, loaded.input_size, loaded.num_classes, device, batch=batch),
         settings=settings, data_rule=parts.rule, calibration=part(calib_src),
-        calibration_items=calib_src.manifest()["items"], validation=part(val), allow_overlap=allow_overlap,
+        calibration_items=calib_src.manifest()["items"], validation=part(val), allow_overlap=run.allow_overlap,
         quantizers=P.count_fake_quantize(int8_taps), fp32_checks=checks, int8_vs_fp32=cmp,
         int8_f32_hint_vs_fp32=cmp_f32, default_precision=P.default_precision(device),
         per_layer_sqnr=layers, worst_layers=[w.name for w in sorted(layers, key=lambda d: d.int8_db)[:5]],
@@ -127,7 +145,7 @@ def int8_stages(loaded: P.LoadedModel, parts: DataParts, settings: QuantSettings
                  "top1_drop_met": None if drop is None else drop <= TARGET_MAX_TOP1_DROP_PT,
                  "agreement_met": cmp.top1_agreement >= TARGET_MIN_AGREEMENT_PCT,
                  "sqnr_met": cmp.sqnr_db >= TARGET_MIN_SQNR_DB},
-        runtime=graphs, int8_runtime_vs_graph=vs_graph, accuracy_control=ac)
+        runtime=graphs, int8_runtime_vs_graph=vs_graph, accuracy_control=ac, speed=speed)
 
 
 def finish(report: QuantReport, times: dict[str, float], folder: Path) -> None:
@@ -185,6 +203,8 @@ def write_outputs(report: QuantReport, folder: Path, stem: str = "report") -> No
                   f"{TARGET_MIN_GRAPH_AGREEMENT_PCT}%. Layers below {TARGET_MIN_GRAPH_SQNR_DB} dB (f32 hint): "
                   + (", ".join(f"{n} ({v:.1f})" for n, v in g0.layers if v < TARGET_MIN_GRAPH_SQNR_DB) or "none")
                   + ".", ""]
+    if report.speed is not None:
+        lines += speed_section(report.speed)
     if report.runtime:
         lines += ["## Executed nodes (OpenVINO runtime graph, default precision)", "",
                   f"ISA: {report.runtime[0].isa}; OpenVINO {report.runtime[0].openvino}.", "",
@@ -201,17 +221,17 @@ def write_outputs(report: QuantReport, folder: Path, stem: str = "report") -> No
     (folder / f"{stem}.md").write_text("\n".join(lines))
     plot_layers(report.per_layer_sqnr, folder / "per_layer_sqnr.png",
                 f"{m.variant} INT8 per-layer SQNR ({c.source})")
+    if report.speed is not None:
+        plot_speed(report.speed, folder / "speed.png", f"{m.variant} at {m.input_size}x{m.input_size}")
     write_report(report, folder / f"{stem}.json")
 
 
-def quantize_model(loaded: P.LoadedModel, parts: DataParts, settings: QuantSettings, out: Path, *, command: str,
-                   seed: int = 0, device: str = "CPU", max_drop: float | None = None, force: bool = False,
-                   allow_overlap: bool = False, lap: P.Timer | None = None, batch: int = 1) -> QuantReport:
+def quantize_model(loaded: P.LoadedModel, parts: DataParts, settings: QuantSettings, out: Path,
+                   run: RunConfig = DEFAULT_RUN, lap: P.Timer | None = None) -> QuantReport:
     """Quantize `loaded` to INT8 into the folder `out` (built under a temporary name, renamed when complete)."""
     lap = lap or P.Timer()
-    with staging_dir(out, force) as tmp:
-        report = int8_stages(loaded, parts, settings, tmp, lap, command=command, seed=seed, device=device,
-                             max_drop=max_drop, allow_overlap=allow_overlap, batch=batch)
+    with staging_dir(out, run.force) as tmp:
+        report = int8_stages(loaded, parts, settings, tmp, lap, run=run)
         finish(report, lap.times, tmp)  # the model files' sizes; the report files follow
         write_outputs(report, tmp)
     return report
@@ -232,6 +252,8 @@ def summary(report: QuantReport, out: Path) -> str:
         a = report.accuracy_control
         lines.append(f"  accuracy control: drop {fmt(a.tuning_drop_pt)} pt on the tuning part, "
                      f"{fmt(a.heldout_drop_pt)} pt held out")
+    if report.speed is not None:
+        lines += [f"  speed: {verdict(report.speed, label)}" for label in [r.label for r in report.speed.rows][1:]]
     if report.runtime:
         lines.append("  executed nodes: " + ", ".join(f"{g.label} {g.executed} ({g.reorders} Reorders)"
                                                       for g in report.runtime))
@@ -240,6 +262,7 @@ def summary(report: QuantReport, out: Path) -> str:
                      f"{g.sqnr_db:.1f} dB, top-1 agreement {g.top1_agreement:.2f}%, worst layer {g.worst_layer}")
     lines += [f"  FakeQuantize nodes {report.quantizers}; worst layers: {', '.join(report.worst_layers[:3])}",
               f"  total {report.seconds.get('total', 0):.1f} s; wrote {out}/ (model_fp32.xml, model_int8.xml, "
-              "model_fp32.onnx, report.json, report.md, per_layer_sqnr.png)",
+              "model_fp32.onnx, report.json, report.md, per_layer_sqnr.png"
+              + (", speed.png)" if report.speed is not None else ")"),
               f"  benchmark: benchmark_app -m {shlex.quote(str(out / 'model_int8.xml'))} -d CPU -hint latency"]
     return "\n".join(lines)

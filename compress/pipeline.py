@@ -140,12 +140,15 @@ def set_batch(xml: Path, batch: int, x: np.ndarray, min_sqnr_db: float | None = 
 
 
 def convert_plain(loaded: LoadedModel) -> Any:
-    """The baseline a user gets without this tool: the training form through ov.convert_model."""
+    """The baseline a user gets without this tool: the training form through ov.convert_model (dynamic input, as
+    ov.convert_model gives by default, then set to [1,3,S,S]; it reshapes to any batch as the deploy IRs do)."""
     import openvino as ov
 
     x = torch.zeros(1, 3, loaded.input_size, loaded.input_size)
     with torch.no_grad():
-        return ov.convert_model(loaded.model, example_input=x, input=[list(x.shape)])
+        model = ov.convert_model(loaded.model, example_input=x, input=[[-1, 3, -1, -1]])
+    model.reshape(list(x.shape))
+    return model
 
 
 def export(loaded: LoadedModel, out_dir: Path) -> Exported:

@@ -25,11 +25,11 @@ from .atomic import check_target
 from .cli import (
     add_common,
     add_quant_options,
-    command_line,
     data_parts_from_args,
     input_size,
     int_in,
     positive_int,
+    run_config_from_args,
     run_main,
     settings_from_args,
 )
@@ -81,9 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         data = resolve_source(args.data, size)
         parts = data_parts_from_args(args, args.checkpoint, size)
         report = prune_model(loaded, settings, data, parts.validation, out,
-                             command=command_line("compress.prune", argv),
-                             quant=(quant_settings, parts) if quant_settings else None, device=args.device,
-                             force=args.force, batch=args.batch)
+                             run_config_from_args(args, "compress.prune", argv),
+                             quant=(quant_settings, parts) if quant_settings else None)
         a, m = report.accuracy, report.macs
         print(f"\n{report.method} ratio {report.ratio}: MACs {m['before'] / 1e6:.1f}M -> {m['after'] / 1e6:.1f}M "
               f"(−{m['reduction_pct']:.1f}%), top-1 {fmt(a['unpruned_top1'])}% -> {fmt(a['pruned_top1'])}% "

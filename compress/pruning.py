@@ -1,7 +1,7 @@
 """Pruning CloFormer as a library (compress.prune is the CLI on it): NNCF unstructured sparsity, or structured
 pruning that really shrinks the network, then distillation fine-tuning, then the INT8 stages if asked.
 
-    report = prune_model(loaded, PruneSettings("structured", 0.45), data, val, Path("outputs/p"), command="...")
+    report = prune_model(loaded, PruneSettings("structured", 0.45), data, val, Path("outputs/p"), RunConfig())
 
 Structured pruning keeps CloFormer's coupled dimensions consistent: the ConvFFN hidden width (fc1 rows,
 dwconv channels, fc2 columns move together); the local AttnConv channels (Q, K and V rows of `qkvs`
@@ -42,7 +42,7 @@ from .int8 import write_outputs as write_int8_outputs
 from .pipeline import Check
 from .report import ModelInfo, PruneReport, QuantReport, fmt, md_table, versions, write_report
 from .runtime import cpu_isa
-from .settings import QuantSettings, check_count, check_ratio
+from .settings import DEFAULT_RUN, QuantSettings, RunConfig, check_count, check_ratio
 from .sources import DataParts
 from .tolerances import FLOAT64_ATOL
 
@@ -341,9 +341,8 @@ def layer_table(before: ModelPlan, after: ModelPlan) -> list[dict[str, Any]]:
     return rows
 
 
-def prune_model(loaded: P.LoadedModel, settings: PruneSettings, data: DataSource, val: DataSource, out: Path, *,
-                command: str, quant: tuple[QuantSettings, DataParts] | None = None, device: str = "CPU",
-                force: bool = False, batch: int = 1) -> PruneReport:
+def prune_model(loaded: P.LoadedModel, settings: PruneSettings, data: DataSource, val: DataSource, out: Path,
+                run: RunConfig = DEFAULT_RUN, quant: tuple[QuantSettings, DataParts] | None = None) -> PruneReport:
     """load -> prune -> fine-tune (distillation) -> save the pruned checkpoint -> export -> verify ->
     evaluate -> [INT8 stages] -> report, into the folder `out`."""
     lap = P.Timer()
@@ -358,7 +357,7 @@ def prune_model(loaded: P.LoadedModel, settings: PruneSettings, data: DataSource
                       for i, s in enumerate(plan.blocks) for j, b in enumerate(s)},
                settings.ratio, settings.effective_round_to)
     size = loaded.input_size
-    with staging_dir(out, force) as tmp:
+    with staging_dir(out, run.force) as tmp:
         teacher = loaded.model
         base_eval = evaluate(torch_predictor(teacher), val, backend="torch unpruned")
         pool_x, pool_y = load_pool(data)
@@ -395,18 +394,17 @@ def prune_model(loaded: P.LoadedModel, settings: PruneSettings, data: DataSource
         lap("verify and evaluate")
         int8_report = None
         if quant is not None:
-            int8_report = int8_stages(pruned, quant[1], quant[0], tmp, lap, command=command, seed=settings.seed,
-                                      device=device, batch=batch)
+            int8_report = int8_stages(pruned, quant[1], quant[0], tmp, lap, run=run, baseline=loaded)
         else:
             P.export(pruned, tmp)
             lap("export FP32 (deploy IR, ONNX)")
         ir_eval = evaluate(openvino_predictor(tmp / "model_fp32.xml", "CPU", "f32"), val, backend="pruned IR")
         lap("evaluate pruned IR")
-        if batch > 1 and int8_report is None:  # (the INT8 stages set both IRs' batch themselves)
-            batch_check = P.set_batch(tmp / "model_fp32.xml", batch, pool_x[:batch].numpy())
+        if run.batch > 1 and int8_report is None:  # (the INT8 stages set both IRs' batch themselves)
+            batch_check = P.set_batch(tmp / "model_fp32.xml", run.batch, pool_x[:run.batch].numpy())
             if not batch_check.passed:
                 raise RuntimeError(f"{batch_check.stage}: {batch_check.value:.2e} > {batch_check.tolerance:.0e}")
-        report = build_report(command, settings, loaded, pruned, stats, losses, base_eval, pruned_eval, ir_eval,
+        report = build_report(run.command, settings, loaded, pruned, stats, losses, base_eval, pruned_eval, ir_eval,
                               agree, int8_report, tmp)
         if int8_report is not None:  # the INT8 stages' own report, beside the pruning report
             finish(int8_report, lap.times, tmp)

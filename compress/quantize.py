@@ -26,9 +26,9 @@ from .atomic import check_target
 from .cli import (
     add_common,
     add_quant_options,
-    command_line,
     data_parts_from_args,
     input_size,
+    run_config_from_args,
     run_main,
     settings_from_args,
 )
@@ -63,9 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         loaded = P.load(args.model, args.checkpoint, args.input_size)
         parts = data_parts_from_args(args, args.checkpoint, loaded.input_size)
         lap("load")
-        report = quantize_model(loaded, parts, settings, out, command=command_line("compress.quantize", argv),
-                                seed=args.seed, device=args.device, max_drop=args.max_drop, force=args.force,
-                                allow_overlap=args.allow_overlap, lap=lap, batch=args.batch)
+        report = quantize_model(loaded, parts, settings, out, run_config_from_args(args, "compress.quantize", argv),
+                                lap)
         print(summary(report, out))
         failed = [ch.stage for ch in report.fp32_checks if ch.passed is False]
         if failed:

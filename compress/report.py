@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import statistics
 import sys
 import types
 import typing
@@ -44,6 +45,60 @@ class ModelInfo:
     device: str = "CPU"
     pruned_checkpoint: str | None = None  # file name inside the run folder (compress.prune)
     batch: int = 1  # the IRs' static input batch (they reshape to any)
+
+
+@dataclass
+class SpeedRow:
+    """One model's timings, one value per interleaved round."""
+
+    label: str
+    latency_ms: list[float]  # batch 1, LATENCY hint, one request: median latency of each round
+    fps_b1: list[float]  # batch 1, THROUGHPUT hint (the plugin's streams and requests)
+    fps_bn: list[float]  # batch N, THROUGHPUT hint; images/s
+
+
+@dataclass
+class OpTime:
+    """Per-op-type time of one inference at batch 1 (performance counters), ms and node count."""
+
+    op: str  # layer type [exec precision]
+    ms: float
+    nodes: int
+
+
+@dataclass
+class SpeedReport:
+    """How fast the artifacts run on the evaluation device, against the plain FP32 baseline measured in the
+    same run (compress.speed)."""
+
+    device: str
+    isa: str
+    isa_short: str  # e.g. "AMX-INT8/BF16", "AVX-512 VNNI + BF16", "AVX2"
+    openvino: str
+    cores: int
+    precision: str  # the device's default precision for float ops (bf16 on BF16 CPUs)
+    batch: int  # N of the batch-N throughput
+    window_s: float  # seconds per measurement
+    rounds: int
+    rows: list[SpeedRow]
+    counters: dict[str, list[OpTime]] = field(default_factory=dict)  # label -> per-op-type time, batch 1
+    baseline: str = "plain FP32"
+
+    def row(self, label: str) -> SpeedRow:
+        return next(r for r in self.rows if r.label == label)
+
+    def ratios(self, label: str) -> dict[str, float]:
+        """Median and best speed-ups against the baseline: latency base/own, throughput own/base. The median is
+        of per-round ratios (both measured in the same round), robust to a machine that changes speed."""
+        own, base = self.row(label), self.row(self.baseline)
+        out: dict[str, float] = {}
+        for key, a, b, invert in (("latency", own.latency_ms, base.latency_ms, True),
+                                  ("fps_b1", own.fps_b1, base.fps_b1, False),
+                                  ("fps_bn", own.fps_bn, base.fps_bn, False)):
+            per_round = [(y / x) if invert else (x / y) for x, y in zip(a, b, strict=True)]
+            out[key] = statistics.median(per_round)
+            out[f"{key}_best"] = (min(b) / min(a)) if invert else (max(a) / max(b))
+        return out
 
 
 @dataclass
@@ -87,6 +142,7 @@ class QuantReport:
     runtime: list[RuntimeGraph]  # executed nodes of the FP32 and INT8 IRs at the device's default precision
     int8_runtime_vs_graph: list[GraphAgreement] = field(default_factory=list)  # OpenVINO vs reference_np.ir
     accuracy_control: AccuracyControl | None = None
+    speed: SpeedReport | None = None  # None: skipped (--benchmark-seconds 0)
     seconds: dict[str, float] = field(default_factory=dict)
     file_bytes: dict[str, int] = field(default_factory=dict)
 
@@ -250,3 +306,56 @@ def plot_layers(layers: list[LayerSQNR], path: Path, title: str) -> None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
+
+
+def speed_section(sp: SpeedReport) -> list[str]:
+    """report.md's speed section: the table, the ratios, and in plain words when a model is not faster here."""
+    from .speed import verdict
+
+    def cell(values: list[float], spec: str, best: float) -> str:
+        return f"{statistics.median(values):{spec}} (best {best:{spec}})"
+
+    rows = []
+    for r in sp.rows:
+        q = sp.ratios(r.label)
+        rows.append([r.label, cell(r.latency_ms, ".2f", min(r.latency_ms)), cell(r.fps_b1, ".0f", max(r.fps_b1)),
+                     cell(r.fps_bn, ".0f", max(r.fps_bn)), f"{q['latency']:.2f}x", f"{q['fps_b1']:.2f}x",
+                     f"{q['fps_bn']:.2f}x"])
+    return ["## Speed on this machine", "",
+            f"{sp.device}: {sp.isa_short} ({sp.isa}), {sp.cores} cores, OpenVINO {sp.openvino}, default precision "
+            f"{sp.precision}. Medians of {sp.rounds} interleaved rounds of {sp.window_s:.2f} s per measurement (best "
+            "of rounds in brackets); ratios are medians of per-round ratios against "
+            f"{sp.baseline} (`ov.convert_model` of the unpruned checkpoint, the device's defaults), measured in the "
+            "same run. Latency: batch 1, LATENCY hint; throughput: THROUGHPUT hint, images/s.", "",
+            md_table(["model", "latency ms", "throughput b1", f"throughput b{sp.batch}", "latency vs plain",
+                      "thr. b1 vs plain", f"thr. b{sp.batch} vs plain"], rows), "",
+            *[f"- {verdict(sp, r.label)}" for r in sp.rows if r.label != sp.baseline], "",
+            "![speed](speed.png)", ""]
+
+
+def plot_speed(sp: SpeedReport, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    others = [r.label for r in sp.rows if r.label != sp.baseline]
+    keys = [("latency", "latency, batch 1"), ("fps_b1", "throughput, batch 1"),
+            ("fps_bn", f"throughput, batch {sp.batch}")]
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    width = 0.8 / max(len(others), 1)
+    for i, label in enumerate(others):
+        q = sp.ratios(label)
+        vals = [q[k] for k, _ in keys]
+        pos = np.arange(len(keys)) + (i - (len(others) - 1) / 2) * width
+        bars = ax.bar(pos, vals, width, label=label)
+        ax.bar_label(bars, [f"{v:.2f}x" for v in vals], fontsize=7)
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_xticks(range(len(keys)), [k[1] for k in keys])
+    ax.set_ylabel(f"speed-up vs {sp.baseline}")
+    ax.set_title(f"{title}: {sp.isa_short}, {sp.cores} cores, OpenVINO {sp.openvino}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

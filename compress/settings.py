@@ -30,6 +30,33 @@ TARGET_MIN_GRAPH_SQNR_DB = 35.0  # OpenVINO INT8 (f32 hint) vs the NumPy run of 
 TARGET_MIN_GRAPH_AGREEMENT_PCT = 99.5
 
 
+@dataclass(frozen=True)
+class RunConfig:
+    """Run-level options of a job, one frozen value (the stages read it; nothing mutates it)."""
+
+    command: str = "library call"  # what the report records as the command that made it
+    seed: int = 0  # seeds of the calibration/validation subsets
+    device: str = "CPU"  # OpenVINO device of the INT8 evaluation and the speed section
+    max_drop: float = TARGET_MAX_TOP1_DROP_PT  # accuracy control's bound, top-1 points
+    allow_overlap: bool = False  # accept validation data that shares images with calibration data
+    force: bool = False  # replace an existing output folder
+    batch: int = 1  # the IRs' static input batch (they reshape to any)
+    benchmark_seconds: float = 6.0  # timing budget of the speed section (0: skip it)
+    benchmark_batch: int = 8  # N of the speed section's batch-N throughput
+
+    def __post_init__(self) -> None:
+        for name in ("batch", "benchmark_batch"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise InputError(f"{name} must be an integer >= 1; got {getattr(self, name)!r}")
+        if self.benchmark_seconds < 0:
+            raise InputError(f"benchmark_seconds must be >= 0; got {self.benchmark_seconds}")
+        if self.max_drop < 0:
+            raise InputError(f"max_drop must be >= 0; got {self.max_drop}")
+
+
+DEFAULT_RUN = RunConfig()
+
+
 def _choice(value: Any, allowed: tuple[Any, ...], what: str) -> None:
     if value not in allowed:
         raise InputError(f"{what} '{value}': expected one of {', '.join(map(str, allowed))}")

@@ -27,7 +27,8 @@ from tools import make_imagenet_subset
 ROOT = Path(__file__).resolve().parents[1]
 # quick settings for runs whose subject is not the quantization itself (the defaults' full bias correction and
 # histogram ranges double the quantize time)
-FAST = ["--subset-size", "8", "--val-limit", "16", "--fast-bias-correction", "--activation-range", "minmax"]
+FAST = ["--subset-size", "8", "--val-limit", "16", "--fast-bias-correction", "--activation-range", "minmax",
+        "--benchmark-seconds", "0"]
 
 
 def leftovers(parent: Path) -> list[str]:
@@ -276,7 +277,8 @@ PRUNE_BAD = [
 def test_prune_bad_input(tmp_path, capsys, bad_files, argv: list[str], message: str) -> None:
     argv = [a.format(**bad_files) for a in argv]
     out = tmp_path / "o"
-    assert prune.main(["--finetune-steps", "2", "--finetune-batch", "4", "--val-limit", "8", *argv,
+    assert prune.main(["--finetune-steps", "2", "--finetune-batch", "4", "--val-limit", "8", "--benchmark-seconds", "0",
+                       *argv,
                        "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err, err

@@ -117,7 +117,8 @@ def test_bad_ratios(ratio: float, message: str) -> None:
 
 
 # ---------------------------------------------------------------- end to end (shipped proxy model)
-E2E = ["--finetune-steps", "3", "--finetune-batch", "8", "--val-limit", "32", "--data", "sample"]
+E2E = ["--finetune-steps", "3", "--finetune-batch", "8", "--val-limit", "32", "--data", "sample",
+       "--benchmark-seconds", "0"]
 
 
 @pytest.mark.parametrize("method", pruning.METHODS)
@@ -149,7 +150,8 @@ def test_each_method_end_to_end(tmp_path, method: str) -> None:
 def test_structured_then_quantize(tmp_path) -> None:
     out = tmp_path / "sq"
     assert prune.main(["--method", "structured", "--ratio", "0.3", *E2E, "--quantize", "--subset-size", "16",
-                       "--fast-bias-correction", "--activation-range", "minmax", "--out", str(out)]) == 0
+                       "--fast-bias-correction", "--activation-range", "minmax", "--benchmark-seconds", "1",
+                       "--out", str(out)]) == 0
     rep = json.loads((out / "report.json").read_text())
     assert (out / "model_int8.xml").is_file() and rep["int8"]["quantizers"] > 50
     assert all(c["passed"] for c in rep["int8"]["fp32_checks"] if c["tolerance"] is not None)
@@ -157,6 +159,10 @@ def test_structured_then_quantize(tmp_path) -> None:
     assert back.int8 is not None and back.int8.quantizers == rep["int8"]["quantizers"]
     assert back.round_to in (8, 16)  # the CPU's SIMD block, recorded
     assert (out / "report_int8.json").is_file() and read_report(out / "report_int8.json").model.input_size == 64
+    # one command for the fast model: its speed section times the pruned IRs against the UNPRUNED plain FP32
+    sp = back.int8.speed
+    assert [r.label for r in sp.rows] == ["plain FP32", "pruned deploy FP32", "pruned INT8"]
+    assert "## Speed on this machine" in (out / "report_int8.md").read_text() and (out / "speed.png").is_file()
 
 
 @pytest.mark.parametrize("args,message", [

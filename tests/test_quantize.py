@@ -20,9 +20,10 @@ from tools import make_imagenet_subset
 from tools.make_golden import GOLDEN_DIR, golden_weights
 
 FAST = ["--subset-size", "16", "--val-limit", "48"]
-QUICK = [*FAST, "--fast-bias-correction", "--activation-range", "minmax"]  # where the defaults are not the subject
+NO_SPEED = ["--benchmark-seconds", "0"]  # the speed section (~15 s) where it is not the subject
+QUICK = [*FAST, *NO_SPEED, "--fast-bias-correction", "--activation-range", "minmax"]  # defaults not the subject
 DELIVERABLES = {"model_fp32.xml", "model_fp32.bin", "model_int8.xml", "model_int8.bin", "model_fp32.onnx",
-                "report.json", "report.md", "per_layer_sqnr.png"}
+                "report.json", "report.md", "per_layer_sqnr.png", "speed.png"}
 
 
 def _leftovers(parent: Path) -> list[Path]:
@@ -42,7 +43,7 @@ def test_default_run_writes_every_artifact(default_run) -> None:
     assert not _leftovers(out.parent)
     rep = json.loads((out / "report.json").read_text())
     assert rep["model"] == {"variant": "cloformer_xxs", "checkpoint": "proxy", "input_size": 64,
-                            "num_classes": 16, "device": "CPU", "pruned_checkpoint": None}
+                            "num_classes": 16, "device": "CPU", "pruned_checkpoint": None, "batch": 1}
     assert all(c["passed"] for c in rep["fp32_checks"] if c["tolerance"] is not None)
     assert len(rep["fp32_checks"]) == 9 and rep["quantizers"] > 50
     assert [g["precision"] for g in rep["int8_runtime_vs_graph"]] == ["f32", "default"]
@@ -62,6 +63,30 @@ def test_default_run_writes_every_artifact(default_run) -> None:
     for key in ("nncf", "openvino", "torch", "onnx"):
         assert rep["versions"][key] != "not installed"
     assert "INT8 vs FP32" in (out / "report.md").read_text()
+
+
+def test_default_run_has_a_speed_section(default_run) -> None:
+    """Issue 19: plain FP32 (the baseline), deploy FP32 and INT8 timed in the same run; ratios in the JSON, the
+    Markdown, the plot; the ISA named; per-op counters for the models that are not the baseline."""
+    from compress.report import read_report
+    from compress.runtime import cpu_isa
+
+    _, out = default_run
+    sp = read_report(out).speed
+    assert [r.label for r in sp.rows] == ["plain FP32", "deploy FP32", "INT8"] and sp.baseline == "plain FP32"
+    assert sp.isa == cpu_isa() and sp.batch == 8 and sp.rounds == 3 and sp.openvino.startswith("20")
+    for r in sp.rows:
+        assert len(r.latency_ms) == len(r.fps_b1) == len(r.fps_bn) == 3
+        assert all(0 < v < 1e4 for v in r.latency_ms) and all(v > 0 for v in r.fps_b1 + r.fps_bn)
+    q = sp.ratios("INT8")
+    base, own = sp.row("plain FP32"), sp.row("INT8")
+    assert q["latency_best"] == pytest.approx(min(base.latency_ms) / min(own.latency_ms))
+    assert min(b / a for a, b in zip(own.latency_ms, base.latency_ms, strict=True)) <= q["latency"] <= max(
+        b / a for a, b in zip(own.latency_ms, base.latency_ms, strict=True))
+    assert set(sp.counters) == {"deploy FP32", "INT8"} and all(o.ms >= 0 and o.nodes > 0 for o in sp.counters["INT8"])
+    assert sum(o.nodes for o in sp.counters["INT8"]) > 100
+    md = (out / "report.md").read_text()
+    assert "## Speed on this machine" in md and sp.isa_short in md and f"{q['latency']:.2f}x" in md
 
 
 def test_ir_is_static_fp32(default_run) -> None:
@@ -99,7 +124,7 @@ def test_imagenet_subset_route(tmp_path, monkeypatch) -> None:
         _write_images(tmp_path / "val" / w, [f"{w}_{i}.JPEG" for i in range(5)], size=(80, 96))
     assert make_imagenet_subset.main(["--src", str(tmp_path / "val"), "--per-class", "4"]) == 0
     out = tmp_path / "run"
-    assert quantize.main(["--calib", "imagenet_subset", "--subset-size", "300", "--val-limit", "16",
+    assert quantize.main(["--calib", "imagenet_subset", "--subset-size", "300", "--val-limit", "16", *NO_SPEED,
                           "--fast-bias-correction", "--activation-range", "minmax", "--out", str(out)]) == 0
     rep = json.loads((out / "report.json").read_text())
     assert rep["calibration"]["name"] == "imagenet_subset" and rep["calibration"]["n"] == 8

@@ -119,7 +119,8 @@ def test_reshapeable_graph_adds_no_executed_node(irs, tmp_path) -> None:
 
 def test_batch_option_writes_static_batch_irs(tmp_path) -> None:
     out = tmp_path / "b4"
-    assert quantize.main(["--input-size", "32", "--subset-size", "16", "--val-limit", "24", "--fast-bias-correction",
+    assert quantize.main(["--input-size", "32", "--subset-size", "16", "--val-limit", "24", "--benchmark-seconds", "0",
+                          "--fast-bias-correction",
                           "--activation-range", "minmax", "--batch", "4", "--out", str(out)]) == 0
     for name in ("model_fp32.xml", "model_int8.xml"):
         model = ov.Core().read_model(str(out / name))

@@ -1,0 +1,170 @@
+"""How fast the artifacts run here: the speed section of every report.
+
+Measured in-process with OpenVINO's runtime, the way benchmark_app measures (a LATENCY-hint request timed
+infer by infer; a THROUGHPUT-hint AsyncInferQueue with the plugin's number of requests kept full), on the
+device's default precision as deployed. Every model is compiled once per configuration, then timed in
+interleaved rounds (order reversed every other round), so a machine that changes speed mid-run hits all alike;
+ratios are medians of per-round ratios, beside the best-of figures. The baseline is plain FP32:
+`ov.convert_model(torch_model)` of the unpruned checkpoint, what a user gets without this tool.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .report import OpTime, SpeedReport, SpeedRow
+from .runtime import cpu_isa
+
+ROUNDS = 3
+BASELINE = "plain FP32"  # ov.convert_model of the unpruned checkpoint at the device's defaults
+MIN_WINDOW_S = 0.2  # below this a window holds too few inferences for a median
+
+
+def isa_short(isa: str) -> str:
+    """A reader's name for the ISA that bounds int8 and bf16 speed."""
+    flags = set(isa.split())
+    if "amx_int8" in flags:
+        return "AMX-INT8/BF16"
+    if "avx512_vnni" in flags:
+        return "AVX-512 VNNI" + (" + BF16" if "avx512_bf16" in flags else "")
+    if "avx_vnni" in flags:
+        return "AVX-VNNI"
+    return "AVX2" if "avx2" in flags else isa
+
+
+def _latency_ms(request: Any, x: np.ndarray, seconds: float) -> float:
+    request.infer({0: x})  # warm-up: first-inference allocations
+    times, end = [], time.perf_counter() + seconds
+    while time.perf_counter() < end or len(times) < 5:
+        t = time.perf_counter()
+        request.infer({0: x})
+        times.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(times)
+
+
+def _throughput(compiled: Any, x: np.ndarray, seconds: float) -> float:
+    import openvino as ov
+
+    queue = ov.AsyncInferQueue(compiled, 0)  # 0: the plugin's optimal number of requests
+    for _ in range(len(queue)):  # warm-up: every request once
+        queue.start_async({0: x})
+    queue.wait_all()
+    count, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds or count < len(queue):
+        queue.start_async({0: x})  # blocks while every request is busy
+        count += 1
+    queue.wait_all()
+    return count * len(x) / (time.perf_counter() - t0)
+
+
+def _counters(request: Any, x: np.ndarray, runs: int = 20) -> list[OpTime]:
+    """Per-op-type time of one inference (average over `runs`), from the plugin's performance counters."""
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+    for _ in range(runs):
+        request.infer({0: x})
+        for info in request.profiling_info:
+            if info.status.name != "EXECUTED":
+                continue
+            prec = info.exec_type.split("_")[-1]
+            key = f"{info.node_type} [{prec}]"
+            totals[key][0] += info.real_time.total_seconds() * 1e3 / runs
+            totals[key][1] += 1
+    return sorted((OpTime(k, round(ms, 3), n // runs) for k, (ms, n) in totals.items()), key=lambda o: -o.ms)
+
+
+CONFIGS = (("latency", "LATENCY", False), ("fps_b1", "THROUGHPUT", False), ("fps_bn", "THROUGHPUT", True))
+
+
+def _compile_all(models: dict[str, Any], input_size: int, batch: int, device: str) -> dict[tuple[str, str], Any]:
+    """Every (model, configuration) compiled once, two at a time (compilation releases the GIL; measured: 4.1 s
+    for six compilations against 6.0 s one by one). A model given as a callable (the plain baseline's conversion)
+    is built in the pool too, beside the others' compilations. Latency configurations count per-op time
+    (PERF_COUNT, as benchmark_app -pc), all alike, so the counters come from the timed requests themselves."""
+    import openvino as ov
+
+    core = ov.Core()
+
+    def load(model: Any) -> Any:
+        if callable(model):
+            return model()
+        return core.read_model(str(model)) if isinstance(model, (str, Path)) else model
+
+    def compile_one(loaded: Future, hint: str, n: int, perf: bool) -> Any:
+        m = loaded.result().clone()
+        m.reshape([n, 3, input_size, input_size])
+        return core.compile_model(m, device, {"PERFORMANCE_HINT": hint, "PERF_COUNT": perf})
+
+    with ThreadPoolExecutor(2, thread_name_prefix="compile") as pool:
+        bases = {label: pool.submit(load, model) for label, model in models.items()}
+        order = sorted(models, key=lambda label: callable(models[label]))  # slow-to-build models' compiles last
+        jobs = {(label, kind): pool.submit(compile_one, bases[label], hint, batch if batch_n else 1, kind == "latency")
+                for label in order for kind, hint, batch_n in CONFIGS}
+        return {key: job.result() for key, job in jobs.items()}
+
+
+def measure_speed(models: dict[str, Any], input_size: int, *, batch: int = 8, seconds: float = 6.0,
+                  device: str = "CPU") -> SpeedReport:
+    """Time each model (label -> ov.Model, IR path, or a callable that builds an ov.Model; BASELINE among them)
+    at batch 1 (latency, throughput) and at batch `batch` (throughput) within about `seconds` of timing, and
+    read the per-op counters of the latency requests."""
+    import openvino as ov
+
+    from .pipeline import default_precision
+
+    labels = list(models)
+    compiled = _compile_all(models, input_size, batch, device)
+    rng = np.random.default_rng(0)
+    x1 = rng.standard_normal((1, 3, input_size, input_size)).astype(np.float32)
+    xn = rng.standard_normal((batch, 3, input_size, input_size)).astype(np.float32)
+    window = max(MIN_WINDOW_S, seconds / (ROUNDS * len(CONFIGS) * len(models)))
+    rows = {label: SpeedRow(label, [], [], []) for label in labels}
+    requests = {label: compiled[label, "latency"].create_infer_request() for label in labels}
+    for r in range(ROUNDS):
+        for label in labels if r % 2 == 0 else labels[::-1]:
+            row = rows[label]
+            row.latency_ms.append(round(_latency_ms(requests[label], x1, window), 4))
+            row.fps_b1.append(round(_throughput(compiled[label, "fps_b1"], x1, window), 2))
+            row.fps_bn.append(round(_throughput(compiled[label, "fps_bn"], xn, window), 2))
+    counters = {label: _counters(requests[label], x1) for label in labels if label != BASELINE}
+    isa = cpu_isa() if device.upper().startswith("CPU") else f"{device} (ISA n/a)"
+    return SpeedReport(device, isa, isa_short(isa), ov.get_version().split("-")[0], os.cpu_count() or 1,
+                       default_precision(device), batch, round(window, 3), ROUNDS, [rows[lb] for lb in labels],
+                       counters, BASELINE)
+
+
+def verdict(speed: SpeedReport, label: str) -> str:
+    """One line a user can act on: the ratios, and when the model is not faster, what bounds it."""
+    r = speed.ratios(label)
+    line = (f"{label}: {r['latency']:.2f}x latency, {r['fps_b1']:.2f}x throughput at batch 1, {r['fps_bn']:.2f}x at "
+            f"batch {speed.batch} vs {speed.baseline} on this CPU ({speed.isa_short}, default precision "
+            f"{speed.precision})")
+    if min(r["latency"], r["fps_b1"]) < 1.05:
+        ref = next((k for k in speed.counters if k.endswith("deploy FP32") and k != label), None)
+        line += "; not faster here at batch 1" + bound(speed, label, ref)
+    return line
+
+
+def bound(speed: SpeedReport, label: str, reference: str | None) -> str:
+    """What the counters say bounds `label`: its op types that take the most time at batch 1, each beside the
+    same op types in the `reference` model (ms, nodes)."""
+    own, ref = speed.counters.get(label), speed.counters.get(reference or "", [])
+    if not own:
+        return ""
+
+    def family(op: str) -> str:
+        return op.split(" [")[0]
+
+    ref_by = defaultdict(float)
+    for o in ref:
+        ref_by[family(o.op)] += o.ms
+    parts = [f"{o.op} {o.ms:.2f} ms ({o.nodes} nodes)" + (f" vs {ref_by[family(o.op)]:.2f} in {reference}"
+                                                          if family(o.op) in ref_by else "") for o in own[:3]]
+    return f" (counters at batch 1, {sum(o.ms for o in own):.2f} ms in all: {'; '.join(parts)})"
