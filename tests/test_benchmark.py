@@ -89,7 +89,7 @@ def test_benchmark_smoke_tiny_input(tmp_path) -> None:
                           "--activation-range", "minmax", "--out", str(run)]) == 0
     out = tmp_path / "bench"
     assert benchmark.main([str(run), "-t", "1", "--rounds", "2", "--python-seconds", "0.3", "--pc", "--hint", "both",
-                           "--out", str(out)]) == 0
+                           "--batch", "4", "--out", str(out)]) == 0
     data = json.loads((out / "benchmark.json").read_text())
     labels = [t["label"] for t in data["targets"]]
     prec = default_precision()
@@ -104,9 +104,15 @@ def test_benchmark_smoke_tiny_input(tmp_path) -> None:
         if t["backend"] == "openvino":  # --hint both: FPS from the throughput-hint runs
             assert len(t["throughputs_fps"]) == 2
             assert t["vs_plain_throughput"] == pytest.approx(t["throughput_fps"] / base["throughput_fps"])
+            assert len(t["throughputs_bn_fps"]) == 2  # --batch 4: every IR reshaped to [4,3,32,32]
+            assert t["vs_plain_throughput_bn"] == pytest.approx(t["throughput_bn_fps"] / base["throughput_bn_fps"])
+            assert t["throughput_bn_best_fps"] == max(t["throughputs_bn_fps"])
             assert t["runtime"]["executed"] > 100 and t["runtime"]["isa"]  # node accounting, with the ISA
+        else:
+            assert not t["throughputs_bn_fps"]
     md = (out / "benchmark.md").read_text()
     assert all(label in md for label in labels) and (out / "benchmark.png").stat().st_size > 1000
+    assert "FPS b4 vs plain" in md and data["batch"] == 4
     assert "avx512_vnni=" in md and "avx2=" in md  # the ISA flags are recorded
     assert "## Executed nodes" in md and "**executed nodes**" in md
     ov_targets = [t for t in data["targets"] if t["backend"] == "openvino"]

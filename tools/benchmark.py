@@ -1,6 +1,7 @@
 """Benchmark every artifact of one or more output folders side by side, with OpenVINO's benchmark_app.
 
     python -m tools.benchmark outputs/run-int8 [outputs/run-pruned ...] [-t 10] [--rounds 3] [--hint both]
+        [--batch 8]
 
 The baseline, defined once: **plain FP32** is the first folder's checkpoint converted with
 `ov.convert_model(torch_model, example_input)` and compiled with the CPU's defaults (BF16 on BF16 CPUs) —
@@ -11,8 +12,9 @@ the order between rounds so machine drift hits all alike:
   - plain FP32 (first folder only), at the device default and with `-infer_precision f32`,
   - the deploy FP32 IR at the device default and at f32, and the INT8 IR at the device default,
   - torch eager FP32, ONNX Runtime FP32 and the NumPy reference (latency only; Python-timed).
-`--hint latency` times batch-1 latency, `throughput` the FPS under the throughput hint, `both` does both in
-the same rounds. Medians over rounds; MACs and achieved GMAC/s.
+`--hint latency` times batch-1 latency, `throughput` the FPS under the throughput hint, `both` (default) does
+both in the same rounds, and with --batch N (default 8) the FPS at batch N under the throughput hint too (every
+IR reshapes to it). Medians over rounds; MACs and achieved GMAC/s.
 
 Every IR's runtime graph is counted too (executed nodes by type and precision, Reorders included; see
 compress.runtime): deterministic for a given CPU ISA, recorded with it. With --pc each IR also runs once
@@ -61,6 +63,7 @@ class Target:
     role: str = ""  # plain | deploy | int8 | python
     latencies_ms: list[float] = field(default_factory=list)  # latency hint (or Python-timed)
     throughputs_fps: list[float] = field(default_factory=list)  # throughput hint (latency hint if not run)
+    throughputs_bn_fps: list[float] = field(default_factory=list)  # throughput hint at batch N, images/s
     perf_by_type: dict[str, dict[str, float]] = field(default_factory=dict)  # --pc: op type -> ms, nodes
     runtime: RuntimeGraph | None = None
 
@@ -71,6 +74,10 @@ class Target:
     @property
     def throughput_fps(self) -> float | None:
         return statistics.median(self.throughputs_fps) if self.throughputs_fps else None
+
+    @property
+    def throughput_bn_fps(self) -> float | None:
+        return statistics.median(self.throughputs_bn_fps) if self.throughputs_bn_fps else None
 
 
 # ---------------------------------------------------------------- benchmark_app
@@ -159,10 +166,10 @@ def perf_table(targets: list[Target]) -> str:
 
 
 def benchmark_app_cmd(xml: str, size: int, seconds: float, hint: str, precision: str | None,
-                      device: str = "CPU") -> list[str]:
+                      device: str = "CPU", batch: int = 1) -> list[str]:
     exe = shutil.which("benchmark_app") or str(Path(sys.executable).with_name("benchmark_app"))
     cmd = [exe, "-m", xml, "-d", device, "-hint", hint, "-t", str(max(1, round(seconds))),  # whole seconds
-           "-shape", f"[1,3,{size},{size}]"]
+           "-shape", f"[{batch},3,{size},{size}]"]
     if precision:
         cmd += ["-infer_precision", precision]
     return cmd
@@ -299,26 +306,30 @@ def hints_of(hint: str) -> list[str]:
 
 
 def measure(targets: list[Target], rounds: int, seconds: float, hint: str, device: str, log_dir: Path | None,
-            python_seconds: float | None = None) -> None:
-    """Alternating rounds over every target (and every hint of `hint`): medians resist drift and noise."""
+            python_seconds: float | None = None, batch: int = 1) -> None:
+    """Alternating rounds over every target (and every hint of `hint`, and the throughput hint at batch `batch`
+    when > 1): medians resist drift and noise."""
     runners: dict[str, Any] = {}
-    hints = hints_of(hint)
+    runs = [(h, 1) for h in hints_of(hint)] + ([("throughput", batch)] if batch > 1 and hint != "latency" else [])
     for r in range(rounds):
         order = targets if r % 2 == 0 else list(reversed(targets))
         for t in order:
             if t.backend == "openvino":
-                for h in hints:
+                for h, n in runs:
                     cmd = benchmark_app_cmd(t.path, t.input_size, seconds, h, "f32" if t.precision == "f32" else None,
-                                            device)
+                                            device, n)
                     stats, raw = run_benchmark_app(cmd)
-                    if h == "latency":
+                    if n > 1:
+                        t.throughputs_bn_fps.append(stats["throughput_fps"])
+                        h = f"{h}_b{n}"
+                    elif h == "latency":
                         t.latencies_ms.append(stats["median_ms"])
-                    if h == "throughput" or len(hints) == 1:
+                    if n == 1 and (h == "throughput" or hint != "both"):
                         t.throughputs_fps.append(stats["throughput_fps"])
                     if log_dir is not None and r == 0:
                         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{t.label}_{h}")
                         (log_dir / f"benchmark_app_{name}.txt").write_text(" ".join(cmd) + "\n" + raw)
-            elif "latency" in hints:
+            elif hint != "throughput":
                 if t.label not in runners:
                     runners[t.label] = python_runner(t)
                 lat = _time_loop(runners[t.label], python_seconds or seconds)
@@ -338,10 +349,15 @@ def ratios(targets: list[Target]) -> dict[str, dict[str, float | None]]:
     out = {}
     for t in targets:
         lat, fps = t.latency_ms, t.throughput_fps
+        fps_bn = t.throughput_bn_fps
         out[t.label] = {
             "vs_plain_latency": base.latency_ms / lat if base and base.latency_ms and lat else None,
             "vs_plain_throughput": fps / base.throughput_fps if base and base.throughput_fps and fps and
             t.backend == "openvino" else None,
+            "vs_plain_throughput_bn": fps_bn / base.throughput_bn_fps if base and base.throughput_bn_fps and fps_bn
+            else None,
+            "latency_best_ms": min(t.latencies_ms) if t.latencies_ms else None,
+            "throughput_bn_best_fps": max(t.throughputs_bn_fps) if t.throughputs_bn_fps else None,
             "vs_plain_f32": base_f32.latency_ms / lat if base_f32 and base_f32.latency_ms and lat else None,
             "gmacs_per_s": t.macs / (lat * 1e6) if lat else None,
         }
@@ -355,14 +371,19 @@ def write_outputs(targets: list[Target], rat: dict, mach: dict, args: argparse.N
         r = rat[t.label]
         rows.append([t.label, t.backend, t.precision, f"{t.macs / 1e6:.0f}",
                      f"{t.latency_ms:.2f}" if t.latency_ms else "–",
+                     f"{r['latency_best_ms']:.2f}" if r["latency_best_ms"] else "–",
                      f"{t.throughput_fps:.0f}" if t.throughput_fps else "–",
+                     f"{t.throughput_bn_fps:.0f} (best {r['throughput_bn_best_fps']:.0f})" if t.throughput_bn_fps
+                     else "–",
                      f"{r['vs_plain_latency']:.2f}x" if r["vs_plain_latency"] else "–",
                      f"{r['vs_plain_throughput']:.2f}x" if r["vs_plain_throughput"] else "–",
+                     f"{r['vs_plain_throughput_bn']:.2f}x" if r["vs_plain_throughput_bn"] else "–",
                      f"{r['vs_plain_f32']:.2f}x" if r["vs_plain_f32"] else "–",
                      f"{r['gmacs_per_s']:.1f}" if r["gmacs_per_s"] else "–",
                      t.runtime.executed if t.runtime else "–", t.runtime.reorders if t.runtime else "–"])
-    header = ["model", "backend", "precision", "MMACs", "latency median ms", "FPS", "latency vs plain",
-              "FPS vs plain", "latency vs plain f32", "GMAC/s", "executed nodes", "Reorders"]
+    header = ["model", "backend", "precision", "MMACs", "latency median ms", "latency best ms", "FPS b1",
+              f"FPS b{args.batch}", "latency vs plain", "FPS b1 vs plain", f"FPS b{args.batch} vs plain",
+              "latency vs plain f32", "GMAC/s", "executed nodes", "Reorders"]
     fps_note = "throughput hint" if args.hint != "latency" else "latency hint"
     peak = mach.get("int8_peak_gmacs_estimate")
     text = "\n".join([
@@ -370,8 +391,10 @@ def write_outputs(targets: list[Target], rat: dict, mach: dict, args: argparse.N
         f"`{' '.join(['python -m tools.benchmark', *argv])}`", "",
         f"Machine: {mach.get('cpu')}, {mach.get('cores')} cores; flags: "
         + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in mach.get("flags", {}).items()), "",
-        f"benchmark_app -d {args.device} -hint {args.hint} -t {args.t}, batch 1, static shape; median of "
-        f"{args.rounds} alternating rounds; FPS under the {fps_note}. Baseline: {BASELINE} = "
+        f"benchmark_app -d {args.device} -hint {args.hint} -t {args.t}, batch 1 (and -shape [{args.batch},3,S,S] "
+        f"under the throughput hint for FPS b{args.batch}, images/s), static shape; median of "
+        f"{args.rounds} alternating rounds (best of rounds where shown); FPS under the {fps_note}. "
+        f"Baseline: {BASELINE} = "
         "`ov.convert_model(torch_model, example_input)` at the device's default precision. INT8 peak estimate: "
         f"{peak if peak else 'n/a'} GMAC/s ({VNNI_MACS_PER_CYCLE} int8 MAC/cycle/core assumed).", "",
         md_table(header, rows),
@@ -386,8 +409,9 @@ def write_outputs(targets: list[Target], rat: dict, mach: dict, args: argparse.N
             perf_table(targets), ""])
     (out / "benchmark.md").write_text(text)
     data = {"command": ["python -m tools.benchmark", *argv], "machine": mach, "versions": versions(),
-            "hint": args.hint, "seconds": args.t, "rounds": args.rounds, "baseline": BASELINE,
-            "targets": [{**asdict(t), "latency_ms": t.latency_ms, "throughput_fps": t.throughput_fps, **rat[t.label]}
+            "hint": args.hint, "seconds": args.t, "rounds": args.rounds, "batch": args.batch, "baseline": BASELINE,
+            "targets": [{**asdict(t), "latency_ms": t.latency_ms, "throughput_fps": t.throughput_fps,
+                         "throughput_bn_fps": t.throughput_bn_fps, **rat[t.label]}
                         for t in targets]}
     (out / "benchmark.json").write_text(json.dumps(data, indent=2) + "\n")
     import matplotlib
@@ -419,7 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("folders", nargs="+", type=Path, help="output folders of compress.quantize / compress.prune")
     ap.add_argument("-t", type=int, default=10, help="whole seconds per benchmark_app run (default %(default)s)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--hint", choices=["latency", "throughput", "both"], default="latency")
+    ap.add_argument("--hint", choices=["latency", "throughput", "both"], default="both")
+    ap.add_argument("--batch", type=int, default=8,
+                    help="also FPS at this batch under the throughput hint (-shape [N,3,S,S]); 1: batch 1 only")
     ap.add_argument("-d", "--device", default="CPU")
     ap.add_argument("--python-seconds", type=float, default=None, help="timing window of torch/ORT/NumPy runs")
     ap.add_argument("--no-python", action="store_true", help="skip torch, ONNX Runtime and NumPy")
@@ -442,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
                 if t.backend == "openvino":
                     t.runtime = runtime_graph(t.path, t.label, args.device, "f32" if t.precision == "f32" else None,
                                               compiles=3)
-            measure(targets, args.rounds, args.t, args.hint, args.device, tmp, args.python_seconds)
+            measure(targets, args.rounds, args.t, args.hint, args.device, tmp, args.python_seconds, args.batch)
             if args.pc:
                 for t in targets:
                     if t.backend == "openvino":
