@@ -2,6 +2,9 @@
 
 - The target is checked before any work: an existing file or symlink is refused even with --force, an
   existing folder needs --force, and the parent must be writable.
+- One run at a time writes a target: an exclusive flock on `.NAME.lock` beside it (released by the OS however
+  the run dies); a second run stops with exit 2, naming the first one's PID. The final rename never replaces
+  an output that appeared meanwhile unless --force.
 - The staging folder `.NAME.partial-<random>` records its PID; stale ones (their process is gone: SIGKILL,
   OOM) are removed by the next run on the same target, which says so.
 - Success: the staging folder replaces the target. With --force the old folder is first renamed aside, the
@@ -12,6 +15,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -56,9 +60,67 @@ def stale_partials(out: Path) -> list[Path]:
     return stale
 
 
+def _lock_path(out: Path) -> Path:
+    return out.parent / f".{out.name}.lock"
+
+
+def _holder(lock: Path) -> str:
+    try:
+        return lock.read_text().split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def _acquire(out: Path) -> int:
+    """An exclusive lock on `out` for this run (flock on `.NAME.lock` beside it: the OS releases it when the
+    process dies, however it dies). A second run on the same target stops here, naming the first one's PID."""
+    lock = _lock_path(out)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise InputError(f"output {out} is being written by another run (PID {_holder(lock)}); wait for it or "
+                             "choose another --out") from None
+        try:
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder removed that file as we opened it: lock the current one
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _release(out: Path, fd: int) -> None:
+    """Remove the lock file, then unlock: nothing is left on disk, and a run that opened the removed file sees
+    that it is gone (_acquire compares inodes) and locks the new one."""
+    _lock_path(out).unlink(missing_ok=True)
+    os.close(fd)
+
+
+def _locked(out: Path) -> bool:
+    lock = _lock_path(out)
+    if not lock.exists():
+        return False
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def check_target(out: Path, force: bool) -> None:
     """Everything about the output location that can be checked before any work starts."""
     out = Path(out)
+    if out.parent.is_dir() and _locked(out):
+        raise InputError(f"output {out} is being written by another run (PID {_holder(_lock_path(out))}); wait "
+                         "for it or choose another --out")
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise InputError(f"output {out} exists and is not a folder ({'a symlink' if out.is_symlink() else 'a file'}); "
                          "choose another --out (--force only replaces a folder)")
@@ -79,10 +141,18 @@ def staging_dir(out: Path, force: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside `out` that replaces `out` when the block completes."""
     out = Path(out)
     check_target(out, force)
-    for p in stale_partials(out):
-        log.warning("removing stale partial output %s (its run ended without cleaning up)", p)
-        shutil.rmtree(p, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)
+    lock = _acquire(out)
+    try:
+        for p in stale_partials(out):
+            log.warning("removing stale partial output %s (its run ended without cleaning up)", p)
+            shutil.rmtree(p, ignore_errors=True)
+        yield from _staged(out, force)
+    finally:
+        _release(out, lock)
+
+
+def _staged(out: Path, force: bool) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs follow the umask like any folder
     (tmp / PID_FILE).write_text(f"{os.getpid()}\n")
@@ -105,6 +175,9 @@ def staging_dir(out: Path, force: bool = False) -> Iterator[Path]:
         raise
     (tmp / PID_FILE).unlink(missing_ok=True)
     old = None
+    if out.exists() and not force:  # made meanwhile by something that does not take the lock: never replaced
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise InputError(f"output folder {out} appeared while this run worked; pass --force to replace it")
     if out.exists():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.replace(out, old)

@@ -67,17 +67,17 @@ def add_quant_options(ap: argparse.ArgumentParser) -> None:
     d = QuantSettings()
     ap.add_argument("--calib", default="sample", help=f"calibration data: {source_help()} (default: %(default)s)")
     ap.add_argument("--subset-size", type=positive_int, default=d.subset_size,
-                    help="calibration images (default 300, as NNCF)")
+                    help="calibration images (default: %(default)s, as NNCF)")
     ap.add_argument("--preset", choices=PRESETS, default=d.preset,
                     help="NNCF preset: mixed = asymmetric activations (default: %(default)s)")
     ap.add_argument("--model-type", choices=MODEL_TYPES, default=d.model_type or "none",
                     help="NNCF model type (transformer: fewer quantizers on element-wise ops; default: %(default)s)")
     ap.add_argument("--fast-bias-correction", action=argparse.BooleanOptionalAction, default=d.fast_bias_correction,
-                    help="NNCF fast bias correction (default: off, i.e. full bias correction: it doubles the quantize "
-                         "time and saved 19 of 3200 images from changing class on the selection set)")
+                    help="NNCF fast bias correction; off = full bias correction, which doubles the quantize time and "
+                         "saved 19 of 3200 images from changing class on the selection set (default: %(default)s)")
     ap.add_argument("--activation-range", choices=ACTIVATION_RANGES, default=d.activation_range,
-                    help="NNCF activation range estimator: minmax = global min/max over the calibration set "
-                         "(default), mean_minmax = NNCF's default, histogram = MSE-optimal (default: %(default)s)")
+                    help="NNCF activation range estimator: minmax = global min/max over the calibration set, "
+                         "mean_minmax = NNCF's default, histogram = MSE-optimal (default: %(default)s)")
     ap.add_argument("--smooth-quant-alpha", type=float, default=d.smooth_quant_alpha,
                     help="SmoothQuant alpha for convolutions and MatMuls, transformer type only; -1 disables "
                          "(default: NNCF's)")
@@ -96,8 +96,11 @@ def add_quant_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--val-limit", type=positive_int, default=None, help="evaluate a seeded subset of --val")
     ap.add_argument("--max-drop", type=float, default=DEFAULT_RUN.max_drop,
                     help="top-1 points (accuracy control; default: %(default)s)")
-    ap.add_argument("--device", default="CPU", help="OpenVINO device for the INT8 evaluation: CPU, NPU, GPU, AUTO")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the calibration/validation subsets")
+    ap.add_argument("--device", default=DEFAULT_RUN.device,
+                    help="OpenVINO device for the INT8 evaluation and the speed section: CPU, NPU, GPU, AUTO "
+                         "(default: %(default)s)")
+    ap.add_argument("--seed", type=int, default=DEFAULT_RUN.seed,
+                    help="seed of the calibration/validation subsets (default: %(default)s)")
     r = DEFAULT_RUN
     ap.add_argument("--benchmark-seconds", type=float, default=r.benchmark_seconds,
                     help="timing budget of the report's speed section: plain FP32, deploy FP32 and INT8 at batch 1 "

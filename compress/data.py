@@ -294,8 +294,9 @@ def open_image(path: Path) -> Image.Image:
         return img
 
 
-def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
-    """(image files, visible subfolders) of a folder, sorted; one scandir, no per-file stat beyond it."""
+def scan_folder(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(image files, visible subfolders) of a folder, sorted; one scandir, no per-file stat beyond it. Hidden
+    entries (dot names: .ipynb_checkpoints/, .DS_Store) are ignored: the one rule of every folder reader."""
     files, dirs = [], []
     with os.scandir(folder) as it:
         for e in it:
@@ -317,7 +318,7 @@ def folder_source(root: str | os.PathLike, size: int, name: str | None = None) -
         raise FileNotFoundError(f"data source folder not found: {root}")
     if not root.is_dir():
         raise NotADirectoryError(f"data source is not a folder: {root}")
-    files, subdirs = _scan(root)
+    files, subdirs = scan_folder(root)
     if subdirs:
         synsets = imagenet_synsets()
         wnid = [d.name for d in subdirs if d.name in synsets]
@@ -334,7 +335,7 @@ def folder_source(root: str | os.PathLike, size: int, name: str | None = None) -
             index, classes = {s: i for i, s in enumerate(synsets)}, list(synsets)
         else:
             index, classes = {d: i for i, d in enumerate(other)}, list(other)
-        items = [Item(str(f), index[d.name], lambda f=f: open_image(f), f) for d in subdirs for f in _scan(d)[0]]
+        items = [Item(str(f), index[d.name], lambda f=f: open_image(f), f) for d in subdirs for f in scan_folder(d)[0]]
     else:
         items = [Item(str(f), None, lambda f=f: open_image(f), f) for f in files]
         classes = None

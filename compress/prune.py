@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="distillation batch size (default: %(default)s; --batch is the IRs' input batch)")
     ap.add_argument("--lr", type=float, default=d.lr)
     ap.add_argument("--model", default="cloformer_xxs")
-    ap.add_argument("--checkpoint", default="proxy", help="checkpoint path or 'proxy' (default)")
+    ap.add_argument("--checkpoint", default="proxy",
+                    help="checkpoint path or 'proxy', the shipped weights (default: %(default)s)")
     ap.add_argument("--data", default="proxy-train", help=f"fine-tuning images, labels used when present: "
                     f"{source_help()}")
     ap.add_argument("--input-size", type=input_size, default=None)

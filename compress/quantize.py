@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="cloformer_xxs", help="variant (default: %(default)s)")
     ap.add_argument("--checkpoint", default="proxy",
-                    help="checkpoint path (.pth/.safetensors/.npz) or 'proxy', the shipped weights (default)")
+                    help="checkpoint path (.pth/.safetensors/.npz) or 'proxy', the shipped weights "
+                         "(default: %(default)s)")
     ap.add_argument("--input-size", type=input_size, default=None, help="multiple of 32 (default: the checkpoint's)")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/<model>-<time>)")
     ap.add_argument("--force", action="store_true", help="replace --out if it exists (the old one is kept until "

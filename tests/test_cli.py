@@ -4,6 +4,7 @@ disk), internal errors, --force, interrupted and killed runs, settings validatio
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -310,3 +311,74 @@ def test_evaluate_an_ir_with_the_numpy_executor(bad_files, tmp_path) -> None:
                               "--json", str(tmp_path / f"{backend}.json")]) == 0
     a, b = (json.loads((tmp_path / f"{k}.json").read_text()) for k in ("numpy", "openvino"))
     assert a["n"] == b["n"] == 12 and a["top1"] == b["top1"] and "NumPy" in a["backend"]
+
+
+@pytest.mark.parametrize("parser", ["quantize", "prune"])
+def test_help_defaults_are_the_settings_defaults(parser: str) -> None:
+    """Issue 20 (10): every default --help shows is the dataclass field's, and no help text states a default
+    by hand (each says %(default)s, which argparse fills from the action's default)."""
+    from compress.settings import DEFAULT_RUN, QuantSettings
+
+    ap = (quantize if parser == "quantize" else prune).build_parser()
+    d = QuantSettings()
+    fields = {"subset_size": d.subset_size, "preset": d.preset, "model_type": d.model_type or "none",
+              "fast_bias_correction": d.fast_bias_correction, "activation_range": d.activation_range,
+              "smooth_quant_alpha": d.smooth_quant_alpha, "max_drop": DEFAULT_RUN.max_drop,
+              "device": DEFAULT_RUN.device, "seed": DEFAULT_RUN.seed, "batch": DEFAULT_RUN.batch,
+              "benchmark_seconds": DEFAULT_RUN.benchmark_seconds, "benchmark_batch": DEFAULT_RUN.benchmark_batch}
+    actions = {a.dest: a for a in ap._actions}
+    for dest, value in fields.items():
+        assert actions[dest].default == value, dest
+    for a in ap._actions:
+        text = a.help or ""
+        assert not re.search(r"(?<!%)\(default\)", text), f"{a.dest}: a hand-written '(default)' in its help"
+        if "default" in text and a.default not in (None, False) and "%(default)s" not in text:
+            assert a.dest in ("smooth_quant_alpha", "ignored_scope", "val", "round_to"), (
+                f"{a.dest}: help names a default without %(default)s: {text!r}")
+    help_text = ap.format_help()
+    assert "(default: histogram)" in help_text and "(default: False)" in help_text
+
+
+def test_second_run_on_a_locked_target_stops_naming_the_first(tmp_path, capsys) -> None:
+    """Issue 20 (1): while a run writes --out (it holds the lock), another run on the same --out exits 2 before
+    any work, naming the first one's PID; afterwards nothing is left but what the first run wrote."""
+    from compress.atomic import staging_dir
+
+    out = tmp_path / "out"
+    with staging_dir(out) as tmp:
+        (tmp / "first.txt").write_text("first run")
+        t0 = time.perf_counter()
+        assert quantize.main([*FAST, "--out", str(out)]) == 2
+        assert time.perf_counter() - t0 < 10
+        err = capsys.readouterr().err
+        assert f"is being written by another run (PID {os.getpid()})" in err and "Traceback" not in err
+        with pytest.raises(InputError, match="being written by another run"):  # the lock itself, past the check
+            with staging_dir(out):
+                pass
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and (out / "first.txt").read_text() == "first run"
+
+
+def test_final_rename_never_replaces_an_output_that_appeared(tmp_path) -> None:
+    from compress.atomic import staging_dir
+
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="appeared while this run worked"):
+        with staging_dir(out):
+            out.mkdir()  # something that does not take the lock
+            (out / "keep.txt").write_text("theirs")
+    assert (out / "keep.txt").read_text() == "theirs" and [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+@pytest.mark.slow
+def test_two_concurrent_runs_exactly_one_wins(tmp_path) -> None:
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "compress.quantize", "--input-size", "32", *FAST, "--out", str(out)]
+    first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(tmp_path.glob(".run.partial-*")):
+        time.sleep(0.1)
+    second = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err[-2000:]
+    assert second.returncode == 2 and f"(PID {first.pid})" in second.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"] and (out / "model_int8.xml").is_file()

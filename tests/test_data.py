@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,6 +169,32 @@ def test_imagenet_subset_from_flat_folder_with_labels(tmp_path) -> None:
     assert make_imagenet_subset.main(["--src", str(val), "--labels", str(bad), "--per-class", "1",
                                       "--out", str(tmp_path / "s2")]) == 2
     assert not (tmp_path / "s2").exists()
+
+
+def test_imagenet_subset_hidden_entries_and_bom_csv(tmp_path) -> None:
+    """Issue 20 (4, 5): hidden entries are ignored by every folder reader (make_imagenet_subset as
+    compress.evaluate), and a UTF-8 CSV with a byte-order mark (what spreadsheets write) is read; a real missing
+    column still gets its message."""
+    val = tmp_path / "val"
+    _write_images(val / "n01440764", ["a.JPEG", "b.JPEG"])
+    (val / ".ipynb_checkpoints").mkdir()
+    (val / ".DS_Store").write_bytes(b"\0\1")
+    _write_images(val / "n01440764", [".hidden.JPEG"])
+    out = tmp_path / "subset"
+    assert make_imagenet_subset.main(["--src", str(val), "--per-class", "5", "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(Path(e["file"]).name for e in manifest["files"]) == ["a.JPEG", "b.JPEG"]
+    assert len(folder_source(val, 32)) == 2  # the same rule as compress.evaluate's reader
+    flat = tmp_path / "flat"
+    _write_images(flat, ["ILSVRC2012_val_00000001.JPEG", ".ILSVRC2012_val_00000009.JPEG"])
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes("ImageId,PredictionString\nILSVRC2012_val_00000001,n01751748 1 2 3 4\n".encode("utf-8-sig"))
+    assert make_imagenet_subset.main(["--src", str(flat), "--labels", str(bom), "--per-class", "1",
+                                      "--out", str(tmp_path / "s")]) == 0
+    missing = tmp_path / "missing.csv"
+    missing.write_bytes("ImageId,Label\nILSVRC2012_val_00000001,n01751748\n".encode("utf-8-sig"))
+    with pytest.raises(InputError, match=r"lacks column\(s\) PredictionString"):
+        make_imagenet_subset.read_labels(missing)
 
 
 def test_proxy_splits_share_no_pixels() -> None:

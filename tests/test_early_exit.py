@@ -158,7 +158,7 @@ def test_cli_signal_during_preprocessing_cleans_up(tmp_path, sig: int, code: int
     assert proc.returncode == code, err[-2000:]
     assert time.perf_counter() - t0 < 60
     assert word in err.strip().splitlines()[-1] and "Traceback" not in err
-    assert not out.exists() and not list(tmp_path.glob(".run*"))
+    assert not out.exists() and not list(tmp_path.glob(".run*"))  # no staging folder, no lock file
 
 
 def test_openvino_and_nncf_telemetry_is_declined() -> None:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from compress.atomic import staging_dir
 from compress.cli import run_main
-from compress.data import IMAGE_EXTS, data_root, file_sha256, imagenet_synsets
+from compress.data import data_root, file_sha256, imagenet_synsets, scan_folder
 from compress.errors import InputError
 
 
@@ -34,7 +34,7 @@ def read_labels(path: Path) -> dict[str, str]:
     if not path.is_file():
         raise InputError(f"--labels {path}: file not found")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")  # spreadsheet programs write a byte-order mark
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"--labels {path}: cannot be read as text ({e})") from None
     out: dict[str, str] = {}
@@ -66,23 +66,22 @@ def class_files(src: Path, labels: Path | None) -> dict[str, list[Path]]:
     synsets = set(imagenet_synsets())
     by_class: dict[str, list[Path]] = {}
     if labels is None:
-        subdirs = [d for d in sorted(src.iterdir()) if d.is_dir()]
+        subdirs = scan_folder(src)[1]
         if not subdirs:
             raise InputError(f"{src} has no class subfolders; for a flat val folder pass --labels")
         bad = [d.name for d in subdirs if d.name not in synsets]
         if bad:
             raise InputError(f"{src}: subfolders are not ILSVRC2012 WordNet ids: {bad[:5]}")
         for d in subdirs:
-            by_class[d.name] = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+            by_class[d.name] = scan_folder(d)[0]
     else:
         lab = read_labels(labels)
-        for p in sorted(src.iterdir()):
-            if p.suffix.lower() in IMAGE_EXTS:
-                if p.stem not in lab:
-                    raise InputError(f"{labels} has no label for {p.name}")
-                if lab[p.stem] not in synsets:
-                    raise InputError(f"{labels}: '{lab[p.stem]}' (for {p.name}) is not an ILSVRC2012 WordNet id")
-                by_class.setdefault(lab[p.stem], []).append(p)
+        for p in scan_folder(src)[0]:
+            if p.stem not in lab:
+                raise InputError(f"{labels} has no label for {p.name}")
+            if lab[p.stem] not in synsets:
+                raise InputError(f"{labels}: '{lab[p.stem]}' (for {p.name}) is not an ILSVRC2012 WordNet id")
+            by_class.setdefault(lab[p.stem], []).append(p)
     if not any(by_class.values()):
         raise InputError(f"{src} holds no images")
     return by_class
