@@ -69,10 +69,13 @@ def int8_stages(loaded: P.LoadedModel, parts: DataParts, settings: QuantSettings
     seed, device, max_drop, batch = run.seed, run.device, run.max_drop, run.batch
 
     parts.validation.check_labels(loaded.num_classes)  # scoring against labels the model lacks is meaningless
+    taps_model = P.convert_deploy(loaded, taps=True)
+    P.check_ignored_scope(taps_model, settings)  # a scope typo stops the run before any data is read
+    lap("convert deploy graph, check the ignored scope")
     calib_src = parts.calibration.subset(settings.subset_size, seed)
     calib = P.calibration_data(calib_src)  # afterwards calib_src.used lists the images actually used
     lap("calibration data")
-    exported = P.export(loaded, folder)
+    exported = P.export(loaded, folder, taps_model)
     lap("export FP32 (deploy IR, ONNX)")
     val = parts.validation
     preload = len(val) * 3 * loaded.input_size ** 2 * 4 <= PRELOAD_BYTES

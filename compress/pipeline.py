@@ -151,8 +151,9 @@ def convert_plain(loaded: LoadedModel) -> Any:
     return model
 
 
-def export(loaded: LoadedModel, out_dir: Path) -> Exported:
-    """model_fp32.xml/.bin (deploy form, FP32 weights, not FP16) and model_fp32.onnx (training form)."""
+def export(loaded: LoadedModel, out_dir: Path, taps_model: Any | None = None) -> Exported:
+    """model_fp32.xml/.bin (deploy form, FP32 weights, not FP16) and model_fp32.onnx (training form); pass the
+    taps model when it is already converted (the INT8 job converts first, to check the ignored scope)."""
     import onnx
     import openvino as ov
 
@@ -163,7 +164,7 @@ def export(loaded: LoadedModel, out_dir: Path) -> Exported:
                           input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch"}})
     onnx.checker.check_model(str(onnx_path), full_check=True)
-    taps_model = convert_deploy(loaded, taps=True)
+    taps_model = taps_model if taps_model is not None else convert_deploy(loaded, taps=True)
     names = rn.specs.intermediate_names(loaded.model.plan, with_norm=False)
     for out, name in zip(taps_model.outputs, ["logits", *names], strict=True):
         out.get_tensor().set_names({name})

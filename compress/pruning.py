@@ -348,6 +348,8 @@ def prune_model(loaded: P.LoadedModel, settings: PruneSettings, data: DataSource
     lap = P.Timer()
     torch.manual_seed(settings.seed)
     val.check_labels(loaded.num_classes)
+    if quant is not None:  # node names are the unpruned graph's: a scope typo stops the run before fine-tuning
+        P.check_ignored_scope(P.convert_deploy(loaded, taps=True), quant[0])
     if data.labelled:  # fine-tuning against labels of other classes would train the wrong loss silently
         data.check_labels(loaded.num_classes)
     if settings.method == "structured":  # a ratio that would empty a group fails now, not after the data loads

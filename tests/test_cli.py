@@ -382,3 +382,21 @@ def test_two_concurrent_runs_exactly_one_wins(tmp_path) -> None:
     assert first.returncode == 0, err[-2000:]
     assert second.returncode == 2 and f"(PID {first.pid})" in second.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"] and (out / "model_int8.xml").is_file()
+
+
+def test_ignored_scope_refused_before_data_and_finetuning(tmp_path, monkeypatch, capsys) -> None:
+    """Issue 20 (3): a scope entry that matches no node stops quantize before any calibration data is read, and
+    prune --quantize before it reads fine-tuning data or fine-tunes (checked on the unpruned deploy graph)."""
+    from compress import pruning
+
+    calls: list[str] = []
+    monkeypatch.setattr(P, "calibration_data", lambda *a, **k: calls.append("calibration data"))
+    monkeypatch.setattr(pruning, "load_pool", lambda *a, **k: calls.append("fine-tuning data"))
+    monkeypatch.setattr(pruning, "finetune", lambda *a, **k: calls.append("fine-tune"))
+    for main, extra in ((quantize.main, []), (prune.main, ["--quantize", "--finetune-steps", "600"])):
+        t0 = time.perf_counter()
+        assert main([*FAST, *extra, "--ignored-scope", "type:NoSuchOp", "--out", str(tmp_path / "o")]) == 2
+        took = time.perf_counter() - t0
+        assert "'type:NoSuchOp' matches no node" in capsys.readouterr().err
+        assert calls == [] and took < 30, (calls, took)
+        assert not list(tmp_path.iterdir())
