@@ -191,7 +191,7 @@ def write_text_atomic(path: Path, text: str) -> Path:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(text)
+        tmp.write_text(text, errors="backslashreplace")  # a non-UTF-8 file name must not crash a report
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -222,7 +222,8 @@ class DataSource:
         """sha256 of the list of item keys a run uses (and their labels): names a data part in a report."""
         h = hashlib.sha256()
         for it in self.planned():
-            h.update(f"{it.key}\t{it.label}\n".encode())
+            # surrogateescape: a file name that is not valid UTF-8 hashes as its own bytes (os.fsencode)
+            h.update(f"{it.key}\t{it.label}\n".encode("utf-8", "surrogateescape"))
         return h.hexdigest()
 
     def check_labels(self, num_classes: int) -> None:

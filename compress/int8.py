@@ -221,7 +221,7 @@ def write_outputs(report: QuantReport, folder: Path, stem: str = "report") -> No
               "", "![per-layer SQNR](per_layer_sqnr.png)", "", "## Files and times", "",
               md_table(["file", "bytes"], [[k, f"{v:,}"] for k, v in report.file_bytes.items()]), "",
               md_table(["stage", "seconds"], [[k, v] for k, v in report.seconds.items()]), ""]
-    (folder / f"{stem}.md").write_text("\n".join(lines))
+    (folder / f"{stem}.md").write_text("\n".join(lines), errors="backslashreplace")
     plot_layers(report.per_layer_sqnr, folder / "per_layer_sqnr.png",
                 f"{m.variant} INT8 per-layer SQNR ({c.source})")
     if report.speed is not None:

@@ -477,7 +477,7 @@ def write_outputs(rep: PruneReport, folder: Path) -> None:
         c = rep.int8.int8_vs_fp32
         lines += ["## Pruned INT8", "", f"top-1 FP32 {fmt(c.fp32_top1)}%, INT8 {fmt(c.int8_top1)}%, "
                   f"agreement {c.top1_agreement:.2f}%, SQNR {c.sqnr_db:.1f} dB (details: report_int8.md)", ""]
-    (folder / "report.md").write_text("\n".join(lines))
+    (folder / "report.md").write_text("\n".join(lines), errors="backslashreplace")
     write_report(rep, folder / "report.json")
     import matplotlib
 

@@ -400,3 +400,24 @@ def test_ignored_scope_refused_before_data_and_finetuning(tmp_path, monkeypatch,
         assert "'type:NoSuchOp' matches no node" in capsys.readouterr().err
         assert calls == [] and took < 30, (calls, took)
         assert not list(tmp_path.iterdir())
+
+
+def test_file_name_that_is_not_utf8_is_used_and_reported(tmp_path) -> None:
+    """Issue 20 (2): bytes \\xff\\xfe in a file name (os.fsdecode gives surrogates) used from the start: hashed as
+    its bytes, written to report.json (escaped), never a crash after the work."""
+    import json
+
+    from compress.sources import resolve_source
+
+    folder = tmp_path / "calib"
+    _write_images(folder / "cls", [f"ok{i}.jpg" for i in range(7)])
+    odd = folder / "cls" / os.fsdecode(b"\xff\xfe.jpg")
+    odd.write_bytes((folder / "cls" / "ok0.jpg").read_bytes())
+    src = resolve_source(folder, 32)
+    assert any(it.key == str(odd) for it in src.items) and len(list(src)) == 8
+    assert len(src.digest()) == 64 and "\\udcff" in json.dumps(src.manifest())
+    out = tmp_path / "run"
+    assert quantize.main(["--input-size", "32", *FAST, "--calib", str(folder), "--val", "proxy-val",
+                          "--out", str(out)]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert any(os.fsencode(item["key"]).endswith(b"\xff\xfe.jpg") for item in rep["calibration_items"])
