@@ -18,6 +18,9 @@ class CheckpointMismatchError(ValueError):
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint {path} is a folder; pass the checkpoint file inside it "
+                                "(.pth, .pt, .safetensors or .npz)")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     suffix = path.suffix.lower()

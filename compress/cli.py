@@ -14,8 +14,11 @@ import signal
 import sys
 import threading
 import traceback
+import typing
 import warnings
 from collections.abc import Callable
+
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from reference_np.specs import INPUT_MULTIPLE
 
@@ -145,6 +148,39 @@ def add_common(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--verbose", action="store_true", help="show NNCF/OpenVINO INFO messages")
 
 
+class _Fallbacks(logging.Filter):
+    """NNCF's known, expected fallbacks, said once by this tool instead of once per quantizer."""
+
+    KNOWN: typing.ClassVar[dict[str, str]] = {"Rollback to RangeEstimatorParametersSet.MINMAX":
+             "histogram ranges fell back to min/max for {n} per-channel activation quantizer(s) (NNCF's histogram "
+             "aggregator is per-tensor only); expected"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key in self.KNOWN:
+            if key in record.getMessage():
+                self.counts[key] = self.counts.get(key, 0) + 1
+                return False
+        return True
+
+    def report(self) -> None:
+        for key, n in self.counts.items():
+            logging.getLogger("compress").warning(self.KNOWN[key].format(n=n))
+        self.counts.clear()
+
+
+FALLBACKS = _Fallbacks()
+
+
+def _warning_as_log(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    file: object = None, line: str | None = None) -> None:
+    # one line in the tool's words, through logging (and so above the progress bars), not "file:line: ..."
+    logging.getLogger("compress").warning("%s", message)
+
+
 def configure_logging(verbose: bool) -> None:
     """Quiet by default: NNCF's INFO lines (~160 per run) only with --verbose. Progress bars stay."""
     level = logging.INFO if verbose else logging.WARNING
@@ -158,6 +194,11 @@ def configure_logging(verbose: bool) -> None:
         set_log_level(level)
     except ImportError:
         pass
+    nncf_log = logging.getLogger("nncf")
+    if verbose:
+        nncf_log.removeFilter(FALLBACKS)
+    else:
+        nncf_log.addFilter(FALLBACKS)
     if not verbose:
         warnings.filterwarnings("ignore", module=r"torch\.onnx.*")
         warnings.filterwarnings("ignore", category=UserWarning, module=r"nncf.*")
@@ -183,8 +224,15 @@ def run_main(prog: str, job: Callable[[], int], verbose: bool = False) -> int:
     configure_logging(verbose)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    shown = warnings.showwarning
+    warnings.showwarning = _warning_as_log
     try:
-        return job()
+        # the loggers with console handlers (compress's messages propagate to the root's): messages are written
+        # above the progress bars, not glued to them
+        with logging_redirect_tqdm(loggers=[logging.getLogger(), logging.getLogger("nncf")]):
+            status = job()
+        FALLBACKS.report()
+        return status
     except InputError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -202,5 +250,6 @@ def run_main(prog: str, job: Callable[[], int], verbose: bool = False) -> int:
         print(f"{prog}: internal error (traceback above); please report it", file=sys.stderr)
         return EXIT_FAILED
     finally:
+        warnings.showwarning = shown
         if main_thread:
             signal.signal(signal.SIGTERM, previous)

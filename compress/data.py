@@ -231,6 +231,10 @@ class DataSource:
         a source with its own class list (a folder of named classes, the proxy task) must have as many
         classes as the model; WordNet-id folders carry the 1000 ILSVRC2012 classes."""
         if self.labelled and self.classes is not None and len(self.classes) != num_classes:
+            if tuple(self.classes) == imagenet_synsets():
+                raise InputError(f"data source {self.name}: WordNet-id folders are scored against the 1000 ImageNet "
+                                 f"classes; this model has {num_classes} (use data of the model's classes, or "
+                                 "unlabelled data)")
             raise InputError(
                 f"data source {self.name} has {len(self.classes)} classes ({', '.join(self.classes[:4])}, ...) but "
                 f"the model has {num_classes}; its labels cannot be scored against this model (use data of the "

@@ -8,6 +8,7 @@ per-layer diagnosis -> runtime-graph accounting -> report (JSON, Markdown, plot)
 
 from __future__ import annotations
 
+import logging
 import shlex
 import tempfile
 from functools import partial
@@ -47,6 +48,7 @@ from .sources import DataParts
 from .speed import BASELINE, measure_speed, verdict
 from .tolerances import INT8_RUNTIME_MARGIN_DB
 
+log = logging.getLogger("compress")
 N_VERIFY = 8  # images for the FP32 twin checks
 N_DIAGNOSE = 32  # images for the per-layer SQNR diagnosis
 N_IR_FP32 = 2  # images the NumPy IR executor runs the FP32 IRs on (float64)
@@ -74,6 +76,9 @@ def int8_stages(loaded: P.LoadedModel, parts: DataParts, settings: QuantSettings
     lap("convert deploy graph, check the ignored scope")
     calib_src = parts.calibration.subset(settings.subset_size, seed)
     calib = P.calibration_data(calib_src)  # afterwards calib_src.used lists the images actually used
+    if len(calib) < settings.subset_size:
+        log.warning("calibration: %d usable image(s) in %s, fewer than the %d asked for (subset_size); NNCF "
+                    "calibrates on these", len(calib), calib_src.name, settings.subset_size)
     lap("calibration data")
     exported = P.export(loaded, folder, taps_model)
     lap("export FP32 (deploy IR, ONNX)")

@@ -74,7 +74,7 @@ QUANTIZE_BAD = [  # (argv with {names} from bad_files, message fragment)
     (["--calib", "/nonexistent/folder"], "not found: /nonexistent/folder"),
     (["--calib", "{empty}"], "holds no images"),
     (["--calib", "{mixed}"], "mixes WordNet-id class folders"),
-    (["--val", "{wnid}"], "1000 classes"),  # a 16-class model cannot be scored on WordNet labels
+    (["--val", "{wnid}"], "against the 1000 ImageNet classes; this model has 16"),  # WordNet labels, 16 classes
     (["--val", "sample"], "shares 320 image(s) with --calib sample"),
     (["--model", "cloformer_xs"], "do not match 'cloformer_xs'"),
     (["--ignored-scope", "bogus"], "--ignored-scope 'bogus'"),
@@ -231,7 +231,7 @@ EVALUATE_BAD = [
     (["--model", "{nobin}/m.xml"], "has no weights file m.bin"),
     (["--model", "{trunc}/m.xml"], "m.bin is truncated"),
     (["--model", "{run}/model_fp32.xml", "--input-size", "64"], "takes 32x32 input"),
-    (["--model", "proxy", "--data", "{wnid}"], "1000 classes"),
+    (["--model", "proxy", "--data", "{wnid}"], "scored against the 1000 ImageNet classes; this model has 16"),
     (["--model", "proxy", "--data", "{mixed}"], "mixes WordNet-id"),
     (["--model", "proxy", "--data", "/nowhere"], "not found"),
     (["--model", "proxy", "--json", "/nowhere/x.json"], "does not exist"),
@@ -421,3 +421,43 @@ def test_file_name_that_is_not_utf8_is_used_and_reported(tmp_path) -> None:
                           "--out", str(out)]) == 0
     rep = json.loads((out / "report.json").read_text())
     assert any(os.fsencode(item["key"]).endswith(b"\xff\xfe.jpg") for item in rep["calibration_items"])
+
+
+def test_expected_fallbacks_said_once_and_warnings_as_one_line() -> None:
+    """Issue 20 (9): NNCF's 24 identical rollback warnings become one line in this tool's words; a Python warning
+    raised during a job is one log line, not 'file.py:NN: UserWarning' glued to a progress bar. Run as a CLI
+    process would (its own stderr, no test-runner handlers)."""
+    script = """
+import logging, sys, warnings
+from tqdm import tqdm
+from compress.cli import run_main
+
+def job():
+    for i in tqdm(range(24), desc="calibrate"):
+        logging.getLogger("nncf").warning(f"Rollback to RangeEstimatorParametersSet.MINMAX for the target point: "
+                                          f"'{i}' as HistogramAggregator does not support per-channel activations.")
+        if i == 12:
+            warnings.warn("synthetic: skipped 1 unreadable image(s); used 7", UserWarning, stacklevel=1)
+    return 0
+
+sys.exit(run_main("test", job))
+"""
+    r = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.replace("\r", "\n").splitlines()
+    assert not any("Rollback to" in ln for ln in lines)
+    assert [ln for ln in lines if "fell back" in ln] == [
+        "WARNING: histogram ranges fell back to min/max for 24 per-channel activation quantizer(s) (NNCF's histogram "
+        "aggregator is per-tensor only); expected"]
+    assert [ln for ln in lines if "unreadable" in ln] == ["WARNING: synthetic: skipped 1 unreadable image(s); used 7"]
+
+
+def test_checkpoint_folder_and_wordnet_data_get_the_right_message(tmp_path, capsys) -> None:
+    """Issue 20 (9): a folder as --checkpoint is called a folder; WordNet folders on a 16-class model say why."""
+    assert quantize.main([*FAST, "--checkpoint", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "is a folder; pass the checkpoint file" in capsys.readouterr().err
+    for w in ("n01440764", "n02102040", "n03000684"):
+        _write_images(tmp_path / "wn" / w, ["a.JPEG"])
+    assert evaluate.main(["--model", "proxy", "--data", str(tmp_path / "wn")]) == 2
+    err = capsys.readouterr().err
+    assert "WordNet-id folders are scored against the 1000 ImageNet classes; this model has 16" in err
