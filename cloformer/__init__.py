@@ -1,9 +1,20 @@
 """PyTorch CloFormer that loads official-format checkpoints unchanged (strict=True)."""
 
-from .checkpoint import CheckpointMismatchError, read_state_dict
+from .checkpoint import CheckpointError, CheckpointMismatchError, read_state_dict
 from .deploy import DeployCloFormer
 from .model import CloFormer
-from .registry import SHIPPED, create_model, list_models, model_card, pretrained_cfg
+from .registry import SHIPPED, UnknownModelError, create_model, list_models, model_card, pretrained_cfg
 
-__all__ = ["SHIPPED", "CheckpointMismatchError", "CloFormer", "DeployCloFormer", "create_model", "list_models",
-           "model_card", "pretrained_cfg", "read_state_dict"]
+__all__ = [
+           "SHIPPED",
+           "CheckpointError",
+           "CheckpointMismatchError",
+           "CloFormer",
+           "DeployCloFormer",
+           "UnknownModelError",
+           "create_model",
+           "list_models",
+           "model_card",
+           "pretrained_cfg",
+           "read_state_dict",
+]

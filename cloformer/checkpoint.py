@@ -12,7 +12,12 @@ from torch import nn
 from reference_np.io import clean_state_dict
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used: unreadable, of an unknown format, holding other objects, wrong
+    layout. The user's input, as opposed to a bug (callers map exactly this to 'bad input')."""
+
+
+class CheckpointMismatchError(CheckpointError):
     """A state dict that does not fit the model: lists missing, unexpected and wrong-shape keys."""
 
 
@@ -29,7 +34,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         try:
             sd = load_file(str(path))
         except Exception as e:  # safetensors raises its own error types
-            raise ValueError(f"{path}: not a readable .safetensors file ({e})") from e
+            raise CheckpointError(f"{path}: not a readable .safetensors file ({e})") from e
     elif suffix in (".pth", ".pt", ".bin", ".ckpt"):
         try:
             sd = torch.load(path, map_location="cpu", weights_only=True)
@@ -37,13 +42,13 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             msg = str(e)
             first = msg.splitlines()[0][:200] if msg else type(e).__name__
             if "Unsupported global" in msg:  # a real checkpoint that pickles other objects (e.g. a yacs config)
-                raise ValueError(
+                raise CheckpointError(
                     f"{path}: a PyTorch checkpoint that holds objects other than tensors ({first}). If you trust "
                     "it (e.g. the authors' training checkpoint with its yacs config), convert it once with "
                     "`python -m tools.convert_checkpoint --trust-pickle SRC DST.safetensors`") from e
             detail = next((ln.strip() for ln in msg.splitlines()
                            if "Unsupported operand" in ln or "load key" in ln), first)
-            raise ValueError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {detail})") from e
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {detail})") from e
     elif suffix == ".npz":
         import zipfile
 
@@ -52,15 +57,15 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             with np.load(path, allow_pickle=False) as z:
                 sd = {k: torch.from_numpy(z[k]) for k in z.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-            raise ValueError(f"{path}: not a readable .npz checkpoint ({type(e).__name__}: {e})") from e
+            raise CheckpointError(f"{path}: not a readable .npz checkpoint ({type(e).__name__}: {e})") from e
     else:
-        raise ValueError(f"{path}: unknown checkpoint format '{suffix}' (use .pth, .pt, .safetensors or .npz)")
+        raise CheckpointError(f"{path}: unknown checkpoint format '{suffix}' (use .pth, .pt, .safetensors or .npz)")
     if not isinstance(sd, Mapping):
-        raise ValueError(f"{path}: expected a state dict or {{'model': state_dict}}, got {type(sd).__name__}")
+        raise CheckpointError(f"{path}: expected a state dict or {{'model': state_dict}}, got {type(sd).__name__}")
     sd = clean_state_dict(sd)
     bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise ValueError(f"{path}: entries are not tensors: {bad[:5]}")
+        raise CheckpointError(f"{path}: entries are not tensors: {bad[:5]}")
     return sd
 
 

@@ -11,8 +11,12 @@ import numpy as np
 
 from reference_np.specs import VARIANTS, plan_from_spec, plan_from_weights
 
-from .checkpoint import CheckpointMismatchError, load_checkpoint, read_state_dict
+from .checkpoint import CheckpointError, CheckpointMismatchError, load_checkpoint, read_state_dict
 from .model import CloFormer
+
+
+class UnknownModelError(ValueError):
+    """A model or shipped-checkpoint name that the registry does not have (the user's input)."""
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # Named checkpoints shipped with the package: name -> (variant, weights file, model card)
@@ -27,7 +31,7 @@ def list_models() -> list[str]:
 def model_card(name: str = "proxy") -> dict[str, Any]:
     """The model card JSON of a shipped checkpoint (task, classes, input size, accuracy, sha256)."""
     if name not in SHIPPED:
-        raise KeyError(f"no shipped checkpoint '{name}' (have: {', '.join(SHIPPED)})")
+        raise UnknownModelError(f"no shipped checkpoint '{name}' (have: {', '.join(SHIPPED)})")
     card_path = SHIPPED[name][2]
     if not card_path.is_file():
         raise FileNotFoundError(f"shipped checkpoint '{name}' is missing its model card {card_path}")
@@ -64,7 +68,7 @@ def pretrained_cfg(name: str, checkpoint: str | os.PathLike | None = None) -> di
         size = checkpoint_metadata(checkpoint).get("input_size")
         if size is not None:
             if not size.isdigit():
-                raise ValueError(f"{checkpoint}: metadata input_size '{size}' is not an integer")
+                raise CheckpointError(f"{checkpoint}: metadata input_size '{size}' is not an integer")
             cfg.update(input_size=(3, int(size), int(size)))
     return cfg
 
@@ -77,7 +81,7 @@ def create_model(name: str, num_classes: int | None = None, checkpoint: str | os
     (FFN hidden, local channels, global heads) are read off the checkpoint; stage widths must still match.
     """
     if name not in VARIANTS:
-        raise ValueError(f"unknown model '{name}'; available: {', '.join(list_models())}")
+        raise UnknownModelError(f"unknown model '{name}'; available: {', '.join(list_models())}")
     spec = VARIANTS[name]
     if checkpoint is None:
         model = CloFormer(plan_from_spec(spec, 1000 if num_classes is None else num_classes), drop_path_rate)

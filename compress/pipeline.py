@@ -58,7 +58,8 @@ def load(variant: str, checkpoint: str | os.PathLike | None, input_size: int | N
     naming the file and the keys."""
     try:
         model = cloformer.create_model(variant, checkpoint=checkpoint, allow_pruned=True).float().eval()
-    except (FileNotFoundError, IsADirectoryError, PermissionError, ValueError, KeyError) as e:
+    except (FileNotFoundError, IsADirectoryError, PermissionError, cloformer.CheckpointError,
+            cloformer.UnknownModelError) as e:  # the known input conditions only: any other error is a bug
         raise InputError(str(e).strip("'\"")) from None
     size = int(input_size or model.pretrained_cfg["input_size"][-1])
     try:

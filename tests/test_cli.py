@@ -461,3 +461,17 @@ def test_checkpoint_folder_and_wordnet_data_get_the_right_message(tmp_path, caps
     assert evaluate.main(["--model", "proxy", "--data", str(tmp_path / "wn")]) == 2
     err = capsys.readouterr().err
     assert "WordNet-id folders are scored against the 1000 ImageNet classes; this model has 16" in err
+
+
+def test_a_bug_inside_create_model_is_not_called_bad_input(monkeypatch, tmp_path, capsys) -> None:
+    """Issue 20 (13): only the known input conditions (CheckpointError, UnknownModelError, missing files) are
+    'bad input'; a ValueError or KeyError from a bug inside create_model is an internal error with its traceback."""
+    import cloformer
+
+    for exc in (ValueError("an off-by-one somewhere"), KeyError("layers.9")):
+        def broken(*a, exc=exc, **k):
+            raise exc
+        monkeypatch.setattr(cloformer, "create_model", broken)
+        assert quantize.main([*FAST, "--out", str(tmp_path / "o")]) == 1
+        err = capsys.readouterr().err
+        assert "Traceback" in err and "internal error" in err
