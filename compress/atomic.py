@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -25,10 +26,34 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import InputError
+from .errors import DiskError, InputError
 
 log = logging.getLogger("compress")
 PID_FILE = ".staging-pid"
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+LOW_SPACE = 64 << 20  # below this much free space, a runtime's opaque write failure is taken for a full disk
+
+
+def _existing(path: Path) -> Path:
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def free_bytes(path: Path) -> int:
+    return shutil.disk_usage(_existing(Path(path))).free
+
+
+def _disk_condition(e: BaseException, where: Path) -> str | None:
+    """Why writing failed, when it is the machine's condition (a full disk, a quota, a read-only filesystem)
+    rather than a bug: OSError's errno, or an opaque runtime write error (OpenVINO's 'basic_ios::clear:
+    iostream error') on a nearly full disk."""
+    for err in (e, e.__cause__, e.__context__):
+        if isinstance(err, OSError) and err.errno in DISK_ERRNOS:
+            return os.strerror(err.errno)
+    if isinstance(e, RuntimeError) and free_bytes(where) < LOW_SPACE:
+        return f"a write failed with {str(e).splitlines()[0][:120]!r} on a nearly full disk"
+    return None
 
 
 def _umask() -> int:
@@ -115,8 +140,9 @@ def _locked(out: Path) -> bool:
     return False
 
 
-def check_target(out: Path, force: bool) -> None:
-    """Everything about the output location that can be checked before any work starts."""
+def check_target(out: Path, force: bool, need_bytes: int = 0) -> None:
+    """Everything about the output location that can be checked before any work starts (with need_bytes, the
+    free space an output needs: refused early rather than failing after the work)."""
     out = Path(out)
     if out.parent.is_dir() and _locked(out):
         raise InputError(f"output {out} is being written by another run (PID {_holder(_lock_path(out))}); wait "
@@ -134,13 +160,17 @@ def check_target(out: Path, force: bool) -> None:
         raise InputError(f"cannot create output folder {out}: {existing} is not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise InputError(f"cannot write output folder {out}: {existing} is not writable")
+    free = free_bytes(existing)
+    if need_bytes and free < need_bytes:
+        raise InputError(f"not enough free space for {out}: {existing} has {free / 1e6:.1f} MB free, the output "
+                         f"needs about {need_bytes / 1e6:.0f} MB")
 
 
 @contextmanager
-def staging_dir(out: Path, force: bool = False) -> Iterator[Path]:
+def staging_dir(out: Path, force: bool = False, need_bytes: int = 0) -> Iterator[Path]:
     """Yield a temporary folder beside `out` that replaces `out` when the block completes."""
     out = Path(out)
-    check_target(out, force)
+    check_target(out, force, need_bytes)
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = _acquire(out)
     try:
@@ -161,7 +191,13 @@ def _staged(out: Path, force: bool) -> Iterator[Path]:
     except (InputError, KeyboardInterrupt):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    except BaseException:
+    except BaseException as e:
+        why = _disk_condition(e, out.parent)
+        if why is not None:  # no room for a .failed/ folder either: clean up and say what the machine lacks
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise DiskError(f"cannot write {out}: {why} ({free_bytes(out.parent) / 1e6:.1f} MB free on "
+                            f"{_existing(out.parent)}); nothing was left, and an existing {out.name} is untouched"
+                            ) from e
         failed = out.with_name(out.name + ".failed")
         try:
             (tmp / "error.log").write_text(traceback.format_exc())

@@ -22,7 +22,15 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from reference_np.specs import INPUT_MULTIPLE
 
-from .errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, InputError, Terminated
+from .errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    DiskError,
+    InputError,
+    Terminated,
+)
 from .settings import (
     ACTIVATION_RANGES,
     DEFAULT_IGNORED_SCOPE,
@@ -95,7 +103,8 @@ def add_quant_options(ap: argparse.ArgumentParser) -> None:
                     "set, proxy-val for the proxy checkpoint; else a disjoint split of --calib)")
     ap.add_argument("--val-fraction", type=float, default=0.5,
                     help="without --val: the fraction of --calib kept for validation (default: %(default)s)")
-    ap.add_argument("--allow-overlap", action="store_true", help="accept a --val that shares images with --calib")
+    ap.add_argument("--allow-overlap", action="store_true",
+                    help="accept a --val that shares images with --calib (compress.prune: or with --data)")
     ap.add_argument("--val-limit", type=positive_int, default=None, help="evaluate a seeded subset of --val")
     ap.add_argument("--max-drop", type=float, default=DEFAULT_RUN.max_drop,
                     help="top-1 points (accuracy control; default: %(default)s)")
@@ -236,6 +245,9 @@ def run_main(prog: str, job: Callable[[], int], verbose: bool = False) -> int:
     except InputError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except DiskError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     except Terminated:
         print(f"{prog}: terminated (SIGTERM); partial output removed", file=sys.stderr)
         return EXIT_TERMINATED

@@ -11,6 +11,11 @@ class InputError(Exception):
     """Bad input (a file, key, option or shape), found before or during a run. The message names it."""
 
 
+class DiskError(Exception):
+    """The machine cannot hold the output (a full disk, a quota, a read-only filesystem): not bad input, not a
+    bug. One line naming the path and the free space, exit 1, nothing left behind."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (what batch schedulers send first): unwinds like Ctrl-C, so staging folders and decoding threads
     are cleaned up on the way out, and exits 143."""

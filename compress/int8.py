@@ -238,7 +238,7 @@ def quantize_model(loaded: P.LoadedModel, parts: DataParts, settings: QuantSetti
                    run: RunConfig = DEFAULT_RUN, lap: P.Timer | None = None) -> QuantReport:
     """Quantize `loaded` to INT8 into the folder `out` (built under a temporary name, renamed when complete)."""
     lap = lap or P.Timer()
-    with staging_dir(out, run.force) as tmp:
+    with staging_dir(out, run.force, P.output_bytes(loaded)) as tmp:
         report = int8_stages(loaded, parts, settings, tmp, lap, run=run)
         finish(report, lap.times, tmp)  # the model files' sizes; the report files follow
         write_outputs(report, tmp)

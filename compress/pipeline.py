@@ -76,6 +76,13 @@ def load(variant: str, checkpoint: str | os.PathLike | None, input_size: int | N
     return LoadedModel(variant, name, model, size, weights)
 
 
+def output_bytes(loaded: LoadedModel, pruned: bool = False) -> int:
+    """About what a run folder needs on disk: the FP32 IR and the ONNX file (4 bytes a weight each), the INT8 IR
+    (~1.2 bytes a weight), reports and plots; a pruning run adds its checkpoint (at most 4 bytes a weight)."""
+    n = sum(int(v.size) for v in loaded.weights.values())
+    return int(n * (4 + 4 + 1.2 + (4 if pruned else 0))) + (4 << 20)
+
+
 # ------------------------------------------------------------------ calibration
 def calibration_data(source: DataSource) -> list[np.ndarray]:
     """Preprocessed [1,3,S,S] arrays of the calibration source (already sized by the caller)."""

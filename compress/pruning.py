@@ -43,7 +43,7 @@ from .pipeline import Check
 from .report import ModelInfo, PruneReport, QuantReport, fmt, md_table, versions, write_report
 from .runtime import cpu_isa
 from .settings import DEFAULT_RUN, QuantSettings, RunConfig, check_count, check_ratio
-from .sources import DataParts
+from .sources import DataParts, shared_items
 from .tolerances import FLOAT64_ATOL
 
 METHODS = ("structured", "nncf-magnitude", "nncf-rb")
@@ -348,6 +348,11 @@ def prune_model(loaded: P.LoadedModel, settings: PruneSettings, data: DataSource
     lap = P.Timer()
     torch.manual_seed(settings.seed)
     val.check_labels(loaded.num_classes)
+    shared = shared_items(data, val)  # the same rule as calibration vs validation
+    if shared and not run.allow_overlap:
+        raise InputError(f"fine-tuning data {data.name} shares {len(shared)} image(s) with the validation data "
+                         f"{val.name} (e.g. {shared[0]}): the reported accuracy would be measured on images the model "
+                         "was fine-tuned on. Give disjoint data, or pass --allow-overlap")
     if quant is not None:  # node names are the unpruned graph's: a scope typo stops the run before fine-tuning
         P.check_ignored_scope(P.convert_deploy(loaded, taps=True), quant[0])
     if data.labelled:  # fine-tuning against labels of other classes would train the wrong loss silently
@@ -359,7 +364,7 @@ def prune_model(loaded: P.LoadedModel, settings: PruneSettings, data: DataSource
                       for i, s in enumerate(plan.blocks) for j, b in enumerate(s)},
                settings.ratio, settings.effective_round_to)
     size = loaded.input_size
-    with staging_dir(out, run.force) as tmp:
+    with staging_dir(out, run.force, P.output_bytes(loaded, pruned=True)) as tmp:
         teacher = loaded.model
         base_eval = evaluate(torch_predictor(teacher), val, backend="torch unpruned")
         pool_x, pool_y = load_pool(data)

@@ -147,3 +147,19 @@ def test_runtime_graph_counts_what_the_plugin_executes(tmp_path) -> None:
 def test_benchmark_refuses_folder_without_report(tmp_path, capsys) -> None:
     assert benchmark.main([str(tmp_path), "--out", str(tmp_path / "b")]) == 2
     assert "no report.json" in capsys.readouterr().err
+
+
+def test_sweep_rows_state_every_setting_they_depend_on() -> None:
+    """Issue 20 (11): rows are built from one explicit base, not from the library's defaults (which moved after
+    the sweep): a row named 'global min/max' runs min/max with fast bias correction, and the row named default is
+    exactly QuantSettings()."""
+    from compress.settings import QuantSettings
+    from tools.sweep_quant import BASE, SETTINGS
+
+    assert BASE.activation_range == "minmax" and BASE.fast_bias_correction is True and BASE.ignored_scope == ()
+    row = SETTINGS["global min/max, everything int8"]
+    assert row.activation_range == "minmax" and row.fast_bias_correction is True and row.ignored_scope == ()
+    assert SETTINGS["float stem + SDPA, histogram ranges"].fast_bias_correction is True
+    assert SETTINGS["float stem + SDPA, full bias correction"].activation_range == "minmax"
+    (default_name,) = [k for k in SETTINGS if k.endswith("(default)")]
+    assert SETTINGS[default_name] == QuantSettings()

@@ -475,3 +475,38 @@ def test_a_bug_inside_create_model_is_not_called_bad_input(monkeypatch, tmp_path
         assert quantize.main([*FAST, "--out", str(tmp_path / "o")]) == 1
         err = capsys.readouterr().err
         assert "Traceback" in err and "internal error" in err
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 12 MB filesystem of its own (tmpfs; needs root, as CI and this project's machines run)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({r.stderr.strip()})")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_disk_is_refused_early_or_reported_as_the_machine(small_disk, capsys, monkeypatch) -> None:
+    """Issue 20 (6): an output that cannot fit is refused before the work (exit 2, naming the free space); a disk
+    that fills during the run is one line naming the path and the free space (exit 1, no traceback, no
+    'please report it'), nothing left behind, and the previous output untouched."""
+    out = small_disk / "run"
+    t0 = time.perf_counter()
+    assert quantize.main([*FAST, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "not enough free space" in err and "MB free" in err and time.perf_counter() - t0 < 20
+    assert not list(small_disk.iterdir())
+    # the estimate passes, then the disk fills while the run writes
+    old = small_disk / "old"
+    old.mkdir()
+    (old / "keep.txt").write_text("previous output")
+    monkeypatch.setattr(P, "output_bytes", lambda *a, **k: 1 << 20)
+    assert quantize.main([*FAST, "--out", str(old), "--force"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write {old}" in err and "MB free" in err
+    assert "Traceback" not in err and "please report it" not in err
+    assert sorted(p.name for p in small_disk.iterdir()) == ["old"]
+    assert (old / "keep.txt").read_text() == "previous output"

@@ -218,3 +218,13 @@ def test_round_to_default_is_the_simd_block() -> None:
 
     assert pruning.PruneSettings().effective_round_to == (16 if "avx512f" in cpu_isa().split() else 8)
     assert pruning.PruneSettings(method="nncf-magnitude").effective_round_to is None
+
+
+def test_finetuning_data_must_not_overlap_validation(tmp_path, capsys) -> None:
+    """Issue 20 (12): --data proxy-val would fine-tune on the reported set: refused (exit 2, before any work) unless
+    --allow-overlap, the same rule as calibration vs validation."""
+    out = tmp_path / "p"
+    assert prune.main([*E2E[:-4], "--data", "proxy-val", "--benchmark-seconds", "0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "fine-tuning data proxy-val shares 800 image(s) with the validation data proxy-val" in err
+    assert "--allow-overlap" in err and not out.exists() and not list(tmp_path.iterdir())

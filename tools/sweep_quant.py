@@ -18,6 +18,7 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from compress import pipeline as P
@@ -37,31 +38,38 @@ def _scope(*entries: str) -> tuple[ScopeEntry, ...]:
 
 _STEM, _SDPA, _DW, _MVN = "pattern:.*stem.*", "type:ScaledDotProductAttention", "type:GroupConvolution", "type:MVN"
 _MUL = "type:Multiply"
-# Every row spells out what it changes against NNCF's own behaviour (global min/max ranges are the one
-# setting all rows share past the first: NNCF's mean-of-per-sample ranges clip the input image).
+# Every row is built from one explicit base, so a row states every setting it depends on and never inherits
+# the library's defaults (which moved after the sweep that chose them). The base is the sweep's starting point:
+# global min/max ranges (NNCF's mean-of-per-sample ranges clip the input image), fast bias correction, no model
+# type, everything int8.
+BASE = QuantSettings(preset="performance", model_type=None, fast_bias_correction=True, activation_range="minmax",
+                     ignored_scope=(), smooth_quant_alpha=None, subset_size=300)
+_HIST, _FULL_BC = {"activation_range": "histogram"}, {"fast_bias_correction": False}
+_TF = {"model_type": "transformer"}
+
+
+def _row(*scope: str, **changes: object) -> QuantSettings:
+    return replace(BASE, ignored_scope=_scope(*scope), **changes)
+
+
 SETTINGS: dict[str, QuantSettings] = {
-    "NNCF defaults (mean min/max ranges)": QuantSettings(activation_range="mean_minmax", ignored_scope=()),
-    "global min/max, everything int8": QuantSettings(ignored_scope=()),
-    "+ float stem": QuantSettings(ignored_scope=_scope(_STEM)),
-    "+ float stem, float attention (SDPA)": QuantSettings(ignored_scope=_scope(_STEM, _SDPA)),
-    "+ float stem, SDPA, depthwise": QuantSettings(ignored_scope=_scope(_STEM, _SDPA, _DW)),
-    "+ float stem, SDPA, MVN": QuantSettings(ignored_scope=_scope(_STEM, _SDPA, _MVN)),
-    "+ float stem, SDPA, Multiply": QuantSettings(ignored_scope=_scope(_STEM, _SDPA, _MUL)),
-    "float stem + SDPA, transformer type": QuantSettings(model_type="transformer", ignored_scope=_scope(_STEM, _SDPA)),
-    "float stem + SDPA, transformer, SmoothQuant 0.8": QuantSettings(model_type="transformer", smooth_quant_alpha=0.8,
-                                                                     ignored_scope=_scope(_STEM, _SDPA)),
-    "float stem + SDPA, histogram ranges": QuantSettings(activation_range="histogram",
-                                                         ignored_scope=_scope(_STEM, _SDPA)),
-    "float stem + SDPA, full bias correction": QuantSettings(fast_bias_correction=False,
-                                                             ignored_scope=_scope(_STEM, _SDPA)),
-    "float stem, SDPA, Multiply + histogram": QuantSettings(activation_range="histogram",
-                                                            ignored_scope=_scope(_STEM, _SDPA, _MUL)),
-    "float stem, SDPA, Multiply + full bias correction": QuantSettings(fast_bias_correction=False,
-                                                                       ignored_scope=_scope(_STEM, _SDPA, _MUL)),
-    "float stem, SDPA, Multiply + transformer, SmoothQuant 0.8": QuantSettings(
-        model_type="transformer", smooth_quant_alpha=0.8, ignored_scope=_scope(_STEM, _SDPA, _MUL)),
-    "float stem, SDPA, Multiply + histogram + full bias correction (default)": QuantSettings(
-        activation_range="histogram", fast_bias_correction=False, ignored_scope=_scope(_STEM, _SDPA, _MUL)),
+    "NNCF defaults (mean min/max ranges)": _row(activation_range="mean_minmax"),
+    "global min/max, everything int8": _row(),
+    "+ float stem": _row(_STEM),
+    "+ float stem, float attention (SDPA)": _row(_STEM, _SDPA),
+    "+ float stem, SDPA, depthwise": _row(_STEM, _SDPA, _DW),
+    "+ float stem, SDPA, MVN": _row(_STEM, _SDPA, _MVN),
+    "+ float stem, SDPA, Multiply": _row(_STEM, _SDPA, _MUL),
+    "float stem + SDPA, transformer type": _row(_STEM, _SDPA, **_TF),
+    "float stem + SDPA, transformer, SmoothQuant 0.8": _row(_STEM, _SDPA, **_TF, smooth_quant_alpha=0.8),
+    "float stem + SDPA, histogram ranges": _row(_STEM, _SDPA, **_HIST),
+    "float stem + SDPA, full bias correction": _row(_STEM, _SDPA, **_FULL_BC),
+    "float stem, SDPA, Multiply + histogram": _row(_STEM, _SDPA, _MUL, **_HIST),
+    "float stem, SDPA, Multiply + full bias correction": _row(_STEM, _SDPA, _MUL, **_FULL_BC),
+    "float stem, SDPA, Multiply + transformer, SmoothQuant 0.8": _row(_STEM, _SDPA, _MUL, **_TF,
+                                                                      smooth_quant_alpha=0.8),
+    "float stem, SDPA, Multiply + histogram + full bias correction (default)": _row(_STEM, _SDPA, _MUL, **_HIST,
+                                                                                   **_FULL_BC),
 }
 
 
