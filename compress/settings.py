@@ -115,7 +115,7 @@ class QuantSettings:
 
     preset: Preset = "performance"
     model_type: ModelType = None
-    fast_bias_correction: bool = False
+    fast_bias_correction: bool | None = False  # None: no bias correction at all (NNCF's convention)
     activation_range: ActivationRange = "histogram"
     ignored_scope: tuple[ScopeEntry, ...] = field(default_factory=lambda: DEFAULT_IGNORED_SCOPE)
     # SmoothQuant (transformer type only) for convolutions and MatMuls; None: NNCF's default
@@ -144,14 +144,15 @@ class QuantSettings:
         kw: dict[str, Any] = dict(
             preset=nncf.QuantizationPreset.MIXED if self.preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE,
             model_type=nncf.ModelType.TRANSFORMER if self.model_type == "transformer" else None,
-            fast_bias_correction=self.fast_bias_correction, subset_size=self.subset_size,
+            fast_bias_correction=self.fast_bias_correction is not False, subset_size=self.subset_size,
             target_device=nncf.TargetDevice.ANY)
         if self.ignored_scope:
             # entries were checked against the graph already (pipeline.check_ignored_scope) with clear errors
             kw["ignored_scope"] = nncf.IgnoredScope(names=self.scope("name"), patterns=self.scope("pattern"),
                                                     types=self.scope("type"), validate=False)
         adv: dict[str, Any] = {"activations_range_estimator_params":
-                               getattr(RangeEstimatorParametersSet, self.activation_range.upper())}
+                               getattr(RangeEstimatorParametersSet, self.activation_range.upper()),
+                               "disable_bias_correction": self.fast_bias_correction is None}
         if self.smooth_quant_alpha is not None:
             a = self.smooth_quant_alpha
             adv["smooth_quant_alphas"] = AdvancedSmoothQuantParameters(convolution=a, matmul=a)

@@ -26,3 +26,8 @@ INT8_LOGIT_ATOL = 1e-6
 # yardstick; rel max |d| up to 5.4e-3, so FLOAT32_REL cannot hold for INT8), and the batch-16 AMX path at 64 px
 # that fell to 22 dB with top-1 changes fails it.
 INT8_RUNTIME_MARGIN_DB = 6.0
+# ... and a fixed floor for the INT8 golden, which does not move with its own yardstick: OpenVINO's logits of the
+# golden IR against the stored NumPy float64 ones. Measured: AVX-512 VNNI/BF16 25.3 dB (f32 hint) and 25.8 dB
+# (BF16), AMX-INT8/BF16 26.0 dB (f32 hint) and 24.7 dB (BF16), yardsticks 26.0 and 25.8 dB. 22 dB sits 2.7 dB
+# below the lowest; the saturating kernel that lost 17 dB lands near 9 dB.
+INT8_GOLDEN_RUNTIME_MIN_DB = 22.0

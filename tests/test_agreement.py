@@ -67,3 +67,23 @@ def test_batch_independence() -> None:
     w = np_weights("cloformer_xs")
     x = test_input((3, 3, 64, 96))
     assert np.abs(rn.forward(w, x)[1:2] - rn.forward(w, x[1:2])).max() <= FLOAT64_ATOL
+
+
+@pytest.mark.parametrize("where", ["attnconv", "global_attention", "mlp"])
+def test_broken_torch_twin_is_caught(where: str) -> None:
+    """Issue 20 (14): the twin check can fail for the right reason. One sign flipped inside the torch twin (the
+    local AttnConv branch, the global attention branch, or the ConvFFN of one block) must break the float64
+    check that test_float64_logits_and_intermediates holds it to, at that block's tap and at the logits."""
+    w = np_weights("cloformer_xxs")
+    x = test_input((1, 3, 64, 64))
+    ref, ref_taps = rn.forward(w, x, return_intermediates=True)
+    model = torch_twin("cloformer_xxs", w)
+    block = model.layers[1].blocks[0]
+    owner, name = (block.mlp, "forward") if where == "mlp" else (block.attn, where)
+    orig = getattr(owner, name)
+    setattr(owner, name, lambda *args: -orig(*args))
+    with torch.no_grad():
+        out, taps = model.forward_intermediates(torch.from_numpy(x))
+    tap = "layers.1.blocks.0." + ("mlp" if where == "mlp" else "attn")
+    assert np.abs(taps[tap].numpy() - ref_taps[tap]).max() > 1e6 * FLOAT64_ATOL
+    assert np.abs(out.numpy() - ref).max() > 1e3 * FLOAT64_ATOL
