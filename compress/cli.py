@@ -204,11 +204,11 @@ def configure_logging(verbose: bool) -> None:
     except ImportError:
         pass
     nncf_log = logging.getLogger("nncf")
+    FALLBACKS.counts.clear()  # counted per run
     if verbose:
         nncf_log.removeFilter(FALLBACKS)
     else:
         nncf_log.addFilter(FALLBACKS)
-    if not verbose:
         warnings.filterwarnings("ignore", module=r"torch\.onnx.*")
         warnings.filterwarnings("ignore", category=UserWarning, module=r"nncf.*")
         warnings.filterwarnings("ignore", message=r".*TracerWarning.*")
