@@ -103,6 +103,11 @@ class Preloaded:
         return cls(source.name, np.stack([x for x, _ in pairs]), [y for _, y in pairs], list(source.skipped))
 
 
+def pad_batch(x: np.ndarray, n: int) -> np.ndarray:
+    """x [k,...] with zeros appended up to n rows: the last, partial batch of a static-batch IR."""
+    return x if len(x) >= n else np.concatenate([x, np.zeros((n - len(x), *x.shape[1:]), x.dtype)])
+
+
 def evaluate_openvino(model: Any, source: DataSource | Preloaded, device: str = "CPU", precision: str | None = None,
                       workers: int | None = None, backend: str = "", progress: bool = True) -> EvalResult:
     """An IR (path or ov.Model) over the source: parallel preprocessing, AsyncInferQueue, THROUGHPUT hint.
@@ -127,10 +132,7 @@ def evaluate_openvino(model: Any, source: DataSource | Preloaded, device: str = 
         bar.update(first[1])
 
     def submit(xs: list[np.ndarray]) -> None:
-        batch = np.stack(xs)
-        if len(xs) < per_request:
-            batch = np.concatenate([batch, np.zeros((per_request - len(xs), *batch.shape[1:]), batch.dtype)])
-        queue.start_async({0: batch}, userdata=(len(labels) - len(xs), len(xs)))
+        queue.start_async({0: pad_batch(np.stack(xs), per_request)}, userdata=(len(labels) - len(xs), len(xs)))
 
     queue.set_callback(done)
     t0 = time.perf_counter()
@@ -181,12 +183,9 @@ def openvino_predictor(xml: str | os.PathLike, device: str = "CPU", precision: s
     def predict(x: np.ndarray) -> np.ndarray:
         if static is None or x.shape[0] == static:
             return compiled(x)[0]
-        out = []  # static batch: in chunks of it, the last one padded (its padding dropped)
-        for i in range(0, len(x), static):
-            chunk = x[i:i + static]
-            pad = np.zeros((static - len(chunk), *x.shape[1:]), x.dtype)
-            out.append(compiled(np.concatenate([chunk, pad]))[0][:len(chunk)])
-        return np.concatenate(out)
+        # static batch: in chunks of it, the last one padded (its padding dropped)
+        return np.concatenate([compiled(pad_batch(x[i:i + static], static))[0][:len(x[i:i + static])]
+                               for i in range(0, len(x), static)])
     return predict
 
 

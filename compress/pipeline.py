@@ -113,13 +113,18 @@ def convert_deploy(loaded: LoadedModel, taps: bool = False) -> Any:
     with a dynamic input, so every Reshape takes its shape from ShapeOf of the tensor (a static conversion
     would freeze batch 1 and S into Reshape constants), and then its input is set to [1,3,S,S]. The CPU plugin
     folds that shape arithmetic at compile time: no executed node is added."""
+
+    module = loaded.deploy()
+    return _convert_reshapeable(WithTaps(module) if taps else module, loaded.input_size)
+
+
+def _convert_reshapeable(module: torch.nn.Module, size: int) -> Any:
+    """ov.convert_model with a dynamic input (Reshapes read their shapes off the tensor), then set static."""
     import openvino as ov
 
-    x = torch.zeros(1, 3, loaded.input_size, loaded.input_size)
-    module = loaded.deploy()
     with torch.no_grad():
-        model = ov.convert_model(WithTaps(module) if taps else module, example_input=x, input=[[-1, 3, -1, -1]])
-    model.reshape(list(x.shape))
+        model = ov.convert_model(module, example_input=torch.zeros(1, 3, size, size), input=[[-1, 3, -1, -1]])
+    model.reshape([1, 3, size, size])
     return model
 
 
@@ -150,13 +155,7 @@ def set_batch(xml: Path, batch: int, x: np.ndarray, min_sqnr_db: float | None = 
 def convert_plain(loaded: LoadedModel) -> Any:
     """The baseline a user gets without this tool: the training form through ov.convert_model (dynamic input, as
     ov.convert_model gives by default, then set to [1,3,S,S]; it reshapes to any batch as the deploy IRs do)."""
-    import openvino as ov
-
-    x = torch.zeros(1, 3, loaded.input_size, loaded.input_size)
-    with torch.no_grad():
-        model = ov.convert_model(loaded.model, example_input=x, input=[[-1, 3, -1, -1]])
-    model.reshape(list(x.shape))
-    return model
+    return _convert_reshapeable(loaded.model, loaded.input_size)
 
 
 def export(loaded: LoadedModel, out_dir: Path, taps_model: Any | None = None) -> Exported:
