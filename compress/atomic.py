@@ -107,7 +107,7 @@ def _acquire(out: Path) -> int:
         except BlockingIOError:
             os.close(fd)
             raise InputError(f"output {out} is being written by another run (PID {_holder(lock)}); wait for it or "
-                             "choose another --out") from None
+                             "choose another out", field="out") from None
         try:
             if os.stat(lock).st_ino == os.fstat(fd).st_ino:
                 break
@@ -146,12 +146,12 @@ def check_target(out: Path, force: bool, need_bytes: int = 0) -> None:
     out = Path(out)
     if out.parent.is_dir() and _locked(out):
         raise InputError(f"output {out} is being written by another run (PID {_holder(_lock_path(out))}); wait "
-                         "for it or choose another --out")
+                         "for it or choose another out", field="out")
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise InputError(f"output {out} exists and is not a folder ({'a symlink' if out.is_symlink() else 'a file'}); "
-                         "choose another --out (--force only replaces a folder)")
+                         "choose another out (force=True only replaces a folder)", field=("out", "force"))
     if out.exists() and not force:
-        raise InputError(f"output folder {out} exists; pass --force to replace it")
+        raise InputError(f"output folder {out} exists; pass force=True to replace it", field="force")
     parent = out.parent
     existing = parent
     while not existing.exists():
@@ -213,7 +213,8 @@ def _staged(out: Path, force: bool) -> Iterator[Path]:
     old = None
     if out.exists() and not force:  # made meanwhile by something that does not take the lock: never replaced
         shutil.rmtree(tmp, ignore_errors=True)
-        raise InputError(f"output folder {out} appeared while this run worked; pass --force to replace it")
+        raise InputError(f"output folder {out} appeared while this run worked; pass force=True to replace it",
+                         field="force")
     if out.exists():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.replace(out, old)

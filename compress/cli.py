@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
 import threading
+import time
 import traceback
 import typing
 import warnings
@@ -42,6 +44,31 @@ from .settings import (
     ScopeEntry,
 )
 from .sources import DataParts, quant_parts, source_help
+
+# Library errors name settings by their field; a command line names them by its flags. The one table between them.
+FLAGS: dict[str, str] = {
+    "out": "--out", "force": "--force", "calib": "--calib", "val": "--val", "val_fraction": "--val-fraction",
+    "allow_overlap": "--allow-overlap", "accuracy_control": "--accuracy-control", "subset_size": "--subset-size",
+    "preset": "--preset", "model_type": "--model-type", "activation_range": "--activation-range",
+    "smooth_quant_alpha": "--smooth-quant-alpha", "ignored_scope": "--ignored-scope", "max_drop": "--max-drop",
+    "batch": "--batch", "benchmark_seconds": "--benchmark-seconds", "benchmark_batch": "--benchmark-batch",
+    "ratio": "--ratio", "method": "--method", "round_to": "--round-to", "finetune_steps": "--finetune-steps",
+    "finetune_batch": "--finetune-batch", "lr": "--lr", "data": "--data", "input_size": "--input-size",
+    "backend": "--backend", "precision": "--precision", "checkpoint": "--checkpoint", "model": "--model",
+}
+
+
+def cli_message(e: InputError) -> str:
+    """An InputError's message in the command line's words: each field it names becomes its flag."""
+    text = str(e)
+    for name in e.fields:
+        flag = FLAGS.get(name, name)
+        text, n = re.subn(rf"(?<![\w\-./`]){re.escape(name)}=True(?![\w\-])", flag, text, count=1)
+        if not n:
+            text, n = re.subn(rf"(?<![\w\-./]){re.escape(name)}(?![\w\-])", flag, text, count=1)
+        if not n:
+            text = f"{flag}: {text}"
+    return text
 
 
 def int_in(lo: int, hi: int | None = None, hint: str = "") -> Callable[[str], int]:
@@ -137,7 +164,7 @@ def settings_from_args(args: argparse.Namespace) -> QuantSettings:
 
 def data_parts_from_args(args: argparse.Namespace, checkpoint: str, size: int) -> DataParts:
     if not 0 < args.val_fraction < 1:
-        raise InputError(f"--val-fraction must be in (0, 1); got {args.val_fraction}")
+        raise InputError(f"val_fraction must be in (0, 1); got {args.val_fraction}", field="val_fraction")
     return quant_parts(args.calib, args.val, size, default_val="proxy-val" if checkpoint == "proxy" else None,
                        val_fraction=args.val_fraction, val_limit=args.val_limit,
                        accuracy_control=args.accuracy_control, allow_overlap=args.allow_overlap, seed=args.seed)
@@ -146,7 +173,8 @@ def data_parts_from_args(args: argparse.Namespace, checkpoint: str, size: int) -
 def run_config_from_args(args: argparse.Namespace, prog: str, argv: list[str]) -> RunConfig:
     return RunConfig(command=command_line(prog, argv), seed=args.seed, device=args.device, max_drop=args.max_drop,
                      allow_overlap=args.allow_overlap, force=args.force, batch=args.batch,
-                     benchmark_seconds=args.benchmark_seconds, benchmark_batch=args.benchmark_batch)
+                     benchmark_seconds=args.benchmark_seconds, benchmark_batch=args.benchmark_batch,
+                     started=time.perf_counter())
 
 
 def command_line(prog: str, argv: list[str]) -> str:
@@ -243,7 +271,7 @@ def run_main(prog: str, job: Callable[[], int], verbose: bool = False) -> int:
         FALLBACKS.report()
         return status
     except InputError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {cli_message(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except DiskError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)

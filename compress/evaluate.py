@@ -1,303 +1,28 @@
-"""Top-1/top-5 of any backend through one code path: torch, the NumPy reference, or an OpenVINO IR.
+"""Top-1/top-5 and images/s of a checkpoint or an OpenVINO IR, through one code path (compress.evaluation).
 
-    python -m compress.evaluate --model proxy --data proxy-val [--json out.json]
-    python -m compress.evaluate --model outputs/run/model_int8.xml --data imagenet_subset --device CPU
-    python -m compress.evaluate --model proxy --backend numpy --data proxy-val
+    python -m compress.evaluate --checkpoint proxy --data proxy-val [--json out.json]
+    python -m compress.evaluate --checkpoint outputs/run/model_int8.xml --data imagenet_subset --device CPU
+    python -m compress.evaluate --model cloformer_xxs --checkpoint my.pth --backend numpy --data proxy-val
 
-OpenVINO IRs are evaluated as a deployment would run them: images decoded and preprocessed in parallel
-threads, inference through an AsyncInferQueue under the THROUGHPUT hint. Torch and the NumPy
-reference run batch by batch in this process.
+--model and --checkpoint mean what they mean in compress.quantize and compress.prune (the variant, and its
+weights). The old spelling `--model <checkpoint or .xml> --variant <variant>` still works, with a warning.
+
+Exit status: 0 done; 1 an internal error; 2 bad input (one line naming it); 130 interrupted; 143 terminated.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import logging
 import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-from tqdm import tqdm
-
-from .data import DataSource
 from .errors import InputError
-from .metrics import topk_accuracy
+from .evaluation import EvalJob, run_eval
+from .settings import BACKENDS
 
-Predict = Callable[[np.ndarray], np.ndarray]  # float32 [B,3,S,S] -> logits [B,classes]
-
-
-@dataclass
-class EvalResult:
-    n: int
-    top1: float | None  # percent; None without labels
-    top5: float | None
-    source: str
-    backend: str
-    images_per_s: float | None = None
-    skipped: int = 0
-    logits: np.ndarray | None = field(default=None, repr=False)
-    labels: np.ndarray | None = field(default=None, repr=False)
-
-    def to_json(self) -> dict[str, object]:
-        return {k: getattr(self, k) for k in ("n", "top1", "top5", "source", "backend", "images_per_s", "skipped")}
-
-
-def _result(logits: list[np.ndarray], labels: list[int | None], source: DataSource | Preloaded, backend: str,
-            seconds: float) -> EvalResult:
-    if not logits:
-        raise InputError(f"data source {source.name} yielded no readable images")
-    out = np.concatenate(logits).astype(np.float64)
-    lab = None if any(y is None for y in labels) else np.asarray(labels)
-    top1 = top5 = None
-    if lab is not None:
-        top1, top5 = topk_accuracy(out, lab, 1), topk_accuracy(out, lab, 5)
-    return EvalResult(len(out), top1, top5, source.name, backend, len(out) / max(seconds, 1e-9),
-                      len(source.skipped), out, lab)
-
-
-def evaluate(predict: Predict, source: DataSource | Preloaded, batch_size: int = 32, backend: str = "",
-             progress: bool = True) -> EvalResult:
-    """Run `predict` over the source batch by batch; keep all logits (for agreement metrics)."""
-    logits, labels = [], []
-    t0 = time.perf_counter()
-    with tqdm(total=len(source), desc=f"eval {backend} on {source.name}", unit="img", disable=not progress,
-              leave=False) as bar:
-        for x, y in source.batches(batch_size):
-            logits.append(np.asarray(predict(x), dtype=np.float64))
-            labels += list(y) if y is not None else [None] * len(x)
-            bar.update(len(x))
-    return _result(logits, labels, source, backend, time.perf_counter() - t0)
-
-
-@dataclass
-class Preloaded:
-    """A source's images preprocessed once (in parallel), for evaluating several models on them."""
-
-    name: str
-    xs: np.ndarray
-    ys: list[int | None]
-    skipped: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.xs)
-
-    def __iter__(self) -> Iterator[tuple[np.ndarray, int | None]]:
-        yield from zip(self.xs, self.ys, strict=True)
-
-    def batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        for i in range(0, len(self.xs), batch_size):
-            ys = self.ys[i:i + batch_size]
-            yield self.xs[i:i + batch_size], None if None in ys else np.asarray(ys)
-
-    @classmethod
-    def of(cls, source: DataSource, workers: int | None = None) -> Preloaded:
-        pairs = list(tqdm(source.decoded(workers), total=len(source), desc=f"load {source.name}",
-                          unit="img", leave=False))
-        if not pairs:
-            raise InputError(f"data source {source.name} yielded no readable images")
-        return cls(source.name, np.stack([x for x, _ in pairs]), [y for _, y in pairs], list(source.skipped))
-
-
-def pad_batch(x: np.ndarray, n: int) -> np.ndarray:
-    """x [k,...] with zeros appended up to n rows: the last, partial batch of a static-batch IR."""
-    return x if len(x) >= n else np.concatenate([x, np.zeros((n - len(x), *x.shape[1:]), x.dtype)])
-
-
-def evaluate_openvino(model: Any, source: DataSource | Preloaded, device: str = "CPU", precision: str | None = None,
-                      workers: int | None = None, backend: str = "", progress: bool = True) -> EvalResult:
-    """An IR (path or ov.Model) over the source: parallel preprocessing, AsyncInferQueue, THROUGHPUT hint.
-    An IR with a static batch N > 1 is fed N images a request (the last batch padded, its padding dropped)."""
-    import openvino as ov
-
-    from .pipeline import compile_ov
-
-    compiled = compile_ov(model, device, precision, PERFORMANCE_HINT="THROUGHPUT")
-    dim = compiled.input(0).get_partial_shape()[0]
-    per_request = dim.get_length() if dim.is_static else 1
-    queue = ov.AsyncInferQueue(compiled, 0)  # 0: the plugin's optimal number of requests
-    logits: dict[int, np.ndarray] = {}
-    labels: list[int | None] = []
-    bar = tqdm(total=len(source), desc=f"eval {backend} on {source.name}", unit="img", disable=not progress,
-               leave=False)
-
-    def done(request: Any, first: tuple[int, int]) -> None:
-        out = request.get_output_tensor(0).data
-        for k in range(first[1]):
-            logits[first[0] + k] = out[k:k + 1].copy()
-        bar.update(first[1])
-
-    def submit(xs: list[np.ndarray]) -> None:
-        queue.start_async({0: pad_batch(np.stack(xs), per_request)}, userdata=(len(labels) - len(xs), len(xs)))
-
-    queue.set_callback(done)
-    t0 = time.perf_counter()
-    images = iter(source) if isinstance(source, Preloaded) else source.decoded(workers)
-    pending: list[np.ndarray] = []
-    try:
-        for x, y in images:
-            pending.append(x)
-            labels.append(y)
-            if len(pending) == per_request:
-                submit(pending)
-                pending = []
-        if pending:
-            submit(pending)
-    finally:  # also on Ctrl-C/SIGTERM/errors: no request is left running behind the caller's back
-        queue.wait_all()
-        bar.close()
-    seconds = time.perf_counter() - t0
-    return _result([logits[i] for i in range(len(logits))], labels, source, backend, seconds)
-
-
-# ------------------------------------------------------------------ predictors
-def torch_predictor(model: Any) -> Predict:
-    import torch
-
-    model.eval()
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return model(torch.from_numpy(x)).numpy()
-    return predict
-
-
-def numpy_predictor(weights: dict[str, np.ndarray]) -> Predict:
-    import reference_np as rn
-
-    w32 = rn.cast_weights(weights, np.float32)
-    return lambda x: rn.forward(w32, x.astype(np.float32, copy=False))
-
-
-def openvino_predictor(xml: str | os.PathLike, device: str = "CPU", precision: str | None = "f32") -> Predict:
-    from .pipeline import compile_ov
-
-    compiled = compile_ov(xml, device, precision)
-    batch = compiled.input(0).get_partial_shape()[0]
-    static = batch.get_length() if batch.is_static else None
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        if static is None or x.shape[0] == static:
-            return compiled(x)[0]
-        # static batch: in chunks of it, the last one padded (its padding dropped)
-        return np.concatenate([compiled(pad_batch(x[i:i + static], static))[0][:len(x[i:i + static])]
-                               for i in range(0, len(x), static)])
-    return predict
-
-
-def ir_bin_bytes_needed(xml: Path) -> int:
-    """The .bin size an IR's constants need (the largest offset + size of its Const layers)."""
-    import xml.etree.ElementTree as ET
-
-    need = 0
-    for layer in ET.parse(xml).getroot().iter("layer"):
-        if layer.get("type") == "Const":
-            data = layer.find("data")
-            if data is not None and data.get("offset") is not None:
-                need = max(need, int(data.get("offset")) + int(data.get("size", 0)))
-    return need
-
-
-def read_ir(xml: str | os.PathLike) -> Any:
-    """An IR with clear errors for a missing .xml, a missing or truncated .bin, an unreadable graph."""
-    import xml.etree.ElementTree as ET
-
-    import openvino as ov
-
-    xml = Path(xml)
-    if not xml.is_file():
-        raise InputError(f"OpenVINO IR not found: {xml}")
-    bin_path = xml.with_suffix(".bin")
-    if not bin_path.is_file():
-        raise InputError(f"OpenVINO IR {xml} has no weights file {bin_path.name} beside it")
-    try:
-        need = ir_bin_bytes_needed(xml)
-    except ET.ParseError as e:
-        raise InputError(f"OpenVINO IR {xml} is not valid XML ({e})") from None
-    if bin_path.stat().st_size < need:
-        raise InputError(f"OpenVINO IR {xml}: {bin_path.name} is truncated ({bin_path.stat().st_size:,} bytes; "
-                         f"its constants need {need:,})")
-    try:
-        return ov.Core().read_model(str(xml))
-    except RuntimeError as e:
-        raise InputError(f"OpenVINO IR {xml} cannot be read: {str(e).splitlines()[0][:300]}") from None
-
-
-def ir_input_size(model: Any, xml: str | os.PathLike) -> int | None:
-    shape = model.input(0).get_partial_shape()
-    if shape.rank.get_length() != 4:
-        raise InputError(f"{xml}: input is {shape}, expected [B,3,H,W]")
-    h, w = shape[2], shape[3]
-    if h.is_static and w.is_static:
-        if h.get_length() != w.get_length():
-            raise InputError(f"{xml}: non-square input {shape}; pass images of that shape")
-        return h.get_length()
-    return None
-
-
-def load_predictor(model: str, backend: str = "torch", variant: str = "cloformer_xxs") -> tuple[Predict, int]:
-    """(predict, default input size) for a checkpoint name/path (torch or numpy backend)."""
-    predict, loaded = _checkpoint_predictor(model, backend, variant)
-    return predict, loaded.input_size
-
-
-def _checkpoint_predictor(model: str, backend: str, variant: str) -> tuple[Predict, Any]:
-    from .pipeline import load
-
-    loaded = load(variant, model)
-    return (numpy_predictor(loaded.weights) if backend == "numpy" else torch_predictor(loaded.model)), loaded
-
-
-@dataclass
-class EvalJob:
-    """compress.evaluate's inputs, typed (main() builds it from argv)."""
-
-    model: str
-    data: str = "proxy-val"
-    variant: str = "cloformer_xxs"
-    backend: str = "auto"  # auto: openvino for .xml, else torch | torch | numpy | openvino
-    device: str = "CPU"
-    precision: str | None = "f32"
-    input_size: int | None = None
-    batch_size: int = 32
-    limit: int | None = None
-    workers: int | None = None
-    json: Path | None = None
-
-
-def run_eval(job: EvalJob) -> EvalResult:
-    from .sources import resolve_source
-
-    is_ir = str(job.model).endswith(".xml")
-    backend = job.backend if job.backend != "auto" else ("openvino" if is_ir else "torch")
-    if is_ir and backend == "torch":
-        raise InputError(f"{job.model} is an OpenVINO IR: use --backend openvino or numpy")
-    if is_ir:
-        model = read_ir(job.model)
-        size = ir_input_size(model, job.model)
-        if size is not None and job.input_size is not None and job.input_size != size:
-            raise InputError(f"{job.model} takes {size}x{size} input; --input-size {job.input_size} does not fit")
-        size = job.input_size or size or 224
-        source = resolve_source(job.data, size, job.limit)
-        out_classes = model.output(0).get_partial_shape()[-1]
-        if out_classes.is_static:
-            source.check_labels(out_classes.get_length())
-        if backend == "numpy":
-            from reference_np import ir as np_ir
-
-            graph = np_ir.load(job.model)
-            return evaluate(lambda x: graph(x), source, 1, backend=f"{Path(job.model).name} (NumPy)")
-        return evaluate_openvino(model, source, job.device, job.precision, job.workers, Path(job.model).name)
-    if backend == "openvino":
-        raise InputError(f"--backend openvino needs an .xml IR; {job.model} is a checkpoint (torch or numpy)")
-    predict, loaded = _checkpoint_predictor(job.model, backend, job.variant)
-    source = resolve_source(job.data, job.input_size or loaded.input_size, job.limit)
-    source.check_labels(loaded.num_classes)
-    return evaluate(predict, source, job.batch_size, backend=f"{job.model} ({backend})")
+log = logging.getLogger("compress")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -306,10 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     ap = argparse.ArgumentParser(prog="python -m compress.evaluate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="checkpoint name ('proxy'), checkpoint path, or OpenVINO .xml")
+    ap.add_argument("--model", default=None, help="variant of a checkpoint (default: cloformer_xxs)")
+    ap.add_argument("--checkpoint", default=None,
+                    help="checkpoint name ('proxy') or path (.pth/.safetensors/.npz), or an OpenVINO .xml IR")
+    ap.add_argument("--variant", default=None, help=argparse.SUPPRESS)  # the old spelling of --model
     ap.add_argument("--data", default="proxy-val", help=source_help())
-    ap.add_argument("--variant", default="cloformer_xxs", help="architecture of a checkpoint")
-    ap.add_argument("--backend", choices=["auto", "torch", "numpy", "openvino"], default="auto",
+    ap.add_argument("--backend", choices=["auto", *BACKENDS], default="auto",
                     help="auto: openvino for .xml, torch for checkpoints; numpy runs either with the NumPy reference")
     ap.add_argument("--device", default="CPU", help="OpenVINO device for .xml models (CPU, NPU, GPU, AUTO)")
     ap.add_argument("--precision", default="f32", help="OpenVINO INFERENCE_PRECISION_HINT on CPU ('' = default)")
@@ -322,22 +49,39 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def model_and_checkpoint(model: str | None, checkpoint: str | None, variant: str | None) -> tuple[str, str]:
+    """(variant, checkpoint) from --model/--checkpoint, accepting the old `--model X --variant V` with a warning."""
+    from cloformer.registry import list_models
+
+    old = checkpoint is None and model is not None and (variant is not None or model not in list_models())
+    if old:
+        log.warning("`--model %s%s` is the old spelling; write `--checkpoint %s%s` (the same words as "
+                    "compress.quantize)", model, f" --variant {variant}" if variant else "", model,
+                    f" --model {variant}" if variant else "")
+        return variant or "cloformer_xxs", model
+    if variant is not None:
+        raise InputError("--variant is the old spelling of --model; give one of them")
+    if checkpoint is None:
+        raise InputError("--checkpoint is required (a checkpoint name or path, or an OpenVINO .xml IR)")
+    return model or "cloformer_xxs", checkpoint
+
+
 def main(argv: list[str] | None = None) -> int:
     from .atomic import write_text_atomic
     from .cli import run_main
 
     args = build_parser().parse_args(argv)
-    job = EvalJob(args.model, args.data, args.variant, args.backend, args.device, args.precision or None,
-                  args.input_size, args.batch_size, args.limit, args.workers, args.json)
 
     def go() -> int:
-        if job.json is not None and not job.json.parent.is_dir():
-            raise InputError(f"--json {job.json}: folder {job.json.parent} does not exist")
-        res = run_eval(job)
+        variant, checkpoint = model_and_checkpoint(args.model, args.checkpoint, args.variant)
+        if args.json is not None and not args.json.parent.is_dir():
+            raise InputError(f"--json {args.json}: folder {args.json.parent} does not exist")
+        res = run_eval(EvalJob(checkpoint, args.data, variant, args.backend, args.device, args.precision or None,
+                               args.input_size, args.batch_size, args.limit, args.workers))
         acc = (f"top-1 {res.top1:.2f}%  top-5 {res.top5:.2f}%" if res.top1 is not None else "no labels: accuracy n/a")
-        print(f"{job.model} on {res.source} ({res.n} images): {acc}  [{res.images_per_s:.1f} images/s]")
-        if job.json:
-            write_text_atomic(job.json, json.dumps(res.to_json(), indent=2))
+        print(f"{checkpoint} on {res.source} ({res.n} images): {acc}  [{res.images_per_s:.1f} images/s]")
+        if args.json:
+            write_text_atomic(args.json, json.dumps(res.to_json(), indent=2))
         return 0
     return run_main("compress.evaluate", go, args.verbose)
 

@@ -20,7 +20,6 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from . import pipeline as P
 from .atomic import check_target
 from .cli import (
     add_common,
@@ -33,8 +32,9 @@ from .cli import (
     run_main,
     settings_from_args,
 )
-from .pruning import METHODS, PruneSettings, prune_model, simd_block
-from .report import fmt
+from .loading import load
+from .pruning import METHODS, PruneJob, PruneSettings, prune_model, simd_block
+from .render import fmt
 from .sources import resolve_source, source_help
 
 
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                          f"{simd_block()} here; 1: no rounding)")
     ap.add_argument("--finetune-steps", type=int, default=d.finetune_steps,
                     help="distillation steps after pruning (0: none)")
-    ap.add_argument("--finetune-batch", type=positive_int, default=d.batch,
+    ap.add_argument("--finetune-batch", type=positive_int, default=d.finetune_batch,
                     help="distillation batch size (default: %(default)s; --batch is the IRs' input batch)")
     ap.add_argument("--lr", type=float, default=d.lr)
     ap.add_argument("--model", default="cloformer_xxs")
@@ -72,18 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def go() -> int:
+        run = run_config_from_args(args, "compress.prune", argv)  # (starts the run's clock)
         settings = PruneSettings(args.method, args.ratio, args.round_to, args.finetune_steps, args.finetune_batch,
                                  args.lr, args.seed)
         quant_settings = settings_from_args(args) if args.quantize else None
         out = args.out or Path("outputs") / f"{args.model}-pruned-{args.method}-{datetime.now():%Y%m%d-%H%M%S}"
         check_target(out, args.force)
-        loaded = P.load(args.model, args.checkpoint, args.input_size)
-        size = loaded.input_size
-        data = resolve_source(args.data, size)
-        parts = data_parts_from_args(args, args.checkpoint, size)
-        report = prune_model(loaded, settings, data, parts.validation, out,
-                             run_config_from_args(args, "compress.prune", argv),
-                             quant=(quant_settings, parts) if quant_settings else None)
+        loaded = load(args.model, args.checkpoint, args.input_size)
+        data = resolve_source(args.data, loaded.input_size)
+        parts = data_parts_from_args(args, args.checkpoint, loaded.input_size)
+        report = prune_model(PruneJob(loaded, settings, data, parts, quant_settings, run), out)
         a, m = report.accuracy, report.macs
         print(f"\n{report.method} ratio {report.ratio}: MACs {m['before'] / 1e6:.1f}M -> {m['after'] / 1e6:.1f}M "
               f"(−{m['reduction_pct']:.1f}%), top-1 {fmt(a['unpruned_top1'])}% -> {fmt(a['pruned_top1'])}% "

@@ -21,7 +21,6 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from . import pipeline as P
 from .atomic import check_target
 from .cli import (
     add_common,
@@ -32,7 +31,9 @@ from .cli import (
     run_main,
     settings_from_args,
 )
-from .int8 import quantize_model, summary
+from .loading import load
+from .quantization import quantize_model
+from .render import quant_summary
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,16 +58,14 @@ def main(argv: list[str] | None = None) -> int:
 
     def go() -> int:
         # everything that can be checked is checked before the first expensive step
+        run = run_config_from_args(args, "compress.quantize", argv)  # (starts the run's clock)
         settings = settings_from_args(args)
         out = args.out or Path("outputs") / f"{args.model}-{datetime.now():%Y%m%d-%H%M%S}"
         check_target(out, args.force)
-        lap = P.Timer()
-        loaded = P.load(args.model, args.checkpoint, args.input_size)
+        loaded = load(args.model, args.checkpoint, args.input_size)
         parts = data_parts_from_args(args, args.checkpoint, loaded.input_size)
-        lap("load")
-        report = quantize_model(loaded, parts, settings, out, run_config_from_args(args, "compress.quantize", argv),
-                                lap)
-        print(summary(report, out))
+        report = quantize_model(loaded, parts, settings, out, run)
+        print(quant_summary(report, out))
         failed = [ch.stage for ch in report.fp32_checks if ch.passed is False]
         if failed:
             print(f"error: FP32 agreement failed: {', '.join(failed)}", file=sys.stderr)

@@ -10,6 +10,7 @@ import math
 import platform
 import statistics
 import sys
+import time
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_text_atomic
-from .pipeline import Check, GraphAgreement, Int8Comparison, LayerSQNR
 from .runtime import RuntimeGraph
 from .settings import QuantSettings, ScopeEntry
 
@@ -35,7 +35,6 @@ def versions() -> dict[str, str]:
     return out
 
 
-# ------------------------------------------------------------------ report types
 @dataclass
 class ModelInfo:
     variant: str
@@ -146,7 +145,6 @@ class QuantReport:
     seconds: dict[str, float] = field(default_factory=dict)
     file_bytes: dict[str, int] = field(default_factory=dict)
 
-    kind = "quantize"
 
 
 @dataclass
@@ -171,10 +169,8 @@ class PruneReport:
     seconds: dict[str, float] = field(default_factory=dict)
     file_bytes: dict[str, int] = field(default_factory=dict)
 
-    kind = "prune"
 
 
-# ------------------------------------------------------------------ JSON, both ways
 def to_plain(obj: Any) -> Any:
     """Dataclasses -> dicts, tuples -> lists, Paths -> str, NaN/Inf -> None (JSON has neither)."""
     if isinstance(obj, ScopeEntry):
@@ -248,114 +244,90 @@ def read_report(path: Path) -> QuantReport | PruneReport:
         raise ValueError(f"{path}: not a report written by this version of compress ({e})") from e
 
 
-# ------------------------------------------------------------------ Markdown and plots
-def fmt(v: Any, spec: str = ".2f") -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, bool):
-        return "yes" if v else "NO"
-    if isinstance(v, float):
-        return format(v, spec)
-    return str(v)
-
-
-def md_table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(fmt(c) if not isinstance(c, str) else c for c in r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def runtime_table(graphs: list[RuntimeGraph]) -> str:
-    """Executed nodes by type [precision], one column per graph."""
-    keys: list[str] = []
-    for g in graphs:
-        keys += [k for k in g.by_type_precision if k not in keys]
-    rows = [[k, *(g.by_type_precision.get(k, 0) or "–" for g in graphs)] for k in keys]
-    rows.append(["**executed nodes**", *(f"**{g.executed}**" for g in graphs)])
-    rows.append(["**of which Reorders**", *(f"**{g.reorders}**" for g in graphs)])
-    return md_table(["node [precision]", *(g.label for g in graphs)], rows)
-
-
-def plot_layers(layers: list[LayerSQNR], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-
-    names = [d.name for d in layers]
-    vals = [d.int8_db for d in layers]
-    cap = 60.0  # layers left in float read ~130 dB; cap them so the quantized ones stay readable
-    fig, ax = plt.subplots(figsize=(max(8, 0.28 * len(names)), 4.5))
-    colors = ["#c0392b" if ("attn" in n) else "#2980b9" if n.endswith("mlp") else "#7f8c8d" for n in names]
-    ax.bar(range(len(names)), [min(v, cap) for v in vals], color=colors)
-    for i, v in enumerate(vals):
-        if v > cap:
-            ax.text(i, cap - 1, "float", rotation=90, ha="center", va="top", fontsize=7, color="white")
-    ax.set_ylim(0, cap + 2 if max(vals) > cap else max(vals) + 5)
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels(names, rotation=90, fontsize=7)
-    ax.set_ylabel("SQNR vs NumPy reference (dB)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(handles=[Patch(color="#c0392b", label="attention branch output"),
-                       Patch(color="#2980b9", label="ConvFFN output"),
-                       Patch(color="#7f8c8d", label="block / stem / features")], fontsize=8,
-              loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 
-def speed_section(sp: SpeedReport) -> list[str]:
-    """report.md's speed section: the table, the ratios, and in plain words when a model is not faster here."""
-    from .speed import verdict
-
-    def cell(values: list[float], spec: str, best: float) -> str:
-        return f"{statistics.median(values):{spec}} (best {best:{spec}})"
-
-    rows = []
-    for r in sp.rows:
-        q = sp.ratios(r.label)
-        rows.append([r.label, cell(r.latency_ms, ".2f", min(r.latency_ms)), cell(r.fps_b1, ".0f", max(r.fps_b1)),
-                     cell(r.fps_bn, ".0f", max(r.fps_bn)), f"{q['latency']:.2f}x", f"{q['fps_b1']:.2f}x",
-                     f"{q['fps_bn']:.2f}x"])
-    return ["## Speed on this machine", "",
-            f"{sp.device}: {sp.isa_short} ({sp.isa}), {sp.cores} cores, OpenVINO {sp.openvino}, default precision "
-            f"{sp.precision}. Medians of {sp.rounds} interleaved rounds of {sp.window_s:.2f} s per measurement (best "
-            "of rounds in brackets); ratios are medians of per-round ratios against "
-            f"{sp.baseline} (`ov.convert_model` of the unpruned checkpoint, the device's defaults), measured in the "
-            "same run. Latency: batch 1, LATENCY hint; throughput: THROUGHPUT hint, images/s.", "",
-            md_table(["model", "latency ms", "throughput b1", f"throughput b{sp.batch}", "latency vs plain",
-                      "thr. b1 vs plain", f"thr. b{sp.batch} vs plain"], rows), "",
-            *[f"- {verdict(sp, r.label)}" for r in sp.rows if r.label != sp.baseline], "",
-            "![speed](speed.png)", ""]
 
 
-def plot_speed(sp: SpeedReport, path: Path, title: str) -> None:
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
 
-    others = [r.label for r in sp.rows if r.label != sp.baseline]
-    keys = [("latency", "latency, batch 1"), ("fps_b1", "throughput, batch 1"),
-            ("fps_bn", f"throughput, batch {sp.batch}")]
-    fig, ax = plt.subplots(figsize=(7.5, 3.2))
-    width = 0.8 / max(len(others), 1)
-    for i, label in enumerate(others):
-        q = sp.ratios(label)
-        vals = [q[k] for k, _ in keys]
-        pos = np.arange(len(keys)) + (i - (len(others) - 1) / 2) * width
-        bars = ax.bar(pos, vals, width, label=label)
-        ax.bar_label(bars, [f"{v:.2f}x" for v in vals], fontsize=7)
-    ax.axhline(1.0, color="k", lw=0.8, ls="--")
-    ax.set_xticks(range(len(keys)), [k[1] for k in keys])
-    ax.set_ylabel(f"speed-up vs {sp.baseline}")
-    ax.set_title(f"{title}: {sp.isa_short}, {sp.cores} cores, OpenVINO {sp.openvino}", fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+
+
+
+
+
+
+@dataclass
+class Check:
+    stage: str
+    metric: str
+    value: float
+    tolerance: float | None  # None: informational
+    passed: bool | None
+
+
+@dataclass
+class Int8Comparison:
+    n: int
+    source: str
+    labelled: bool
+    fp32_top1: float | None
+    fp32_top5: float | None
+    int8_top1: float | None
+    int8_top5: float | None
+    top1_drop: float | None  # points; negative: INT8 scored higher
+    top1_agreement: float
+    cosine: float
+    sqnr_db: float
+    disagreements: int  # images whose INT8 top-1 differs from FP32's
+    agreement_ci95: tuple[float, float]  # Wilson interval, percent
+
+
+@dataclass
+class GraphAgreement:
+    """An OpenVINO device's INT8 output against the NumPy run of the same IR (the graph's ideal semantics)."""
+
+    device: str
+    precision: str
+    n: int
+    max_abs: float
+    sqnr_db: float
+    top1_agreement: float
+    disagreements: int
+    layers: list[tuple[str, float]]  # per-layer SQNR of the device's taps against NumPy's, forward order
+    worst_layer: str | None
+    # the same graph run by NumPy in float32 against float64: how far arithmetic precision alone moves this
+    # INT8 graph (values next to a FakeQuantize rounding threshold land one step away) - the yardstick
+    graph_f32_sqnr_db: float | None = None
+
+
+@dataclass
+class LayerSQNR:
+    name: str
+    int8_db: float  # INT8 IR activation vs the NumPy reference (float64)
+    fp32_db: float  # FP32 IR activation vs the reference: shows the export itself is exact
+
+
+@dataclass
+class Timer:
+    """Per-stage wall-clock seconds, as a report records them: call with a stage name when that stage ends."""
+
+    times: dict[str, float] = field(default_factory=dict)
+    start: float | None = None  # perf_counter of the first stage's start (default: now)
+
+    def __post_init__(self) -> None:
+        self._t = time.perf_counter() if self.start is None else self.start
+
+    @classmethod
+    def since(cls, start: float | None, stage: str) -> Timer:
+        """A timer whose first stage, `stage`, began at `start` (a perf_counter value) and ends now; with no
+        start, a timer starting now."""
+        timer = cls(start=start)
+        if start is not None:
+            timer(stage)
+        return timer
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.times[stage] = round(self.times.get(stage, 0.0) + now - self._t, 2)
+        self._t = now

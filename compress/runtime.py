@@ -102,3 +102,37 @@ def runtime_graph(model: Any, label: str = "", device: str = "CPU", precision: s
     return RuntimeGraph(label, precision or "default", cpu_isa(), ov.__version__.split("-")[0], total,
                         types["Reorder"], dict(types.most_common()), dict(precs.most_common()),
                         dict(both.most_common()), max(s[0] for s in seen) - total)
+
+
+def default_precision(device: str = "CPU") -> str:
+    """The precision the plugin runs FP32 IRs in by default, as the plugin itself reports it
+    (INFERENCE_PRECISION_HINT): bf16 on AVX-512-BF16/AMX CPUs, f32 on AVX2-only ones, possibly f16 elsewhere."""
+    import openvino as ov
+
+    core = ov.Core()
+    try:
+        hint = str(core.get_property(device, "INFERENCE_PRECISION_HINT"))
+    except RuntimeError:  # a device without the property (e.g. AUTO): fall back to its capabilities
+        caps = core.get_property(device, "OPTIMIZATION_CAPABILITIES")
+        return "bf16" if "BF16" in caps else ("f16" if "FP16" in caps else "f32")
+    for key, name in (("bfloat16", "bf16"), ("bf16", "bf16"), ("f16", "f16"), ("float16", "f16"), ("f32", "f32"),
+                      ("float32", "f32")):
+        if key in hint.lower():
+            return name
+    return hint
+
+
+def compile_ov(model: Any, device: str = "CPU", precision: str | None = "f32", **config: Any) -> Any:
+    """Compile an IR path or ov.Model; on CPU, precision 'f32' forces true FP32 (a BF16-capable CPU would
+    otherwise run FP32 IRs in BF16 silently)."""
+    import openvino as ov
+
+    cfg = {"INFERENCE_PRECISION_HINT": precision} if precision and device.upper().startswith("CPU") else {}
+    cfg.update(config)
+    return ov.Core().compile_model(str(model) if isinstance(model, (str, os.PathLike)) else model, device, cfg)
+
+
+def run_ov(compiled: Any, batch: np.ndarray) -> list[np.ndarray]:
+    """All outputs for a batch, run image by image (a batch-1 IR)."""
+    per_image = [compiled(batch[i:i + 1]) for i in range(len(batch))]
+    return [np.concatenate([r[k] for r in per_image]) for k in range(len(compiled.outputs))]

@@ -20,6 +20,10 @@ ACTIVATION_RANGES: tuple[str, ...] = get_args(ActivationRange)
 PRESETS: tuple[str, ...] = get_args(Preset)
 MODEL_TYPES: tuple[str, ...] = ("none", "transformer")
 ScopeKind = Literal["type", "name", "pattern"]
+Backend = Literal["torch", "numpy", "openvino"]  # what runs a model in compress.evaluation
+BACKENDS: tuple[str, ...] = get_args(Backend)
+Precision = Literal["f32", "bf16", "f16"]  # OpenVINO's INFERENCE_PRECISION_HINT; None where used: the device's default
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 # Targets from the project's issues: reported (not enforced) by every INT8 run.
@@ -43,36 +47,40 @@ class RunConfig:
     batch: int = 1  # the IRs' static input batch (they reshape to any)
     benchmark_seconds: float = 6.0  # timing budget of the speed section (0: skip it)
     benchmark_batch: int = 8  # N of the speed section's batch-N throughput
+    started: float | None = None  # time.perf_counter() when the run began (the job's first stage, loading, ends
+    # when the job starts); None: the job's times begin with the job
 
     def __post_init__(self) -> None:
         for name in ("batch", "benchmark_batch"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise InputError(f"{name} must be an integer >= 1; got {getattr(self, name)!r}")
+                raise InputError(f"{name} must be an integer >= 1; got {getattr(self, name)!r}", field=name)
         if self.benchmark_seconds < 0:
-            raise InputError(f"benchmark_seconds must be >= 0; got {self.benchmark_seconds}")
+            raise InputError(f"benchmark_seconds must be >= 0; got {self.benchmark_seconds}",
+                             field="benchmark_seconds")
         if self.max_drop < 0:
-            raise InputError(f"max_drop must be >= 0; got {self.max_drop}")
+            raise InputError(f"max_drop must be >= 0; got {self.max_drop}", field="max_drop")
 
 
 DEFAULT_RUN = RunConfig()
 
 
-def _choice(value: Any, allowed: tuple[Any, ...], what: str) -> None:
+def check_choice(value: Any, allowed: tuple[Any, ...], name: str) -> None:
+    """A field with a fixed set of values (a Literal): `name` is the field's name."""
     if value not in allowed:
-        raise InputError(f"{what} '{value}': expected one of {', '.join(map(str, allowed))}")
+        raise InputError(f"{name} '{value}': expected one of {', '.join(map(str, allowed))}", field=name)
 
 
-def check_ratio(ratio: float, what: str = "--ratio") -> float:
+def check_ratio(ratio: float, name: str = "ratio") -> float:
     """A pruning ratio: the fraction removed, strictly between 0 and 1 (one definition for every caller)."""
     if not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
-        raise InputError(f"{what} must be in (0, 1); got {ratio}")
+        raise InputError(f"{name} must be in (0, 1); got {ratio}", field=name)
     return float(ratio)
 
 
-def check_count(n: int | None, what: str, minimum: int = 1) -> int | None:
+def check_count(n: int | None, name: str, minimum: int = 1) -> int | None:
     """A count option (images, steps): an integer >= minimum, or None (= all / default)."""
     if n is not None and (not isinstance(n, int) or n < minimum):
-        raise InputError(f"{what} must be an integer >= {minimum}; got {n}")
+        raise InputError(f"{name} must be an integer >= {minimum}; got {n}", field=name)
     return n
 
 
@@ -84,14 +92,15 @@ class ScopeEntry:
     value: str
 
     def __post_init__(self) -> None:
-        _choice(self.kind, ("type", "name", "pattern"), "--ignored-scope kind")
+        check_choice(self.kind, get_args(ScopeKind), "ignored_scope")
         if not self.value:
-            raise InputError(f"--ignored-scope '{self}': empty {self.kind}")
+            raise InputError(f"ignored_scope '{self}': empty {self.kind}", field="ignored_scope")
         if self.kind == "pattern":
             try:
                 re.compile(self.value)
             except re.error as e:
-                raise InputError(f"--ignored-scope 'pattern:{self.value}': not a valid regex ({e})") from None
+                raise InputError(f"ignored_scope 'pattern:{self.value}': not a valid regex ({e})",
+                                 field="ignored_scope") from None
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.value}"
@@ -99,8 +108,9 @@ class ScopeEntry:
     @classmethod
     def parse(cls, spec: str) -> ScopeEntry:
         kind, sep, value = spec.partition(":")
-        if not sep or kind not in ("type", "name", "pattern"):
-            raise InputError(f"--ignored-scope '{spec}': expected type:<OpType>, name:<node> or pattern:<regex>")
+        if not sep or kind not in get_args(ScopeKind):
+            raise InputError(f"ignored_scope '{spec}': expected type:<OpType>, name:<node> or pattern:<regex>",
+                             field="ignored_scope")
         return cls(kind, value)  # type: ignore[arg-type]
 
 
@@ -123,15 +133,15 @@ class QuantSettings:
     subset_size: int = 300
 
     def __post_init__(self) -> None:
-        _choice(self.preset, PRESETS, "preset")
-        _choice(self.model_type, (None, "transformer"), "model type")
-        _choice(self.activation_range, ACTIVATION_RANGES, "activation range")
+        check_choice(self.preset, PRESETS, "preset")
+        check_choice(self.model_type, (None, "transformer"), "model_type")
+        check_choice(self.activation_range, ACTIVATION_RANGES, "activation_range")
         self.ignored_scope = tuple(e if isinstance(e, ScopeEntry) else ScopeEntry.parse(e) for e in self.ignored_scope)
-        check_count(self.subset_size, "subset size")
+        check_count(self.subset_size, "subset_size")
         if self.smooth_quant_alpha is not None and not (self.smooth_quant_alpha < 0 or
                                                         0 <= self.smooth_quant_alpha <= 1):
-            raise InputError(f"SmoothQuant alpha must be in [0, 1] (negative disables it); "
-                             f"got {self.smooth_quant_alpha}")
+            raise InputError(f"smooth_quant_alpha must be in [0, 1] (negative disables it); "
+                             f"got {self.smooth_quant_alpha}", field="smooth_quant_alpha")
 
     def scope(self, kind: str) -> list[str]:
         return [e.value for e in self.ignored_scope if e.kind == kind]

@@ -116,9 +116,9 @@ def quant_parts(calib: str | os.PathLike, val: str | os.PathLike | None, size: i
         overlap = len(shared)
         if shared and not allow_overlap:
             raise InputError(
-                f"--val {val_spec} shares {len(shared)} image(s) with --calib {calib} (e.g. {shared[0]}): INT8 "
-                "accuracy would be measured on calibration images. Give disjoint data, omit --val to split "
-                "--calib, or pass --allow-overlap")
+                f"val {val_spec} shares {len(shared)} image(s) with calib {calib} (e.g. {shared[0]}): INT8 "
+                "accuracy would be measured on calibration images. Give disjoint data, no val (to split "
+                "calib), or allow_overlap=True", field=("val", "calib", "val", "calib", "allow_overlap"))
         rule = (f"--val {val_spec}" if val is not None else f"{val_spec}: the checkpoint's held-out set") + (
             f" (overlaps calibration in {overlap} images: --allow-overlap)" if overlap else
             " (checked disjoint from calibration)")
@@ -126,7 +126,8 @@ def quant_parts(calib: str | os.PathLike, val: str | os.PathLike | None, size: i
     tuning = None
     if accuracy_control:
         if not val_src.labelled:
-            raise InputError(f"--accuracy-control needs labelled validation data; {val_src.name} has none")
+            raise InputError(f"accuracy_control needs labelled validation data; {val_src.name} has none",
+                             field="accuracy_control")
         tuning, val_src = val_src.split(0.5, seed + 1)
         rule += "; accuracy control tunes on one half of it and reports on the other"
     return DataParts(calib_src, val_src, rule, tuning, overlap)

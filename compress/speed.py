@@ -117,7 +117,7 @@ def measure_speed(models: dict[str, Any], input_size: int, *, batch: int = 8, se
     read the per-op counters of the latency requests."""
     import openvino as ov
 
-    from .pipeline import default_precision
+    from .runtime import default_precision
 
     labels = list(models)
     compiled = _compile_all(models, input_size, batch, device)
@@ -140,31 +140,5 @@ def measure_speed(models: dict[str, Any], input_size: int, *, batch: int = 8, se
                        counters, BASELINE)
 
 
-def verdict(speed: SpeedReport, label: str) -> str:
-    """One line a user can act on: the ratios, and when the model is not faster, what bounds it."""
-    r = speed.ratios(label)
-    line = (f"{label}: {r['latency']:.2f}x latency, {r['fps_b1']:.2f}x throughput at batch 1, {r['fps_bn']:.2f}x at "
-            f"batch {speed.batch} vs {speed.baseline} on this CPU ({speed.isa_short}, default precision "
-            f"{speed.precision})")
-    if min(r["latency"], r["fps_b1"]) < 1.05:
-        ref = next((k for k in speed.counters if k.endswith("deploy FP32") and k != label), None)
-        line += "; not faster here at batch 1" + bound(speed, label, ref)
-    return line
 
 
-def bound(speed: SpeedReport, label: str, reference: str | None) -> str:
-    """What the counters say bounds `label`: its op types that take the most time at batch 1, each beside the
-    same op types in the `reference` model (ms, nodes)."""
-    own, ref = speed.counters.get(label), speed.counters.get(reference or "", [])
-    if not own:
-        return ""
-
-    def family(op: str) -> str:
-        return op.split(" [")[0]
-
-    ref_by = defaultdict(float)
-    for o in ref:
-        ref_by[family(o.op)] += o.ms
-    parts = [f"{o.op} {o.ms:.2f} ms ({o.nodes} nodes)" + (f" vs {ref_by[family(o.op)]:.2f} in {reference}"
-                                                          if family(o.op) in ref_by else "") for o in own[:3]]
-    return f" (counters at batch 1, {sum(o.ms for o in own):.2f} ms in all: {'; '.join(parts)})"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from compress import quantize
-from compress.pipeline import default_precision
+from compress.runtime import default_precision
 from tools import benchmark
 
 DATA = Path(__file__).parent / "data"
@@ -124,11 +124,11 @@ def test_benchmark_smoke_tiny_input(tmp_path) -> None:
 def test_runtime_graph_counts_what_the_plugin_executes(tmp_path) -> None:
     """compress.runtime counts the runtime model's executed nodes; the plugin's own per-node profiling
     (EXECUTED status, what benchmark_app's counters list) must count the same, per layer type."""
-    from compress import pipeline as P
+    from compress import export, loading
     from compress.runtime import compile_counted, count_executed, runtime_graph
 
-    loaded = P.load("cloformer_xxs", "proxy", 64)
-    for model in (P.convert_deploy(loaded), P.convert_plain(loaded)):
+    loaded = loading.load("cloformer_xxs", "proxy", 64)
+    for model in (export.convert_deploy(loaded), export.convert_plain(loaded)):
         for precision in ("f32", None):
             compiled, req = compile_counted(model, "CPU", precision)
             types, precs, both = count_executed(compiled)  # the same compilation: counts must match exactly
@@ -140,8 +140,8 @@ def test_runtime_graph_counts_what_the_plugin_executes(tmp_path) -> None:
             g = runtime_graph(model, "x", "CPU", precision, compiles=2)
             assert g.executed == sum(g.by_type.values()) and g.spread >= 0 and g.isa
     # the deploy form folds AvgPool into global_kv: 10 fewer nodes, more than the compile-to-compile spread
-    assert runtime_graph(P.convert_deploy(loaded), precision="f32", compiles=3).executed <= runtime_graph(
-        P.convert_plain(loaded), precision="f32", compiles=3).executed - 8
+    assert runtime_graph(export.convert_deploy(loaded), precision="f32", compiles=3).executed <= runtime_graph(
+        export.convert_plain(loaded), precision="f32", compiles=3).executed - 8
 
 
 def test_benchmark_refuses_folder_without_report(tmp_path, capsys) -> None:

@@ -17,11 +17,11 @@ import torch
 
 import reference_np as rn
 from cloformer.registry import SHIPPED
-from compress import evaluate, prune, quantize
-from compress import pipeline as P
+from compress import evaluate, evaluation, loading, prune, quantization, quantize
+from compress.cli import FLAGS, cli_message
 from compress.errors import InputError
 from compress.pruning import PruneSettings
-from compress.settings import QuantSettings, ScopeEntry
+from compress.settings import QuantSettings, RunConfig, ScopeEntry
 from tests.test_data import _write_images
 from tools import make_imagenet_subset
 
@@ -111,7 +111,7 @@ def test_quantize_bad_input(tmp_path, capsys, bad_files, argv: list[str], messag
 
 def test_checkpoint_errors_list_every_key(bad_files) -> None:
     with pytest.raises(InputError) as e:
-        P.load("cloformer_xxs", bad_files["keys"])
+        loading.load("cloformer_xxs", bad_files["keys"])
     msg = str(e.value)
     assert "missing: norm.weight" in msg and "unexpected: extra.weight" in msg and "head.bias: checkpoint (3,)" in msg
 
@@ -127,17 +127,53 @@ def test_quantize_argument_errors_exit_2(capsys, argv: list[str]) -> None:
     assert "negative dimensions" not in err and "data" not in err.split("error:")[-1]
 
 
-def test_settings_fail_loudly_whoever_builds_them() -> None:
-    for kw, msg in [({"preset": "bogus"}, "preset 'bogus'"), ({"model_type": "cnn"}, "model type 'cnn'"),
-                    ({"activation_range": "wide"}, "activation range 'wide'"), ({"subset_size": 0}, "subset size"),
-                    ({"ignored_scope": ("kind:x",)}, "--ignored-scope 'kind:x'")]:
-        with pytest.raises(InputError, match=msg):
-            QuantSettings(**kw)
+# (constructor, keyword arguments, the library's words, the command line's words for the same error)
+SETTINGS_ERRORS = [
+    (QuantSettings, {"preset": "bogus"}, "preset 'bogus'", None),  # (argparse's choices refuse it first)
+    (QuantSettings, {"model_type": "cnn"}, "model_type 'cnn'", None),
+    (QuantSettings, {"activation_range": "wide"}, "activation_range 'wide'", None),
+    (QuantSettings, {"subset_size": 0}, "subset_size must be", None),
+    (QuantSettings, {"ignored_scope": ("kind:x",)}, "ignored_scope 'kind:x'", ["--ignored-scope", "kind:x"]),
+    (QuantSettings, {"smooth_quant_alpha": 2.0}, "smooth_quant_alpha must be", ["--smooth-quant-alpha", "2"]),
+    (PruneSettings, {"method": "magic"}, "method 'magic'", None),
+    (PruneSettings, {"ratio": 1.0}, "ratio must be in (0, 1)", ["--ratio", "1.0"]),
+    (PruneSettings, {"finetune_steps": -1}, "finetune_steps must be", ["--finetune-steps", "-1"]),
+    (PruneSettings, {"lr": 0}, "lr must be > 0", ["--lr", "0"]),
+    (PruneSettings, {"method": "nncf-rb", "finetune_steps": 0}, "method nncf-rb learns its masks during "
+     "fine-tuning: finetune_steps must be > 0", ["--method", "nncf-rb", "--finetune-steps", "0"]),
+    (RunConfig, {"benchmark_seconds": -1}, "benchmark_seconds must be", ["--benchmark-seconds", "-1"]),
+    (RunConfig, {"max_drop": -1}, "max_drop must be", ["--max-drop", "-1"]),
+]
+
+
+@pytest.mark.parametrize("cls,kw,words,argv", SETTINGS_ERRORS, ids=[str(r[1]) for r in SETTINGS_ERRORS])
+def test_settings_errors_name_fields_and_the_cli_names_flags(capsys, cls, kw, words, argv) -> None:
+    """Issue 17: whoever builds the settings gets the error at construction, in the library's vocabulary (field
+    names, no flags); the command line says the same with its flags (compress.cli.FLAGS, one table)."""
+    with pytest.raises(InputError) as e:
+        cls(**kw)
+    assert words in str(e.value) and "--" not in str(e.value), str(e.value)
+    if argv is not None:
+        main = prune.main if cls is PruneSettings else quantize.main
+        assert main([*argv, "--out", "/nonexistent-never-written"]) == 2
+        err = capsys.readouterr().err
+        flagged = cli_message(e.value)
+        assert flagged in err and "Traceback" not in err, err
+        for name in e.value.fields:
+            assert FLAGS[name] in flagged and FLAGS[name] in err
+
+
+def test_cli_message_maps_every_field_it_names() -> None:
     assert QuantSettings(ignored_scope=("type:MVN",)).ignored_scope == (ScopeEntry("type", "MVN"),)
-    for kw, msg in [({"method": "magic"}, "method 'magic'"), ({"ratio": 1.0}, r"\(0, 1\)"),
-                    ({"finetune_steps": -1}, "finetune-steps"), ({"lr": 0}, "--lr")]:
-        with pytest.raises(InputError, match=msg):
-            PruneSettings(**kw)
+    err = InputError("val proxy-val shares 3 image(s) with calib sample: give disjoint data, no val (to split "
+                     "calib), or allow_overlap=True", field=("val", "calib", "val", "calib", "allow_overlap"))
+    assert cli_message(err) == ("--val proxy-val shares 3 image(s) with --calib sample: give disjoint data, no --val "
+                                "(to split --calib), or --allow-overlap")
+    assert cli_message(InputError("exists; pass force=True to replace it", field="force")).endswith("pass --force "
+                                                                                                   "to replace it")
+    assert set(FLAGS.values()) <= {a.option_strings[0] for p in (quantize.build_parser(), prune.build_parser(),
+                                                                 evaluate.build_parser()) for a in p._actions
+                                   if a.option_strings}  # every flag of the table exists
 
 
 def test_internal_error_exits_1_and_keeps_a_failed_folder(tmp_path, capsys, monkeypatch) -> None:
@@ -146,7 +182,7 @@ def test_internal_error_exits_1_and_keeps_a_failed_folder(tmp_path, capsys, monk
     def boom(*a, **k):
         raise ValueError("injected failure inside nncf")
 
-    monkeypatch.setattr(P, "quantize", boom)
+    monkeypatch.setattr(quantization, "quantize", boom)
     out = tmp_path / "out"
     assert quantize.main([*FAST, "--out", str(out)]) == 1
     err = capsys.readouterr().err
@@ -161,7 +197,7 @@ def test_force_keeps_the_old_output_until_the_new_one_is_complete(tmp_path, monk
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("previous run")
-    monkeypatch.setattr(P, "quantize", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("fails late")))
+    monkeypatch.setattr(quantization, "quantize", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("fails late")))
     assert quantize.main([*FAST, "--out", str(out), "--force"]) == 1
     assert (out / "keep.txt").read_text() == "previous run"  # a failed --force run loses nothing
     monkeypatch.undo()
@@ -226,16 +262,28 @@ def test_killed_run_then_next_run(tmp_path) -> None:
 
 # ---------------------------------------------------------------- evaluate
 EVALUATE_BAD = [
-    (["--model", "{allnan}"], "hold NaN or Inf"),
-    (["--model", "/missing.xml"], "IR not found"),
-    (["--model", "{nobin}/m.xml"], "has no weights file m.bin"),
-    (["--model", "{trunc}/m.xml"], "m.bin is truncated"),
-    (["--model", "{run}/model_fp32.xml", "--input-size", "64"], "takes 32x32 input"),
-    (["--model", "proxy", "--data", "{wnid}"], "scored against the 1000 ImageNet classes; this model has 16"),
-    (["--model", "proxy", "--data", "{mixed}"], "mixes WordNet-id"),
-    (["--model", "proxy", "--data", "/nowhere"], "not found"),
-    (["--model", "proxy", "--json", "/nowhere/x.json"], "does not exist"),
+    (["--checkpoint", "{allnan}"], "hold NaN or Inf"),
+    (["--checkpoint", "/missing.xml"], "IR not found"),
+    (["--checkpoint", "{nobin}/m.xml"], "has no weights file m.bin"),
+    (["--checkpoint", "{trunc}/m.xml"], "m.bin is truncated"),
+    (["--checkpoint", "{run}/model_fp32.xml", "--input-size", "64"], "takes 32x32 input"),
+    (["--checkpoint", "proxy", "--data", "{wnid}"], "scored against the 1000 ImageNet classes; this model has 16"),
+    (["--checkpoint", "proxy", "--data", "{mixed}"], "mixes WordNet-id"),
+    (["--checkpoint", "proxy", "--data", "/nowhere"], "not found"),
+    (["--checkpoint", "proxy", "--json", "/nowhere/x.json"], "does not exist"),
 ]
+
+
+def test_evaluate_speaks_the_quantize_vocabulary(capsys, caplog) -> None:
+    """Issue 17: --model is the variant and --checkpoint its weights in every command; the old `--model <ckpt>
+    --variant V` still works, with a warning that says the new spelling; mixing the two is refused."""
+    assert evaluate.main(["--model", "cloformer_xxs", "--checkpoint", "proxy", "--limit", "8"]) == 0
+    assert "old spelling" not in capsys.readouterr().err + caplog.text
+    assert evaluate.main(["--model", "proxy", "--variant", "cloformer_xxs", "--limit", "8"]) == 0
+    said = capsys.readouterr().err + caplog.text
+    assert "old spelling" in said and "--checkpoint proxy --model cloformer_xxs" in said
+    assert evaluate.main(["--checkpoint", "proxy", "--variant", "cloformer_xxs"]) == 2
+    assert "--variant is the old spelling of --model" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv,message", EVALUATE_BAD, ids=[" ".join(a) for a, _ in EVALUATE_BAD])
@@ -253,8 +301,8 @@ def test_evaluate_openvino_parallel_matches_serial(bad_files) -> None:
 
     xml = bad_files["run"] / "model_fp32.xml"
     src = resolve_source("proxy-val", 32, limit=24)
-    par = evaluate.evaluate_openvino(xml, src, "CPU", "f32", workers=2, progress=False)
-    ser = evaluate.evaluate(evaluate.openvino_predictor(xml, "CPU", "f32"), resolve_source("proxy-val", 32, 24),
+    par = evaluation.evaluate_openvino(xml, src, "CPU", "f32", workers=2, progress=False)
+    ser = evaluation.evaluate(evaluation.openvino_predictor(xml, "CPU", "f32"), resolve_source("proxy-val", 32, 24),
                             progress=False)
     assert par.n == ser.n == 24 and np.array_equal(par.labels, ser.labels)
     assert np.abs(par.logits - ser.logits).max() <= 1e-5 * np.abs(ser.logits).max()
@@ -307,7 +355,7 @@ def test_evaluate_an_ir_with_the_numpy_executor(bad_files, tmp_path) -> None:
 
     xml = bad_files["run"] / "model_fp32.xml"
     for backend in ("numpy", "openvino"):
-        assert evaluate.main(["--model", str(xml), "--backend", backend, "--data", "proxy-val", "--limit", "12",
+        assert evaluate.main(["--checkpoint", str(xml), "--backend", backend, "--data", "proxy-val", "--limit", "12",
                               "--json", str(tmp_path / f"{backend}.json")]) == 0
     a, b = (json.loads((tmp_path / f"{k}.json").read_text()) for k in ("numpy", "openvino"))
     assert a["n"] == b["n"] == 12 and a["top1"] == b["top1"] and "NumPy" in a["backend"]
@@ -390,7 +438,7 @@ def test_ignored_scope_refused_before_data_and_finetuning(tmp_path, monkeypatch,
     from compress import pruning
 
     calls: list[str] = []
-    monkeypatch.setattr(P, "calibration_data", lambda *a, **k: calls.append("calibration data"))
+    monkeypatch.setattr(quantization, "calibration_data", lambda *a, **k: calls.append("calibration data"))
     monkeypatch.setattr(pruning, "load_pool", lambda *a, **k: calls.append("fine-tuning data"))
     monkeypatch.setattr(pruning, "finetune", lambda *a, **k: calls.append("fine-tune"))
     for main, extra in ((quantize.main, []), (prune.main, ["--quantize", "--finetune-steps", "600"])):
@@ -458,7 +506,7 @@ def test_checkpoint_folder_and_wordnet_data_get_the_right_message(tmp_path, caps
     assert "is a folder; pass the checkpoint file" in capsys.readouterr().err
     for w in ("n01440764", "n02102040", "n03000684"):
         _write_images(tmp_path / "wn" / w, ["a.JPEG"])
-    assert evaluate.main(["--model", "proxy", "--data", str(tmp_path / "wn")]) == 2
+    assert evaluate.main(["--checkpoint", "proxy", "--data", str(tmp_path / "wn")]) == 2
     err = capsys.readouterr().err
     assert "WordNet-id folders are scored against the 1000 ImageNet classes; this model has 16" in err
 
@@ -503,7 +551,7 @@ def test_full_disk_is_refused_early_or_reported_as_the_machine(small_disk, capsy
     old = small_disk / "old"
     old.mkdir()
     (old / "keep.txt").write_text("previous output")
-    monkeypatch.setattr(P, "output_bytes", lambda *a, **k: 1 << 20)
+    monkeypatch.setattr(quantization, "output_bytes", lambda *a, **k: 1 << 20)
     assert quantize.main([*FAST, "--out", str(old), "--force"]) == 1
     err = capsys.readouterr().err
     assert f"cannot write {old}" in err and "MB free" in err

@@ -9,8 +9,7 @@ import torch
 
 import cloformer
 import reference_np as rn
-from compress import pipeline as P
-from compress import pruning
+from compress import export, loading, pruning, quantization, runtime
 from compress.tolerances import FLOAT32_REL, FLOAT64_ATOL
 from reference_np.specs import VARIANTS, plan_from_spec
 from tests.conftest import ALL_VARIANTS, np_weights, test_input
@@ -66,14 +65,14 @@ def test_deploy_ir_f32_agrees_with_reference(tmp_path, name: str) -> None:
     logits and every tap output."""
     path = tmp_path / "w.safetensors"
     rn.save_weights(rn.cast_weights(np_weights(name), np.float32), path)
-    loaded = P.load(name, path, 64)
-    exported = P.export(loaded, tmp_path)
+    loaded = loading.load(name, path, 64)
+    exported = export.export(loaded, tmp_path)
     x = test_input((2, 3, 64, 64)).astype(np.float32)
     _, taps = rn.forward(rn.cast_weights(loaded.weights), x.astype(np.float64), return_intermediates=True)
     ref = rn.forward(rn.cast_weights(loaded.weights), x.astype(np.float64))
-    got = P.run_ov(P.compile_ov(str(exported.fp32_xml), "CPU", "f32"), x)[0]
+    got = runtime.run_ov(runtime.compile_ov(str(exported.fp32_xml), "CPU", "f32"), x)[0]
     assert np.abs(got - ref).max() <= FLOAT32_REL * np.abs(ref).max()
-    outs = P.run_ov(P.compile_ov(exported.taps_model, "CPU", "f32"), x)
+    outs = runtime.run_ov(runtime.compile_ov(exported.taps_model, "CPU", "f32"), x)
     for n, t in zip(exported.tap_names, outs[1:], strict=True):
         assert np.abs(t - taps[n]).max() <= FLOAT32_REL * np.abs(taps[n]).max(), n
 
@@ -83,20 +82,20 @@ def test_deploy_ir_pruned_checkpoint(tmp_path) -> None:
     sliced = pruning.slice_weights(np_weights("cloformer_xxs"), plan,
                                    pruning.select(plan, random_scores(plan, 4), 0.45, 16))
     path = rn.save_weights(rn.cast_weights(sliced, np.float32), tmp_path / "p.safetensors")
-    loaded = P.load("cloformer_xxs", path, 64)
-    exported = P.export(loaded, tmp_path)
+    loaded = loading.load("cloformer_xxs", path, 64)
+    exported = export.export(loaded, tmp_path)
     x = test_input((1, 3, 64, 64)).astype(np.float32)
     ref = rn.forward(rn.cast_weights(loaded.weights), x.astype(np.float64))
-    got = P.run_ov(P.compile_ov(str(exported.fp32_xml), "CPU", "f32"), x)[0]
+    got = runtime.run_ov(runtime.compile_ov(str(exported.fp32_xml), "CPU", "f32"), x)[0]
     assert np.abs(got - ref).max() <= FLOAT32_REL * np.abs(ref).max()
 
 
 def test_deploy_graph_op_inventory() -> None:
     """What the deploy graph is made of: no AvgPool (folded into global_kv), no GroupNormalization (plain MVN),
     one ScaledDotProductAttention per block with a global branch (fused into one CPU kernel)."""
-    loaded = P.load("cloformer_xxs", "proxy", 64)
-    types = [op.get_type_name() for op in P.convert_deploy(loaded).get_ops()]
-    plain = [op.get_type_name() for op in P.convert_plain(loaded).get_ops()]
+    loaded = loading.load("cloformer_xxs", "proxy", 64)
+    types = [op.get_type_name() for op in export.convert_deploy(loaded).get_ops()]
+    plain = [op.get_type_name() for op in export.convert_plain(loaded).get_ops()]
     assert "AvgPool" not in types and plain.count("AvgPool") == 10
     assert "GroupNormalization" not in types and types.count("MVN") == 26
     assert types.count("ScaledDotProductAttention") == 12
@@ -113,11 +112,11 @@ def int8_224(tmp_path_factory):
     from compress.sources import resolve_source
 
     d = tmp_path_factory.mktemp("int8_224")
-    loaded = P.load("cloformer_xxs", "proxy", 224)
-    exported = P.export(loaded, d)
-    calib = P.calibration_data(resolve_source("sample", 224).subset(8))
-    q = P.quantize(exported.taps_model, calib, QuantSettings(subset_size=8))
-    ov.save_model(P.single_output(q), str(d / "model_int8.xml"), compress_to_fp16=False)
+    loaded = loading.load("cloformer_xxs", "proxy", 224)
+    exported = export.export(loaded, d)
+    calib = quantization.calibration_data(resolve_source("sample", 224).subset(8))
+    q = quantization.quantize(exported.taps_model, calib, QuantSettings(subset_size=8))
+    ov.save_model(export.single_output(q), str(d / "model_int8.xml"), compress_to_fp16=False)
     return loaded, exported, d / "model_int8.xml"
 
 
@@ -132,7 +131,7 @@ def test_int8_runtime_graph_bars(int8_224) -> None:
     loaded, exported, xml = int8_224
     int8 = runtime_graph(xml, "int8", compiles=3)
     deploy = runtime_graph(exported.fp32_xml, "deploy", compiles=3)
-    plain = runtime_graph(P.convert_plain(loaded), "plain", compiles=3)
+    plain = runtime_graph(export.convert_plain(loaded), "plain", compiles=3)
     assert deploy.executed <= plain.executed - 8  # AvgPool folded into global_kv (10 nodes)
     assert int8.by_type.get("Convolution", 0) == 131  # every convolution still one node, none split off
     # every ISA: quantizing adds no executed node to the deploy graph (a spread of two for layout choices)

@@ -18,7 +18,7 @@ from PIL import Image
 
 from compress.data import DataSource, Item
 from compress.errors import InputError
-from compress.evaluate import Preloaded, evaluate_openvino
+from compress.evaluation import Preloaded, evaluate_openvino
 
 ROOT = Path(__file__).resolve().parents[1]
 BOUND_S = 20.0  # one early exit, generous: a decode takes milliseconds, a deadlock takes forever
@@ -65,9 +65,9 @@ def busy_runtimes(folder: Path) -> Path:
     import openvino as ov
     import torch
 
-    from compress import pipeline as P
+    from compress import export, loading
 
-    xml = P.export(P.load("cloformer_xxs", "proxy", 32), folder).fp32_xml
+    xml = export.export(loading.load("cloformer_xxs", "proxy", 32), folder).fp32_xml
     compiled = ov.Core().compile_model(str(xml), "CPU")
     compiled(np.zeros((1, 3, 32, 32), np.float32))
     torch.ones(256, 256) @ torch.ones(256, 256)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compress import pipeline as P
+from compress import runtime
 from compress.metrics import sqnr_db
 from compress.tolerances import (
     INT8_FQ_RTOL,
@@ -96,7 +96,7 @@ def test_openvino_int8_agrees_with_the_golden(gold, requantized, float32_yardsti
     """OpenVINO's CPU plugin on the same IR departs from the graph's ideal semantics no more than float32
     arithmetic does, less INT8_RUNTIME_MARGIN_DB (tolerances.py: a saturating kernel, which once lost 17 dB, fails)."""
     _, xml = requantized
-    got = P.run_ov(P.compile_ov(str(xml), "CPU", precision), int8_input())[0]
+    got = runtime.run_ov(runtime.compile_ov(str(xml), "CPU", precision), int8_input())[0]
     assert float32_yardstick > 20
     assert sqnr_db(got, gold["logits"]) >= float32_yardstick - INT8_RUNTIME_MARGIN_DB
     assert sqnr_db(got, gold["logits"]) >= INT8_GOLDEN_RUNTIME_MIN_DB  # the fixed floor, measured on two ISAs

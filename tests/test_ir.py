@@ -211,8 +211,7 @@ def test_float64_deploy_ir_run_by_numpy_equals_the_reference(tmp_path, name: str
     """The deploy graph exported with float64 constants and run by reference_np.ir reproduces
     reference_np.forward to 1e-10: every variant and a pruned checkpoint, at 64x64."""
     import reference_np as rn
-    from compress import pipeline as P
-    from compress import pruning
+    from compress import export, loading, pruning
     from compress.tolerances import FLOAT64_ATOL
     from reference_np.specs import VARIANTS, plan_from_spec
     from tests.conftest import np_weights, test_input
@@ -224,8 +223,8 @@ def test_float64_deploy_ir_run_by_numpy_equals_the_reference(tmp_path, name: str
         plan = plan_from_spec(VARIANTS[variant])
         w = pruning.slice_weights(w, plan, pruning.select(plan, random_scores(plan, 6), 0.45, 16))
     path = rn.save_weights(rn.cast_weights(w, np.float32), tmp_path / "w.safetensors")
-    loaded = P.load(variant, path, 64)
-    graph = ir.load(P.convert_deploy_float64(loaded, tmp_path / "d.xml"))
+    loaded = loading.load(variant, path, 64)
+    graph = ir.load(export.convert_deploy_float64(loaded, tmp_path / "d.xml"))
     x = test_input((1, 3, 64, 64))
     ref = rn.forward(rn.cast_weights(loaded.weights), x)
     assert np.abs(graph(x) - ref).max() <= FLOAT64_ATOL
@@ -239,27 +238,27 @@ def test_other_routes_run_by_numpy(tmp_path, route: str) -> None:
     (f32 hint): FP32 routes to 1e-5 relative, the INT8 IR to 30 dB logit SQNR and the same top-1."""
     import openvino as ov
 
-    from compress import pipeline as P
+    from compress import export, loading, quantization, runtime
     from compress.metrics import rel_max, sqnr_db
     from compress.settings import QuantSettings
     from compress.sources import resolve_source
 
-    loaded = P.load("cloformer_xxs", "proxy", 64)
+    loaded = loading.load("cloformer_xxs", "proxy", 64)
     x = np.stack([x for x, _ in resolve_source("proxy-val", 64).subset(2)])
     if route == "onnx":
-        exported = P.export(loaded, tmp_path)
+        exported = export.export(loaded, tmp_path)
         model = ov.convert_model(str(exported.onnx_path))
     elif route == "plain":
-        model = P.convert_plain(loaded)
+        model = export.convert_plain(loaded)
     else:
-        exported = P.export(loaded, tmp_path)
-        calib = P.calibration_data(resolve_source("sample", 64).subset(16))
-        model = P.single_output(P.quantize(exported.taps_model, calib, QuantSettings(subset_size=16)))
+        exported = export.export(loaded, tmp_path)
+        calib = quantization.calibration_data(resolve_source("sample", 64).subset(16))
+        model = export.single_output(quantization.quantize(exported.taps_model, calib, QuantSettings(subset_size=16)))
     ov.save_model(model, str(tmp_path / "m.xml"), compress_to_fp16=False)
     types = {op.get_type_name() for op in model.get_ops()}
     graph = ir.load(tmp_path / "m.xml")
     got = np.concatenate([graph(x[i:i + 1]) for i in range(len(x))])
-    want = P.run_ov(P.compile_ov(str(tmp_path / "m.xml"), "CPU", "f32"), x)[0]
+    want = runtime.run_ov(runtime.compile_ov(str(tmp_path / "m.xml"), "CPU", "f32"), x)[0]
     if route == "int8":
         assert {"FakeQuantize", "Convert", "Multiply"} <= types
         # measured 35.0 dB on these two images; 37.8 dB over all of proxy-val (tools.check_int8_ir)

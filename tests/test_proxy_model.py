@@ -12,7 +12,8 @@ import pytest
 import cloformer
 import reference_np as rn
 from cloformer.registry import SHIPPED
-from compress import evaluate as ev
+from compress import evaluate
+from compress import evaluation as ev
 from compress.sources import resolve_source
 from compress.tolerances import FLOAT32_REL
 
@@ -67,13 +68,13 @@ def test_heldout_accuracy_reproduced(proxy_val, backend: str) -> None:
 
 def test_evaluate_cli_json(tmp_path) -> None:
     out = tmp_path / "e.json"
-    assert ev.main(["--model", "proxy", "--data", "proxy-val", "--limit", "64", "--json", str(out)]) == 0
+    assert evaluate.main(["--checkpoint", "proxy", "--data", "proxy-val", "--limit", "64", "--json", str(out)]) == 0
     d = json.loads(out.read_text())
     assert d["n"] == 64 and {"top1", "top5", "n"} <= set(d) and 0 <= d["top1"] <= 100
 
 
 def test_evaluate_cli_bad_data(tmp_path, capsys) -> None:
-    assert ev.main(["--model", "proxy", "--data", str(tmp_path / "missing")]) == 2
+    assert evaluate.main(["--checkpoint", "proxy", "--data", str(tmp_path / "missing")]) == 2
     assert "not found" in capsys.readouterr().err
 
 

@@ -11,8 +11,7 @@ import pytest
 
 import reference_np as rn
 from cloformer.registry import SHIPPED
-from compress import pipeline as P
-from compress import quantize
+from compress import export, loading, quantization, quantize, runtime
 from compress.tolerances import FLOAT32_REL
 from reference_np.macs import count_params
 from tests.test_data import _write_images
@@ -108,13 +107,13 @@ def test_fp32_ir_reproduces_numpy_golden(tmp_path) -> None:
     _, w = golden_weights("cloformer_xxs")
     path = tmp_path / "g.npz"
     rn.save_weights(w, path)
-    loaded = P.load("cloformer_xxs", path, 64)
-    exported = P.export(loaded, tmp_path)
+    loaded = loading.load("cloformer_xxs", path, 64)
+    exported = export.export(loaded, tmp_path)
     with np.load(GOLDEN_DIR / "input.npz") as z:
         x = z["input"]
     with np.load(GOLDEN_DIR / "cloformer_xxs.npz") as z:
         gold = z["logits"]
-    got = P.run_ov(P.compile_ov(str(exported.fp32_xml), "CPU", "f32"), x)[0]
+    got = runtime.run_ov(runtime.compile_ov(str(exported.fp32_xml), "CPU", "f32"), x)[0]
     assert np.abs(got - gold).max() <= FLOAT32_REL * np.abs(gold).max()
 
 
@@ -147,7 +146,7 @@ def test_interrupted_run_exits_130_and_leaves_nothing(tmp_path, monkeypatch, cap
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(P, "quantize", boom)
+    monkeypatch.setattr(quantization, "quantize", boom)
     out = tmp_path / "out"
     assert quantize.main([*QUICK, "--out", str(out)]) == 130
     assert capsys.readouterr().err.strip().endswith("interrupted")
@@ -155,8 +154,8 @@ def test_interrupted_run_exits_130_and_leaves_nothing(tmp_path, monkeypatch, cap
 
 
 def test_export_leaves_model_in_eval_mode(tmp_path) -> None:
-    loaded = P.load("cloformer_xxs", "proxy", 32)
-    P.export(loaded, tmp_path)
+    loaded = loading.load("cloformer_xxs", "proxy", 32)
+    export.export(loaded, tmp_path)
     assert not any(m.training for m in loaded.model.modules())
 
 

@@ -13,9 +13,8 @@ import torch
 
 import cloformer
 import reference_np as rn
-from compress import pipeline as P
-from compress import pruning, quantize
-from compress.evaluate import evaluate_openvino, openvino_predictor
+from compress import export, loading, pruning, quantization, quantize, runtime
+from compress.evaluation import evaluate_openvino, openvino_predictor
 from compress.metrics import sqnr_db
 from compress.runtime import runtime_graph
 from compress.settings import QuantSettings
@@ -28,28 +27,28 @@ SIZE = 64
 QUICK_Q = QuantSettings(subset_size=8, fast_bias_correction=True, activation_range="minmax")
 
 
-def _pruned(loaded: P.LoadedModel) -> P.LoadedModel:
+def _pruned(loaded: loading.LoadedModel) -> loading.LoadedModel:
     plan = loaded.model.plan
     weights = pruning.slice_weights(loaded.weights, plan, pruning.select(plan, random_scores(plan, 3), 0.45, 16))
     model = cloformer.CloFormer(rn.plan_from_weights(weights)).float().eval()
     model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in weights.items()}, strict=True)
-    return P.LoadedModel(loaded.variant, "pruned", model, loaded.input_size, weights)
+    return loading.LoadedModel(loaded.variant, "pruned", model, loaded.input_size, weights)
 
 
 @pytest.fixture(scope="module")
 def irs(tmp_path_factory) -> dict[str, Path]:
     """FP32 and INT8 deploy IRs of the proxy model and of a structured-pruned one, and the ONNX-route IR."""
     d = tmp_path_factory.mktemp("irs")
-    calib = P.calibration_data(resolve_source("sample", SIZE).subset(8))
+    calib = quantization.calibration_data(resolve_source("sample", SIZE).subset(8))
     out: dict[str, Path] = {}
-    loaded = P.load("cloformer_xxs", "proxy", SIZE)
+    loaded = loading.load("cloformer_xxs", "proxy", SIZE)
     for tag, lm in (("proxy", loaded), ("proxy-pruned", _pruned(loaded))):
         (d / tag).mkdir()
-        exported = P.export(lm, d / tag)
+        exported = export.export(lm, d / tag)
         out[f"{tag} fp32"] = exported.fp32_xml
-        int8 = P.quantize(exported.taps_model, calib, QUICK_Q)
+        int8 = quantization.quantize(exported.taps_model, calib, QUICK_Q)
         out[f"{tag} int8"] = d / tag / "model_int8.xml"
-        ov.save_model(P.single_output(int8), str(out[f"{tag} int8"]), compress_to_fp16=False)
+        ov.save_model(export.single_output(int8), str(out[f"{tag} int8"]), compress_to_fp16=False)
     onnx_ir = ov.convert_model(str(d / "proxy" / "model_fp32.onnx"))
     out["onnx route"] = d / "onnx.xml"
     ov.save_model(onnx_ir, str(out["onnx route"]), compress_to_fp16=False)
@@ -63,7 +62,7 @@ def _images(n: int, size: int) -> np.ndarray:
 def _reshaped(xml: Path, shape: list[int]) -> object:
     model = ov.Core().read_model(str(xml))
     model.reshape(shape)
-    return P.compile_ov(model)
+    return runtime.compile_ov(model)
 
 
 @pytest.mark.parametrize("key", ["proxy fp32", "proxy int8", "proxy-pruned fp32", "proxy-pruned int8", "onnx route"])
@@ -105,7 +104,7 @@ def test_saved_irs_are_static_batch1_and_numpy_executor_follows_the_input(irs, k
 def test_reshapeable_graph_adds_no_executed_node(irs, tmp_path) -> None:
     """The shape arithmetic (ShapeOf) that makes the IR reshapeable is folded by the plugin at compile time: the
     runtime graph is node for node the one of a static conversion."""
-    loaded = P.load("cloformer_xxs", "proxy", SIZE)
+    loaded = loading.load("cloformer_xxs", "proxy", SIZE)
     with torch.no_grad():
         static = ov.convert_model(loaded.deploy(), example_input=torch.zeros(1, 3, SIZE, SIZE),
                                   input=[[1, 3, SIZE, SIZE]])

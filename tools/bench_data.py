@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from compress import pipeline as P
+from compress import export, loading, runtime
 from compress.data import imagenet_synsets
-from compress.evaluate import evaluate_openvino
+from compress.evaluation import evaluate_openvino
 from compress.runtime import cpu_isa
 from compress.sources import resolve_source
 from tools.benchmark import benchmark_app_cmd, run_benchmark_app
@@ -83,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{statistics.median(hash_times):.2f} s")
         ir = args.ir
         if ir is None:
-            loaded = P.load("cloformer_xxs", "proxy", 224)
-            ir = P.export(loaded, tmp).fp32_xml
-        size = int(P.compile_ov(ir, "CPU", None).input(0).get_shape()[-1])
+            loaded = loading.load("cloformer_xxs", "proxy", 224)
+            ir = export.export(loaded, tmp).fp32_xml
+        size = int(runtime.compile_ov(ir, "CPU", None).input(0).get_shape()[-1])
         folder = jpeg_folder(tmp, args.images)
         rates, fps = [], []
         for r in range(args.rounds):  # alternate the two measurements, medians of both

@@ -224,10 +224,10 @@ def plain_ir(variant: str, checkpoint: str, size: int, folder: Path) -> Path:
     """The baseline IR: the training-form model through ov.convert_model, saved in FP32."""
     import openvino as ov
 
-    from compress import pipeline as P
+    from compress import export, loading
 
     xml = folder / f"plain_fp32_{size}.xml"
-    ov.save_model(P.convert_plain(P.load(variant, checkpoint, size)), str(xml), compress_to_fp16=False)
+    ov.save_model(export.convert_plain(loading.load(variant, checkpoint, size)), str(xml), compress_to_fp16=False)
     return xml
 
 
@@ -235,7 +235,7 @@ def discover(folders: list[Path], python_backends: bool = True, numpy_backend: b
              baseline_dir: Path | None = None) -> list[Target]:
     """Targets of every folder, the plain FP32 baseline (built into baseline_dir) first."""
     import cloformer
-    from compress.pipeline import default_precision
+    from compress.runtime import default_precision
     from reference_np.macs import count_macs
 
     default_prec = default_precision()  # bf16 on BF16-capable CPUs, f32 elsewhere

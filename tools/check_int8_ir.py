@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from compress import pipeline as P
-from compress.evaluate import Preloaded, read_ir
+from compress import verification
+from compress.evaluation import Preloaded, read_ir
 from compress.settings import TARGET_MIN_GRAPH_AGREEMENT_PCT, TARGET_MIN_GRAPH_SQNR_DB
 from compress.sources import resolve_source
 
@@ -35,9 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     x = np.asarray(data.xs)
     print(f"{args.ir} on {data.name}: {len(x)} images at {size}px")
     with tempfile.TemporaryDirectory() as tmp:
-        run = P.graph_run(args.ir, None, [], x, Path(tmp))  # the NumPy side once, for both precisions
+        run = verification.graph_run(args.ir, None, [], x, Path(tmp))  # the NumPy side once, for both precisions
         for precision in ("f32", None):
-            g = P.runtime_vs_graph(run, args.ir, None, args.device, precision)
+            g = verification.runtime_vs_graph(run, args.ir, None, args.device, precision)
             print(f"  {args.device} {g.precision:8s}: logit max |d| {g.max_abs:.3g}, SQNR {g.sqnr_db:.1f} dB, top-1 "
                   f"agreement {g.top1_agreement:.2f}% ({g.disagreements} differ); NumPy float32 vs float64 on the "
                   f"same graph: {g.graph_f32_sqnr_db:.1f} dB")

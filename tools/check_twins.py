@@ -12,8 +12,8 @@ import sys
 import numpy as np
 
 import reference_np as rn
-from compress.pipeline import twin_error
 from compress.tolerances import FLOAT32_REL, FLOAT64_ATOL
+from compress.verification import twin_error
 from reference_np.specs import VARIANTS, plan_from_spec
 from tools.make_golden import GOLDEN_DIR, WEIGHT_SEED
 

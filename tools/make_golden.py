@@ -105,21 +105,21 @@ def quantize_golden(folder: Path):
     """(the quantized taps model, model_int8.xml) of the golden XXS weights, through the pipeline."""
     import openvino as ov
 
-    from compress import pipeline as P
+    from compress import export, loading, quantization
     from compress.settings import QuantSettings
 
     _, w = golden_weights(INT8_VARIANT)
     rn.save_weights(rn.cast_weights(w, np.float32), folder / "golden.safetensors")
-    loaded = P.load(INT8_VARIANT, folder / "golden.safetensors", INT8_SIZE)
-    exported = P.export(loaded, folder)
+    loaded = loading.load(INT8_VARIANT, folder / "golden.safetensors", INT8_SIZE)
+    exported = export.export(loaded, folder)
     # No bias correction: NNCF computes it by running the model in OpenVINO float32 on this CPU, and kernels of
     # other ISAs sum in other orders, so the corrected biases (and through FakeQuantize thresholds, the logits:
     # 0.165 of 2.5 between an AVX-512 VNNI CPU and an AMX CPU, with identical ranges) depend on the machine. The
     # ranges, the int8 weights and their scales do not: the golden pins those, on every CPU.
-    q = P.quantize(exported.taps_model, int8_calibration(),
+    q = quantization.quantize(exported.taps_model, int8_calibration(),
                    QuantSettings(subset_size=INT8_CALIB_N, fast_bias_correction=None))
     xml = folder / "model_int8.xml"
-    ov.save_model(P.single_output(q), str(xml), compress_to_fp16=False)
+    ov.save_model(export.single_output(q), str(xml), compress_to_fp16=False)
     return q, xml
 
 

@@ -21,10 +21,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from compress import pipeline as P
-from compress import proxy
+from compress import export, loading, proxy, quantization, verification
 from compress.cli import configure_logging
-from compress.evaluate import Preloaded, evaluate_openvino
+from compress.evaluation import Preloaded, evaluate_openvino
 from compress.report import md_table
 from compress.runtime import runtime_graph
 from compress.settings import QuantSettings, ScopeEntry
@@ -96,10 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     configure_logging(False)
-    loaded = P.load(args.model, args.checkpoint, args.input_size)
-    big = P.load(args.model, args.checkpoint, args.latency_size) if args.latency_size else None
-    calib = P.calibration_data(resolve_source(args.calib, loaded.input_size).subset(300))
-    calib_big = P.calibration_data(resolve_source(args.calib, args.latency_size).subset(300)) if big else None
+    loaded = loading.load(args.model, args.checkpoint, args.input_size)
+    big = loading.load(args.model, args.checkpoint, args.latency_size) if args.latency_size else None
+    calib = quantization.calibration_data(resolve_source(args.calib, loaded.input_size).subset(300))
+    calib_big = (quantization.calibration_data(resolve_source(args.calib, args.latency_size).subset(300))
+                 if big else None)
     val_src = proxy.selection_source(loaded.input_size, args.selection) if args.selection else \
         resolve_source(args.val, loaded.input_size)
     val = Preloaded.of(val_src)
@@ -109,35 +109,35 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_s)
         (tmp / "s").mkdir()
         (tmp / "b").mkdir()
-        exported = P.export(loaded, tmp / "s")
+        exported = export.export(loaded, tmp / "s")
         fp32 = evaluate_openvino(exported.fp32_xml, val, "CPU", "f32", backend="fp32")
         timed: list[Target] = []
         if big:
-            exported_big = P.export(big, tmp / "b")
+            exported_big = export.export(big, tmp / "b")
             plain = tmp / "b" / "plain.xml"
-            ov.save_model(P.convert_plain(big), str(plain), compress_to_fp16=False)
+            ov.save_model(export.convert_plain(big), str(plain), compress_to_fp16=False)
             timed = [_ir("plain FP32 default", plain, "default", args.latency_size),
                      _ir("deploy FP32 default", exported_big.fp32_xml, "default", args.latency_size)]
         for name, s in SETTINGS.items():
             if args.only and name not in args.only:
                 continue
             t0 = time.perf_counter()
-            q = P.quantize(exported.taps_model, calib, s)
+            q = quantization.quantize(exported.taps_model, calib, s)
             q_s = time.perf_counter() - t0
-            ov.save_model(P.single_output(q), str(tmp / "int8.xml"), compress_to_fp16=False)
+            ov.save_model(export.single_output(q), str(tmp / "int8.xml"), compress_to_fp16=False)
             int8 = evaluate_openvino(tmp / "int8.xml", val, "CPU", None, backend=name)  # as deployed
-            c = P.compare_int8(fp32.logits, int8.logits, fp32.labels, val.name)
-            worst = min(P.diagnose(loaded, exported, q, diag_x), key=lambda d: d.int8_db)
+            c = verification.compare_int8(fp32.logits, int8.logits, fp32.labels, val.name)
+            worst = min(verification.diagnose(loaded, exported, q, diag_x), key=lambda d: d.int8_db)
             nodes = None
             if big:
-                qb = P.quantize(exported_big.taps_model, calib_big, s)
+                qb = quantization.quantize(exported_big.taps_model, calib_big, s)
                 xml = tmp / f"int8b_{len(timed)}.xml"
-                ov.save_model(P.single_output(qb), str(xml), compress_to_fp16=False)
+                ov.save_model(export.single_output(qb), str(xml), compress_to_fp16=False)
                 timed.append(_ir(name, xml, "int8", args.latency_size))
                 nodes = runtime_graph(xml, name)
             results[name] = {"top1_drop": c.top1_drop, "agreement": c.top1_agreement, "sqnr_db": c.sqnr_db,
                              "worst_layer": worst.name, "worst_db": worst.int8_db, "quantize_s": q_s,
-                             "fake_quantize": P.count_fake_quantize(q), "differ": c.disagreements,
+                             "fake_quantize": quantization.count_fake_quantize(q), "differ": c.disagreements,
                              "executed": nodes.executed if nodes else None,
                              "reorders": nodes.reorders if nodes else None}
             print(name, results[name], flush=True)

@@ -36,7 +36,7 @@ import reference_np as rn
 from cloformer.registry import SHIPPED
 from compress import proxy
 from compress.augment import augment, mix, random_erase
-from compress.evaluate import evaluate, torch_predictor
+from compress.evaluation import evaluate, torch_predictor
 
 # the shipped model's recipe, from its model card: one source for the defaults
 CARD_RECIPE = {k: cloformer.model_card("proxy")[k] for k in ("train_steps", "batch", "seed")}

@@ -1,0 +1,317 @@
+"""Rendering of the reports: Markdown (tables, sections), plots and the printed summaries. Reading or writing a
+report's data is compress.report; nothing here computes a result."""
+
+from __future__ import annotations
+
+import shlex
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .report import LayerSQNR, PruneReport, QuantReport, SpeedReport, write_report
+from .runtime import RuntimeGraph
+from .settings import (
+    TARGET_MAX_TOP1_DROP_PT,
+    TARGET_MIN_AGREEMENT_PCT,
+    TARGET_MIN_GRAPH_AGREEMENT_PCT,
+    TARGET_MIN_GRAPH_SQNR_DB,
+    TARGET_MIN_SQNR_DB,
+)
+
+
+def fmt(v: Any, spec: str = ".2f") -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "NO"
+    if isinstance(v, float):
+        return format(v, spec)
+    return str(v)
+
+
+def md_table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(c) if not isinstance(c, str) else c for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def runtime_table(graphs: list[RuntimeGraph]) -> str:
+    """Executed nodes by type [precision], one column per graph."""
+    keys: list[str] = []
+    for g in graphs:
+        keys += [k for k in g.by_type_precision if k not in keys]
+    rows = [[k, *(g.by_type_precision.get(k, 0) or "–" for g in graphs)] for k in keys]
+    rows.append(["**executed nodes**", *(f"**{g.executed}**" for g in graphs)])
+    rows.append(["**of which Reorders**", *(f"**{g.reorders}**" for g in graphs)])
+    return md_table(["node [precision]", *(g.label for g in graphs)], rows)
+
+
+def plot_layers(layers: list[LayerSQNR], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    names = [d.name for d in layers]
+    vals = [d.int8_db for d in layers]
+    cap = 60.0  # layers left in float read ~130 dB; cap them so the quantized ones stay readable
+    fig, ax = plt.subplots(figsize=(max(8, 0.28 * len(names)), 4.5))
+    colors = ["#c0392b" if ("attn" in n) else "#2980b9" if n.endswith("mlp") else "#7f8c8d" for n in names]
+    ax.bar(range(len(names)), [min(v, cap) for v in vals], color=colors)
+    for i, v in enumerate(vals):
+        if v > cap:
+            ax.text(i, cap - 1, "float", rotation=90, ha="center", va="top", fontsize=7, color="white")
+    ax.set_ylim(0, cap + 2 if max(vals) > cap else max(vals) + 5)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=90, fontsize=7)
+    ax.set_ylabel("SQNR vs NumPy reference (dB)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(handles=[Patch(color="#c0392b", label="attention branch output"),
+                       Patch(color="#2980b9", label="ConvFFN output"),
+                       Patch(color="#7f8c8d", label="block / stem / features")], fontsize=8,
+              loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def speed_section(sp: SpeedReport) -> list[str]:
+    """report.md's speed section: the table, the ratios, and in plain words when a model is not faster here."""
+    def cell(values: list[float], spec: str, best: float) -> str:
+        return f"{statistics.median(values):{spec}} (best {best:{spec}})"
+
+    rows = []
+    for r in sp.rows:
+        q = sp.ratios(r.label)
+        rows.append([r.label, cell(r.latency_ms, ".2f", min(r.latency_ms)), cell(r.fps_b1, ".0f", max(r.fps_b1)),
+                     cell(r.fps_bn, ".0f", max(r.fps_bn)), f"{q['latency']:.2f}x", f"{q['fps_b1']:.2f}x",
+                     f"{q['fps_bn']:.2f}x"])
+    return ["## Speed on this machine", "",
+            f"{sp.device}: {sp.isa_short} ({sp.isa}), {sp.cores} cores, OpenVINO {sp.openvino}, default precision "
+            f"{sp.precision}. Medians of {sp.rounds} interleaved rounds of {sp.window_s:.2f} s per measurement (best "
+            "of rounds in brackets); ratios are medians of per-round ratios against "
+            f"{sp.baseline} (`ov.convert_model` of the unpruned checkpoint, the device's defaults), measured in the "
+            "same run. Latency: batch 1, LATENCY hint; throughput: THROUGHPUT hint, images/s.", "",
+            md_table(["model", "latency ms", "throughput b1", f"throughput b{sp.batch}", "latency vs plain",
+                      "thr. b1 vs plain", f"thr. b{sp.batch} vs plain"], rows), "",
+            *[f"- {verdict(sp, r.label)}" for r in sp.rows if r.label != sp.baseline], "",
+            "![speed](speed.png)", ""]
+
+
+def plot_speed(sp: SpeedReport, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    others = [r.label for r in sp.rows if r.label != sp.baseline]
+    keys = [("latency", "latency, batch 1"), ("fps_b1", "throughput, batch 1"),
+            ("fps_bn", f"throughput, batch {sp.batch}")]
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    width = 0.8 / max(len(others), 1)
+    for i, label in enumerate(others):
+        q = sp.ratios(label)
+        vals = [q[k] for k, _ in keys]
+        pos = np.arange(len(keys)) + (i - (len(others) - 1) / 2) * width
+        bars = ax.bar(pos, vals, width, label=label)
+        ax.bar_label(bars, [f"{v:.2f}x" for v in vals], fontsize=7)
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_xticks(range(len(keys)), [k[1] for k in keys])
+    ax.set_ylabel(f"speed-up vs {sp.baseline}")
+    ax.set_title(f"{title}: {sp.isa_short}, {sp.cores} cores, OpenVINO {sp.openvino}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_quant_outputs(report: QuantReport, folder: Path, stem: str = "report") -> None:
+    """<stem>.md, <stem>.json and per_layer_sqnr.png."""
+    c, cf, m = report.int8_vs_fp32, report.int8_f32_hint_vs_fp32, report.model
+    lines = [f"# CloFormer INT8 report: {m.variant} ({m.checkpoint}), {m.input_size}x{m.input_size}",
+             "", f"The IRs take a static input [{m.batch},3,{m.input_size},{m.input_size}] and reshape to any batch "
+             "and any input size that is a multiple of 32 (`model.reshape`, `benchmark_app -shape`).",
+             "", f"`{report.command}`", "",
+             f"Data: calibration {report.calibration.name} ({report.calibration.n} images, sha256 of items "
+             f"`{report.calibration.sha256_of_items[:12]}`); validation {report.validation.name} "
+             f"({report.validation.n} images, `{report.validation.sha256_of_items[:12]}`). {report.data_rule}.", "",
+             "## FP32 agreement (twins)", "",
+             md_table(["stage", "metric", "value", "tolerance", "pass"],
+                      [[ch.stage, ch.metric, f"{ch.value:.2e}", fmt(ch.tolerance, ".0e"), fmt(ch.passed)]
+                       for ch in report.fp32_checks]),
+             "", f"## INT8 vs FP32 on {c.source} ({c.n} images)", "",
+             md_table(["model", "top-1 %", "top-5 %"], [["FP32 deploy IR (f32)", c.fp32_top1, c.fp32_top5],
+                                                        ["INT8 IR", c.int8_top1, c.int8_top5]]), "",
+             md_table(["metric", f"default precision ({report.default_precision})", "f32 hint", "target"],
+                      [["top-1 drop (pt)", fmt(c.top1_drop), fmt(cf.top1_drop), f"≤ {TARGET_MAX_TOP1_DROP_PT}"],
+                       ["top-1 agreement with FP32 (%)", f"{c.top1_agreement:.2f} ({c.disagreements} of {c.n} "
+                        f"differ; 95% CI {c.agreement_ci95[0]:.2f}-{c.agreement_ci95[1]:.2f})",
+                        f"{cf.top1_agreement:.2f}", f"≥ {TARGET_MIN_AGREEMENT_PCT}"],
+                       ["logit cosine", f"{c.cosine:.5f}", f"{cf.cosine:.5f}", "–"],
+                       ["logit SQNR (dB)", fmt(c.sqnr_db, ".1f"), fmt(cf.sqnr_db, ".1f"), f"≥ {TARGET_MIN_SQNR_DB}"]]),
+             "", "INT8 is evaluated at the device's default precision, as deployed (the non-quantized ops run in "
+             f"{report.default_precision} here); the f32-hint column isolates the quantizers' own error.", ""]
+    if report.accuracy_control is not None:
+        a = report.accuracy_control
+        lines += ["## Accuracy control", "",
+                  f"NNCF reverted quantizers until the top-1 drop on the tuning part ({a.tuning.name}, {a.tuning.n} "
+                  f"images) was ≤ {a.max_drop_pt} pt: there it is {fmt(a.tuning_drop_pt)} pt (optimistic: tuned on). "
+                  f"On the held-out part above: **{fmt(a.heldout_drop_pt)} pt**.", ""]
+    if report.int8_runtime_vs_graph:
+        g0 = report.int8_runtime_vs_graph[0]
+        lines += ["## INT8: OpenVINO against the graph's own semantics (NumPy IR executor)", "",
+                  f"model_int8.xml run by `reference_np.ir` (float64, FakeQuantize as the spec defines it) against "
+                  f"OpenVINO on the same {g0.n} images: how far the runtime's int8 kernels depart from the graph, "
+                  "separately from the quantization error above.", "",
+                  md_table(["device", "precision", "logit max |d|", "logit SQNR dB", "top-1 agreement %",
+                            "worst layer (SQNR dB)"],
+                           [[g.device, g.precision, f"{g.max_abs:.3g}", f"{g.sqnr_db:.1f}",
+                             f"{g.top1_agreement:.2f} ({g.disagreements} differ)",
+                             f"{g.worst_layer} ({min(v for _, v in g.layers):.1f})" if g.layers else "–"]
+                            for g in report.int8_runtime_vs_graph]),
+                  "", f"Targets (f32 hint): SQNR ≥ {TARGET_MIN_GRAPH_SQNR_DB} dB, agreement ≥ "
+                  f"{TARGET_MIN_GRAPH_AGREEMENT_PCT}%. Layers below {TARGET_MIN_GRAPH_SQNR_DB} dB (f32 hint): "
+                  + (", ".join(f"{n} ({v:.1f})" for n, v in g0.layers if v < TARGET_MIN_GRAPH_SQNR_DB) or "none")
+                  + ".", ""]
+    if report.speed is not None:
+        lines += speed_section(report.speed)
+    if report.runtime:
+        lines += ["## Executed nodes (OpenVINO runtime graph, default precision)", "",
+                  f"ISA: {report.runtime[0].isa}; OpenVINO {report.runtime[0].openvino}.", "",
+                  runtime_table(report.runtime), ""]
+    lines += [f"FakeQuantize nodes: {report.quantizers}. Ignored scope: "
+              f"{', '.join(str(e) for e in report.settings.ignored_scope) or 'none'}.", "",
+              "## Per-layer SQNR against the NumPy reference (worst first)", "",
+              md_table(["layer", "INT8 dB", "FP32 IR dB"],
+                       [[d.name, d.int8_db, d.fp32_db] for d in sorted(report.per_layer_sqnr,
+                                                                       key=lambda d: d.int8_db)[:12]]),
+              "", "![per-layer SQNR](per_layer_sqnr.png)", "", "## Files and times", "",
+              md_table(["file", "bytes"], [[k, f"{v:,}"] for k, v in report.file_bytes.items()]), "",
+              md_table(["stage", "seconds"], [[k, v] for k, v in report.seconds.items()]), ""]
+    (folder / f"{stem}.md").write_text("\n".join(lines), errors="backslashreplace")
+    plot_layers(report.per_layer_sqnr, folder / "per_layer_sqnr.png",
+                f"{m.variant} INT8 per-layer SQNR ({c.source})")
+    if report.speed is not None:
+        plot_speed(report.speed, folder / "speed.png", f"{m.variant} at {m.input_size}x{m.input_size}")
+    write_report(report, folder / f"{stem}.json")
+
+
+def quant_summary(report: QuantReport, out: Path) -> str:
+    c = report.int8_vs_fp32
+    lines = [f"\n{'stage':58s} {'value':>10s} {'tol':>8s}  pass"]
+    lines += [f"{ch.stage:58s} {ch.value:10.2e} {fmt(ch.tolerance, '.0e'):>8s}  {fmt(ch.passed)}"
+              for ch in report.fp32_checks]
+    lines += [f"\nINT8 vs FP32 on {c.source} ({c.n} images; {report.data_rule}):",
+              f"  top-1  FP32 {fmt(c.fp32_top1)}%  INT8 {fmt(c.int8_top1)}%  drop {fmt(c.top1_drop)} pt "
+              f"(target ≤ {TARGET_MAX_TOP1_DROP_PT})",
+              f"  top-1 agreement {c.top1_agreement:.2f}% ({c.disagreements}/{c.n} differ, 95% CI "
+              f"{c.agreement_ci95[0]:.2f}-{c.agreement_ci95[1]:.2f}; target ≥ {TARGET_MIN_AGREEMENT_PCT}), "
+              f"cosine {c.cosine:.5f}, SQNR {c.sqnr_db:.1f} dB (default precision {report.default_precision})"]
+    if report.accuracy_control is not None:
+        a = report.accuracy_control
+        lines.append(f"  accuracy control: drop {fmt(a.tuning_drop_pt)} pt on the tuning part, "
+                     f"{fmt(a.heldout_drop_pt)} pt held out")
+    if report.speed is not None:
+        lines += [f"  speed: {verdict(report.speed, label)}" for label in [r.label for r in report.speed.rows][1:]]
+    if report.runtime:
+        lines.append("  executed nodes: " + ", ".join(f"{g.label} {g.executed} ({g.reorders} Reorders)"
+                                                      for g in report.runtime))
+    for g in report.int8_runtime_vs_graph:
+        lines.append(f"  OpenVINO {g.device} ({g.precision}) vs NumPy run of model_int8.xml, {g.n} images: logit SQNR "
+                     f"{g.sqnr_db:.1f} dB, top-1 agreement {g.top1_agreement:.2f}%, worst layer {g.worst_layer}")
+    lines += [f"  FakeQuantize nodes {report.quantizers}; worst layers: {', '.join(report.worst_layers[:3])}",
+              f"  total {report.seconds.get('total', 0):.1f} s; wrote {out}/ (model_fp32.xml, model_int8.xml, "
+              "model_fp32.onnx, report.json, report.md, per_layer_sqnr.png"
+              + (", speed.png)" if report.speed is not None else ")"),
+              f"  benchmark: benchmark_app -m {shlex.quote(str(out / 'model_int8.xml'))} -d CPU -hint latency"]
+    return "\n".join(lines)
+
+
+def verdict(speed: SpeedReport, label: str) -> str:
+    """One line a user can act on: the ratios, and when the model is not faster, what bounds it."""
+    r = speed.ratios(label)
+    line = (f"{label}: {r['latency']:.2f}x latency, {r['fps_b1']:.2f}x throughput at batch 1, {r['fps_bn']:.2f}x at "
+            f"batch {speed.batch} vs {speed.baseline} on this CPU ({speed.isa_short}, default precision "
+            f"{speed.precision})")
+    if min(r["latency"], r["fps_b1"]) < 1.05:
+        ref = next((k for k in speed.counters if k.endswith("deploy FP32") and k != label), None)
+        line += "; not faster here at batch 1" + bound(speed, label, ref)
+    return line
+
+
+def bound(speed: SpeedReport, label: str, reference: str | None) -> str:
+    """What the counters say bounds `label`: its op types that take the most time at batch 1, each beside the
+    same op types in the `reference` model (ms, nodes)."""
+    own, ref = speed.counters.get(label), speed.counters.get(reference or "", [])
+    if not own:
+        return ""
+
+    def family(op: str) -> str:
+        return op.split(" [")[0]
+
+    ref_by = defaultdict(float)
+    for o in ref:
+        ref_by[family(o.op)] += o.ms
+    parts = [f"{o.op} {o.ms:.2f} ms ({o.nodes} nodes)" + (f" vs {ref_by[family(o.op)]:.2f} in {reference}"
+                                                          if family(o.op) in ref_by else "") for o in own[:3]]
+    return f" (counters at batch 1, {sum(o.ms for o in own):.2f} ms in all: {'; '.join(parts)})"
+
+
+def write_prune_outputs(rep: PruneReport, folder: Path) -> None:
+    a, m = rep.accuracy, rep.macs
+    lines = [f"# CloFormer pruning report: {rep.method}, ratio {rep.ratio}"
+             + (f", kept widths rounded to {rep.round_to}" if rep.round_to else ""), "", f"`{rep.command}`", "",
+             md_table(["", "before", "after", "change"], [
+                 ["MACs (M)", f"{m['before'] / 1e6:.1f}", f"{m['after'] / 1e6:.1f}", f"−{m['reduction_pct']:.1f}%"],
+                 ["params", f"{rep.params['before']:,}", f"{rep.params['after']:,}",
+                  f"nonzero {rep.params['nonzero_after']:,}"],
+                 [f"top-1 on {a['source']} (%)", a["unpruned_top1"], a["pruned_top1"], fmt(a["top1_drop"])],
+                 [f"top-5 on {a['source']} (%)", a["unpruned_top5"], a["pruned_top5"], "–"],
+                 ["FP32 .bin bytes (gzip)", "–", f"{rep.sizes['model_fp32.bin']:,} "
+                  f"({rep.sizes['model_fp32.bin.gz']:,})", "–"]]), "",
+             f"Pruned IR top-1: {fmt(a['pruned_ir_top1'])}%. NumPy float64 vs torch on the pruned checkpoint: "
+             f"max |Δlogit| {rep.numpy_float64_agreement.value:.1e} "
+             f"(tolerance {rep.numpy_float64_agreement.tolerance:g}).", ""]
+    if rep.nncf_pruning_statistic is not None:
+        s = rep.nncf_pruning_statistic
+        lines += [f"NNCF pruning statistic: prunable-parameter sparsity {s['pruning_ratio']:.3f}, all parameters "
+                  f"{s['global_pruning_ratio']:.3f}.", ""]
+    lines += ["## Kept channels per block (kept / original)", "",
+              md_table(["block", "FFN hidden", "local channels", "global heads"],
+                       [[r["block"], f"{r['hidden'][0]}/{r['hidden'][1]}", f"{r['local'][0]}/{r['local'][1]}",
+                         f"{r['global_heads'][0]}/{r['global_heads'][1]}"] for r in rep.layers]), "",
+              "![kept channels](pruning.png)", "", md_table(["stage", "seconds"],
+                                                             [[k, v] for k, v in rep.seconds.items()]), ""]
+    if rep.int8 is not None:
+        c = rep.int8.int8_vs_fp32
+        lines += ["## Pruned INT8", "", f"top-1 FP32 {fmt(c.fp32_top1)}%, INT8 {fmt(c.int8_top1)}%, "
+                  f"agreement {c.top1_agreement:.2f}%, SQNR {c.sqnr_db:.1f} dB (details: report_int8.md)", ""]
+    (folder / "report.md").write_text("\n".join(lines), errors="backslashreplace")
+    write_report(rep, folder / "report.json")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = rep.layers
+    xs = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for k, (key, color) in enumerate((("hidden", "#2980b9"), ("local", "#c0392b"), ("global_heads", "#27ae60"))):
+        frac = [r[key][0] / r[key][1] if r[key][1] else np.nan for r in rows]
+        ax.bar(xs + (k - 1) * 0.27, frac, 0.27, color=color, label={"hidden": "FFN hidden", "local": "local channels",
+                                                                     "global_heads": "global heads"}[key])
+    ax.set_xticks(xs)
+    ax.set_xticklabels([r["block"].replace("layers.", "L").replace(".blocks.", ".b") for r in rows], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("kept fraction")
+    ax.set_title(f"{rep.method} ratio {rep.ratio}: MACs −{rep.macs['reduction_pct']:.1f}%", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "pruning.png", dpi=110)
+    plt.close(fig)

@@ -1,0 +1,158 @@
+"""Structured pruning that really shrinks CloFormer (see compress.pruning for the rule): rank the units of each
+coupled group, select the kept ones, slice the weights into a smaller model of the same architecture."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+import cloformer
+import reference_np as rn
+from reference_np.specs import ModelPlan, plan_from_weights
+
+from .errors import InputError
+from .settings import check_ratio
+
+
+# ------------------------------------------------------------------ structured pruning
+@dataclass
+class Keep:
+    """Kept indices of one block: FFN hidden channels, channels of each local group, global heads."""
+
+    hidden: np.ndarray
+    local: list[np.ndarray]
+    heads: np.ndarray
+
+
+def _round_half_up(x: float) -> int:
+    return int(np.floor(x + 0.5))
+
+
+def importance(model: cloformer.CloFormer, batches: list[torch.Tensor]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per block: (FFN hidden scores, scores of proj's input channels Z = [local..., global])."""
+    acts: dict[str, list[torch.Tensor]] = {}
+    handles = []
+    for name, mod in model.named_modules():
+        block = name.rsplit(".", 2)[0]
+        if name.endswith(".mlp.dwconv"):  # FFN hidden activations (fc2's input)
+            handles.append(mod.register_forward_hook(
+                lambda _m, _i, o, n=block: acts.setdefault(n + "/ffn", []).append(o.abs().mean(dim=(0, 2, 3)))))
+        elif name.endswith(".attn.proj"):  # Z = [local groups..., global heads] (proj's input)
+            handles.append(mod.register_forward_hook(
+                lambda _m, i, _o, n=block: acts.setdefault(n + "/z", []).append(i[0].abs().mean(dim=(0, 2, 3)))))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for x in batches:
+                model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    sd = model.state_dict()
+    out = {}
+    for prefix in {k.split("/")[0] for k in acts}:
+        ffn = torch.stack(acts[prefix + "/ffn"]).mean(0) * sd[prefix + ".mlp.fc2.weight"][:, :, 0, 0].norm(dim=0)
+        z = torch.stack(acts[prefix + "/z"]).mean(0) * sd[prefix + ".attn.proj.weight"][:, :, 0, 0].norm(dim=0)
+        out[prefix] = (ffn.numpy(), z.numpy())
+    return out
+
+
+def _top(scores: np.ndarray, n_remove: int, what: str) -> np.ndarray:
+    if n_remove >= len(scores):
+        raise InputError(f"{what}: removing {n_remove} of {len(scores)} would remove the whole group; "
+                         "use a smaller ratio", field="ratio")
+    return np.sort(np.argsort(-scores, kind="stable")[:len(scores) - n_remove])
+
+
+def n_removed(total: int, ratio: float, multiple: int = 1) -> int:
+    """Units removed from a group of `total`: ratio * total rounded half up, then adjusted so the kept count
+    is the nearest multiple of `multiple` (kept channel counts off the CPU's SIMD block fall off the
+    blocked kernels). A group smaller than `multiple` is kept whole, and at least `multiple` units stay."""
+    remove = _round_half_up(ratio * total)
+    if multiple <= 1:
+        return remove
+    if total <= multiple:
+        return 0
+    kept = max(multiple, min(total, multiple * _round_half_up((total - remove) / multiple)))
+    return total - kept
+
+
+def select(plan: ModelPlan, scores: dict[str, tuple[np.ndarray, np.ndarray]], ratio: float,
+           round_to: int = 1) -> dict[str, Keep]:
+    """Keep the highest-scoring (1 - ratio) of every group, kept counts rounded to multiples of `round_to`
+    channels (local channels, FFN hidden); whole heads for the global branch (heads * head_dim channels)."""
+    check_ratio(ratio)
+    round_to = check_round_to(round_to)
+    keep = {}
+    for i, stage in enumerate(plan.blocks):
+        for j, b in enumerate(stage):
+            p = f"layers.{i}.blocks.{j}"
+            ffn, z = scores[p]
+            hidden = _top(ffn, n_removed(b.hidden, ratio, round_to), f"{p}.mlp hidden width ({b.hidden})")
+            local, off = [], 0
+            for g, c in enumerate(b.local_channels):
+                what = f"{p}.attn local group {g} ({c} channels)"
+                local.append(_top(z[off:off + c], n_removed(c, ratio, round_to), what))
+                off += c
+            d = b.dim_head
+            head_scores = z[off:off + b.global_heads * d].reshape(b.global_heads, d).sum(1) if b.global_heads else z[:0]
+            head_multiple = max(1, round_to // d) if round_to > 1 and round_to % d == 0 else 1
+            heads = _top(head_scores, n_removed(b.global_heads, ratio, head_multiple),
+                         f"{p}.attn global branch ({b.global_heads} heads)") if b.global_heads else np.arange(0)
+            keep[p] = Keep(hidden, local, heads)
+    return keep
+
+
+def slice_weights(w: dict[str, np.ndarray], plan: ModelPlan, keep: dict[str, Keep]) -> dict[str, np.ndarray]:
+    """Official-format weights with the pruned channels removed (coupled dimensions sliced together)."""
+    w = dict(w)
+    for i, stage in enumerate(plan.blocks):
+        for j, b in enumerate(stage):
+            p = f"layers.{i}.blocks.{j}."
+            k = keep[p[:-1]]
+            for name in ("fc1.weight", "fc1.bias", "dwconv.weight", "dwconv.bias"):
+                w[p + "mlp." + name] = w[p + "mlp." + name][k.hidden]
+            w[p + "mlp.fc2.weight"] = w[p + "mlp.fc2.weight"][:, k.hidden]
+            z_keep, off = [], 0
+            for g, c in enumerate(b.local_channels):
+                idx = k.local[g]
+                qkv = np.concatenate([idx, c + idx, 2 * c + idx])  # Q, K and V move together
+                for name in (f"qkvs.{g}.weight", f"qkvs.{g}.bias", f"convs.{g}.weight", f"convs.{g}.bias"):
+                    w[p + "attn." + name] = w[p + "attn." + name][qkv]
+                for conv in (0, 2):
+                    a = f"{p}attn.act_blocks.{g}.act_block.{conv}."
+                    w[a + "weight"] = w[a + "weight"][idx][:, idx]
+                    w[a + "bias"] = w[a + "bias"][idx]
+                z_keep.append(off + idx)
+                off += c
+            if b.global_heads:
+                d, c_g = b.dim_head, b.global_heads * b.dim_head
+                rows = (k.heads[:, None] * d + np.arange(d)).ravel()  # whole heads, head dim kept
+                for name in ("global_q.weight", "global_q.bias"):
+                    w[p + "attn." + name] = w[p + "attn." + name][rows]
+                for name in ("global_kv.weight", "global_kv.bias"):
+                    w[p + "attn." + name] = w[p + "attn." + name][np.concatenate([rows, c_g + rows])]
+                z_keep.append(off + rows)
+            w[p + "attn.proj.weight"] = w[p + "attn.proj.weight"][:, np.concatenate(z_keep)]
+    return {k: np.ascontiguousarray(v) if v.ndim else v for k, v in w.items()}
+
+
+def structured_prune(model: cloformer.CloFormer, variant: str, ratio: float, batches: list[torch.Tensor],
+                     round_to: int = 1) -> tuple[cloformer.CloFormer, dict[str, Keep]]:
+    keep = select(model.plan, importance(model, batches), ratio, round_to)
+    w = slice_weights({k: v.detach().numpy() for k, v in model.state_dict().items()}, model.plan, keep)
+    plan = plan_from_weights(w, rn.VARIANTS[variant].head_dims)
+    pruned = cloformer.CloFormer(plan)
+    pruned.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in w.items()}, strict=True)
+    pruned.pretrained_cfg = dict(model.pretrained_cfg)
+    return pruned, keep
+
+
+def check_round_to(n: int) -> int:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1 or n > 256:
+        raise InputError(f"round_to must be an integer from 1 to 256 (1: no rounding); got {n}", field="round_to")
+    return n
