@@ -9,7 +9,7 @@ import torch
 
 import cloformer
 import reference_np as rn
-from compress import export, loading, pruning, quantization, runtime
+from compress import export, loading, quantization, runtime, structured
 from compress.tolerances import FLOAT32_REL, FLOAT64_ATOL
 from reference_np.specs import VARIANTS, plan_from_spec
 from tests.conftest import ALL_VARIANTS, np_weights, test_input
@@ -40,8 +40,8 @@ def test_deploy_float64_equals_reference(name: str, hw: tuple[int, int]) -> None
 @pytest.mark.parametrize("round_to", [1, 16])
 def test_deploy_float64_equals_reference_pruned(round_to: int) -> None:
     plan = plan_from_spec(VARIANTS["cloformer_xxs"])
-    keep = pruning.select(plan, random_scores(plan, 3), 0.45, round_to)
-    sliced = pruning.slice_weights(np_weights("cloformer_xxs"), plan, keep)
+    keep = structured.select(plan, random_scores(plan, 3), 0.45, round_to)
+    sliced = structured.slice_weights(np_weights("cloformer_xxs"), plan, keep)
     x = test_input((2, 3, 64, 64))
     with torch.no_grad():
         got = deploy64(sliced, "cloformer_xxs")(torch.from_numpy(x)).numpy()
@@ -79,8 +79,8 @@ def test_deploy_ir_f32_agrees_with_reference(tmp_path, name: str) -> None:
 
 def test_deploy_ir_pruned_checkpoint(tmp_path) -> None:
     plan = plan_from_spec(VARIANTS["cloformer_xxs"])
-    sliced = pruning.slice_weights(np_weights("cloformer_xxs"), plan,
-                                   pruning.select(plan, random_scores(plan, 4), 0.45, 16))
+    sliced = structured.slice_weights(np_weights("cloformer_xxs"), plan,
+                                   structured.select(plan, random_scores(plan, 4), 0.45, 16))
     path = rn.save_weights(rn.cast_weights(sliced, np.float32), tmp_path / "p.safetensors")
     loaded = loading.load("cloformer_xxs", path, 64)
     exported = export.export(loaded, tmp_path)

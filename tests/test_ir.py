@@ -211,7 +211,7 @@ def test_float64_deploy_ir_run_by_numpy_equals_the_reference(tmp_path, name: str
     """The deploy graph exported with float64 constants and run by reference_np.ir reproduces
     reference_np.forward to 1e-10: every variant and a pruned checkpoint, at 64x64."""
     import reference_np as rn
-    from compress import export, loading, pruning
+    from compress import export, loading, structured
     from compress.tolerances import FLOAT64_ATOL
     from reference_np.specs import VARIANTS, plan_from_spec
     from tests.conftest import np_weights, test_input
@@ -221,7 +221,7 @@ def test_float64_deploy_ir_run_by_numpy_equals_the_reference(tmp_path, name: str
     w = np_weights(variant)
     if name == "pruned":
         plan = plan_from_spec(VARIANTS[variant])
-        w = pruning.slice_weights(w, plan, pruning.select(plan, random_scores(plan, 6), 0.45, 16))
+        w = structured.slice_weights(w, plan, structured.select(plan, random_scores(plan, 6), 0.45, 16))
     path = rn.save_weights(rn.cast_weights(w, np.float32), tmp_path / "w.safetensors")
     loaded = loading.load(variant, path, 64)
     graph = ir.load(export.convert_deploy_float64(loaded, tmp_path / "d.xml"))

@@ -12,7 +12,7 @@ import torch
 import cloformer
 import reference_np as rn
 from cloformer.registry import checkpoint_metadata
-from compress import prune, pruning
+from compress import prune, pruning, structured
 from compress.errors import InputError
 from compress.report import read_report
 from compress.tolerances import FLOAT64_ATOL
@@ -58,8 +58,8 @@ def masked(w: dict, plan, keep: dict) -> dict:
 def test_structured_slicing_equals_masking(name: str, ratio: float) -> None:
     plan = plan_from_spec(VARIANTS[name])
     w = np_weights(name)
-    keep = pruning.select(plan, random_scores(plan, 5), ratio)
-    sliced = pruning.slice_weights(w, plan, keep)
+    keep = structured.select(plan, random_scores(plan, 5), ratio)
+    sliced = structured.slice_weights(w, plan, keep)
     x = test_input((2, 3, 64, 64))
     assert np.abs(rn.forward(sliced, x) - rn.forward(masked(w, plan, keep), x)).max() <= FLOAT64_ATOL
     new = plan_from_weights(sliced, VARIANTS[name].head_dims)  # shapes read back off the weights
@@ -81,7 +81,8 @@ def test_structured_slicing_equals_masking(name: str, ratio: float) -> None:
 
 def test_pruned_checkpoint_numpy_torch_float64(tmp_path) -> None:
     plan = plan_from_spec(VARIANTS["cloformer_xxs"])
-    sliced = pruning.slice_weights(np_weights("cloformer_xxs"), plan, pruning.select(plan, random_scores(plan, 1), 0.4))
+    keep = structured.select(plan, random_scores(plan, 1), 0.4)
+    sliced = structured.slice_weights(np_weights("cloformer_xxs"), plan, keep)
     path = rn.save_weights(sliced, tmp_path / "pruned.safetensors")
     with pytest.raises(cloformer.CheckpointMismatchError, match="wrong shape"):
         cloformer.create_model("cloformer_xxs", checkpoint=path)  # strict by default
@@ -96,7 +97,8 @@ def test_pruned_checkpoint_numpy_torch_float64(tmp_path) -> None:
 
 def test_pruned_checkpoint_for_wrong_variant_is_refused(tmp_path) -> None:
     plan = plan_from_spec(VARIANTS["cloformer_xs"])
-    sliced = pruning.slice_weights(np_weights("cloformer_xs"), plan, pruning.select(plan, random_scores(plan, 2), 0.3))
+    keep = structured.select(plan, random_scores(plan, 2), 0.3)
+    sliced = structured.slice_weights(np_weights("cloformer_xs"), plan, keep)
     path = rn.save_weights(sliced, tmp_path / "xs.safetensors")
     with pytest.raises(cloformer.CheckpointMismatchError, match="stage widths"):
         cloformer.create_model("cloformer_xxs", checkpoint=path, allow_pruned=True)
@@ -113,7 +115,7 @@ def test_macs_match_the_spec_hand_count() -> None:
 def test_bad_ratios(ratio: float, message: str) -> None:
     plan = plan_from_spec(VARIANTS["cloformer_xxs"])
     with pytest.raises(InputError, match=message):
-        pruning.select(plan, random_scores(plan, 0), ratio)
+        structured.select(plan, random_scores(plan, 0), ratio)
 
 
 # ---------------------------------------------------------------- end to end (shipped proxy model)
@@ -182,7 +184,7 @@ def test_round_to_gives_multiples(name: str, multiple: int) -> None:
     heads * head_dim a multiple of N where the head dim divides N; slicing still equals masking."""
     plan = plan_from_spec(VARIANTS[name])
     w = np_weights(name)
-    keep = pruning.select(plan, random_scores(plan, 7), 0.45, round_to=multiple)
+    keep = structured.select(plan, random_scores(plan, 7), 0.45, round_to=multiple)
     for i, stage in enumerate(plan.blocks):
         for j, b in enumerate(stage):
             k = keep[f"layers.{i}.blocks.{j}"]
@@ -191,17 +193,17 @@ def test_round_to_gives_multiples(name: str, multiple: int) -> None:
                 assert len(idx) % multiple == 0 or (c <= multiple and len(idx) == c), (b, len(idx))
             if b.global_heads and multiple % b.dim_head == 0 and b.global_heads * b.dim_head > multiple:
                 assert len(k.heads) * b.dim_head % multiple == 0
-    sliced = pruning.slice_weights(w, plan, keep)
+    sliced = structured.slice_weights(w, plan, keep)
     x = test_input((1, 3, 64, 64))
     assert np.abs(rn.forward(sliced, x) - rn.forward(masked(w, plan, keep), x)).max() <= FLOAT64_ATOL
 
 
 def test_removed_counts_by_rule() -> None:
-    assert pruning.n_removed(128, 0.45) == 58  # ratio only: round half up
-    assert pruning.n_removed(128, 0.45, 16) == 64  # 70 kept -> nearest multiple, 64
-    assert pruning.n_removed(24, 0.45, 16) == 8  # 13 kept -> 16
-    assert pruning.n_removed(12, 0.45, 16) == 0  # narrower than a block: kept whole
-    assert pruning.n_removed(1024, 0.45, 8) == 1024 - 560
+    assert structured.n_removed(128, 0.45) == 58  # ratio only: round half up
+    assert structured.n_removed(128, 0.45, 16) == 64  # 70 kept -> nearest multiple, 64
+    assert structured.n_removed(24, 0.45, 16) == 8  # 13 kept -> 16
+    assert structured.n_removed(12, 0.45, 16) == 0  # narrower than a block: kept whole
+    assert structured.n_removed(1024, 0.45, 8) == 1024 - 560
 
 
 @pytest.mark.parametrize("bad", ["0", "-8", "300", "abc"])

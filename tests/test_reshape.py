@@ -13,7 +13,7 @@ import torch
 
 import cloformer
 import reference_np as rn
-from compress import export, loading, pruning, quantization, quantize, runtime
+from compress import export, loading, quantization, quantize, runtime, structured
 from compress.evaluation import evaluate_openvino, openvino_predictor
 from compress.metrics import sqnr_db
 from compress.runtime import runtime_graph
@@ -29,7 +29,7 @@ QUICK_Q = QuantSettings(subset_size=8, fast_bias_correction=True, activation_ran
 
 def _pruned(loaded: loading.LoadedModel) -> loading.LoadedModel:
     plan = loaded.model.plan
-    weights = pruning.slice_weights(loaded.weights, plan, pruning.select(plan, random_scores(plan, 3), 0.45, 16))
+    weights = structured.slice_weights(loaded.weights, plan, structured.select(plan, random_scores(plan, 3), 0.45, 16))
     model = cloformer.CloFormer(rn.plan_from_weights(weights)).float().eval()
     model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in weights.items()}, strict=True)
     return loading.LoadedModel(loaded.variant, "pruned", model, loaded.input_size, weights)

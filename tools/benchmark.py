@@ -42,7 +42,8 @@ import numpy as np
 
 from compress.atomic import staging_dir
 from compress.errors import InputError
-from compress.report import md_table, read_report, runtime_table, versions
+from compress.render import md_table, runtime_table
+from compress.report import read_report, versions
 from compress.runtime import ISA_FLAGS as FLAGS
 from compress.runtime import RuntimeGraph, cpu_isa, runtime_graph
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from compress import export, loading, proxy, quantization, verification
 from compress.cli import configure_logging
 from compress.evaluation import Preloaded, evaluate_openvino
-from compress.report import md_table
+from compress.render import md_table
 from compress.runtime import runtime_graph
 from compress.settings import QuantSettings, ScopeEntry
 from compress.sources import resolve_source

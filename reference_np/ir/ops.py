@@ -1,272 +1,22 @@
-"""Run an OpenVINO IR (xml + bin) with NumPy alone: the INT8 golden reference.
-
-    graph = reference_np.ir.load("outputs/run/model_int8.xml")
-    logits = graph(x)                                   # x: [B,3,H,W]; the first output, float64
-    taps = graph.run(x, outputs=["layers.0.blocks.0.attn"])   # any named tensor (or node name)
-
-Every op is one small function written from the OpenVINO opset specification, computing in float64 (the
-graph's ideal semantics: an FP32 IR run here agrees with `reference_np.forward` to 1e-10). FakeQuantize
-follows the spec's formula with the reference implementation's rounding (nearbyint: half to even).
-Constants stored as f32, f16, i8, u8, i32 or i64 are read from the .bin and decompressed by the graph's own
-Convert/Subtract/Multiply nodes. An op or attribute value this module does not implement is an error that
-names the op type, the node and the IR file; no node is ever skipped. Standard library, NumPy and SciPy
-(erf) only: no OpenVINO import.
-"""
+"""The IR's ops, one small function each, written from the OpenVINO opset specification: `fn(node, *inputs)`,
+computing in the node's dtype (float64: the graph's ideal semantics)."""
 
 from __future__ import annotations
 
 import math
-import os
-import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.special import erf, expit
 
-FLOAT = np.float64  # the executor's floating type while a graph runs (float64: the graph's ideal semantics)
+from .parse import ELEMENT_TYPES, IRError, Node
 
 
-class IRError(ValueError):
-    """A problem with an IR: unreadable file, truncated .bin, unknown op or unsupported attribute."""
-
-
-ELEMENT_TYPES = {"f32": np.float32, "f16": np.float16, "f64": np.float64, "i8": np.int8, "u8": np.uint8,
-                 "i32": np.int32, "i64": np.int64, "u32": np.uint32, "u64": np.uint64, "boolean": np.bool_}
-
-
-# ------------------------------------------------------------------ the graph
-@dataclass
-class Node:
-    id: str
-    name: str
-    type: str
-    version: str
-    attrs: dict[str, str]
-    inputs: list[tuple[str, str]] = field(default_factory=list)  # (layer id, output port), in input-port order
-    outputs: list[str] = field(default_factory=list)  # output port ids
-    names: dict[str, set[str]] = field(default_factory=dict)  # output port -> tensor names
-    value: list[np.ndarray] | None = None  # constants (and nodes folded from constants)
-
-    def attr(self, key: str, default: str | None = None) -> str:
-        if key in self.attrs:
-            return self.attrs[key]
-        if default is None:
-            raise IRError(f"{self.type} node '{self.name}' lacks attribute '{key}'")
-        return default
-
-    def ints(self, key: str) -> list[int]:
-        text = self.attr(key)
-        return [int(v) for v in text.split(",") if v.strip()] if text.strip() else []
-
-
-class Graph:
-    """A loaded IR. Calling it runs every node in topological order and returns the first output.
-
-    dtype float64 (default) gives the graph's ideal semantics; float32 evaluates the same graph in float32,
-    which measures how sensitive an INT8 graph is to arithmetic precision alone (values next to a rounding
-    threshold of a FakeQuantize land one step away)."""
-
-    def __init__(self, path: Path, nodes: dict[str, Node], order: list[str], dtype: type = np.float64) -> None:
-        self.path, self.nodes, self.order, self.dtype = path, nodes, order, np.dtype(dtype).type
-        self.parameters = [i for i in order if nodes[i].type == "Parameter"]
-        self.results = [i for i in order if nodes[i].type == "Result"]
-        if len(self.parameters) != 1:
-            raise IRError(f"{path}: expected one input (Parameter), found {len(self.parameters)}")
-        self._fold_constants()
-
-    def _fold_constants(self) -> None:
-        """Evaluate once every node computed from constants only (weight decompression, shape arithmetic)."""
-        with _precision(self.dtype):
-            self._fold()
-
-    def _fold(self) -> None:
-        for nid in self.order:
-            n = self.nodes[nid]
-            if n.value is not None or n.type in ("Parameter", "Result") or not n.inputs:
-                continue
-            if all(self.nodes[src].value is not None for src, _ in n.inputs):
-                args = [self.nodes[src].value[int(self._port_index(src, port))] for src, port in n.inputs]
-                n.value = self._execute(n, args)
-
-    def _port_index(self, nid: str, port: str) -> int:
-        return self.nodes[nid].outputs.index(port)
-
-    def _execute(self, n: Node, args: list[np.ndarray]) -> list[np.ndarray]:
-        fn = OPS.get(n.type)
-        if fn is None:
-            raise IRError(f"{self.path}: node '{n.name}' has op type {n.type} ({n.version}), which reference_np.ir "
-                          f"does not implement (known: {', '.join(sorted(OPS))})")
-        try:
-            out = fn(n, *args)
-        except IRError as e:
-            raise IRError(f"{self.path}: {e}") from None
-        return list(out) if isinstance(out, (list, tuple)) else [out]
-
-    def tensor_names(self) -> dict[str, tuple[str, int]]:
-        """Every tensor name (and node name) -> (node id, output index)."""
-        out: dict[str, tuple[str, int]] = {}
-        for nid in self.order:
-            n = self.nodes[nid]
-            for k, port in enumerate(n.outputs):
-                for name in n.names.get(port, ()):
-                    out.setdefault(name, (nid, k))
-            if n.outputs:
-                out.setdefault(n.name, (nid, 0))
-        return out
-
-    def run(self, x: np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
-        """The named tensors (tensor names or node names; default: every Result, by its name) for input x."""
-        if outputs is None:
-            targets = {self.nodes[r].name: self._source(r) for r in self.results}
-        else:
-            names = self.tensor_names()
-            missing = [o for o in outputs if o not in names]
-            if missing:
-                raise KeyError(f"{self.path}: no tensor or node named {', '.join(missing)}")
-            targets = {o: names[o] for o in outputs}
-        return self._run(x, targets)
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """The first output (the logits) as float64."""
-        return np.asarray(self._run(x, {"out": self._source(self.results[0])})["out"], dtype=np.float64)
-
-    def _source(self, result: str) -> tuple[str, int]:
-        src, port = self.nodes[result].inputs[0]
-        return src, self._port_index(src, port)
-
-    def _run(self, x: np.ndarray, targets: dict[str, tuple[str, int]]) -> dict[str, np.ndarray]:
-        with _precision(self.dtype):
-            return self._run_nodes(x, targets)
-
-    def _run_nodes(self, x: np.ndarray, targets: dict[str, tuple[str, int]]) -> dict[str, np.ndarray]:
-        x = np.asarray(x)
-        param = self.nodes[self.parameters[0]]
-        # batch and spatial size are read off the input, as after model.reshape: the graphs compute their shapes
-        # with ShapeOf; only the rank and the channels are fixed by the file
-        want = [d.strip() for d in param.attrs.get("shape", "").split(",") if d.strip()]
-        if want and (len(want) != x.ndim or (x.ndim == 4 and want[1] not in ("?", "-1", str(x.shape[1])))):
-            raise ValueError(f"{self.path}: input must have shape [{','.join(want)}] (batch and size free); "
-                             f"got {list(x.shape)}")
-        needed = self._ancestors({nid for nid, _ in targets.values()})
-        values: dict[str, list[np.ndarray]] = {}
-        for nid in self.order:
-            if nid not in needed:
-                continue
-            n = self.nodes[nid]
-            if n.value is not None:
-                values[nid] = n.value
-            elif n.type == "Parameter":
-                values[nid] = [x.astype(FLOAT) if np.issubdtype(x.dtype, np.floating) else x]
-            elif n.type != "Result":
-                values[nid] = self._execute(n, [values[src][self._port_index(src, p)] for src, p in n.inputs])
-        return {k: np.asarray(values[nid][i]) for k, (nid, i) in targets.items()}
-
-    def _ancestors(self, ids: set[str]) -> set[str]:
-        seen, stack = set(), list(ids)
-        while stack:
-            nid = stack.pop()
-            if nid not in seen:
-                seen.add(nid)
-                stack += [src for src, _ in self.nodes[nid].inputs]
-        return seen
-
-
-@contextmanager
-def _precision(dtype: type) -> Iterator[None]:
-    global FLOAT
-    old, FLOAT = FLOAT, dtype
-    try:
-        yield
-    finally:
-        FLOAT = old
-
-
-def load(path: str | os.PathLike, dtype: type = np.float64) -> Graph:
-    """Parse `path` (.xml) and its .bin; constants are read (and checked against the .bin's size) here."""
-    xml = Path(path)
-    if not xml.is_file():
-        raise FileNotFoundError(f"IR not found: {xml}")
-    bin_path = xml.with_suffix(".bin")
-    try:
-        root = ET.parse(xml).getroot()
-    except ET.ParseError as e:
-        raise IRError(f"{xml}: not valid XML ({e})") from None
-    blob = bin_path.read_bytes() if bin_path.is_file() else None
-    nodes: dict[str, Node] = {}
-    for layer in root.iter("layer"):
-        data = layer.find("data")
-        n = Node(layer.get("id"), layer.get("name", ""), layer.get("type", ""), layer.get("version", ""),
-                 dict(data.attrib) if data is not None else {})
-        out = layer.find("output")
-        for port in (out if out is not None else []):
-            n.outputs.append(port.get("id"))
-            if port.get("names"):
-                n.names[port.get("id")] = {s.strip() for s in port.get("names").split(",")}
-        if n.type == "Const":
-            n.value = [_read_const(n, blob, xml, bin_path)]
-        nodes[n.id] = n
-    edges: dict[str, list[tuple[int, str, str]]] = {}
-    for e in root.iter("edge"):
-        edges.setdefault(e.get("to-layer"), []).append((int(e.get("to-port")), e.get("from-layer"),
-                                                        e.get("from-port")))
-    for nid, ins in edges.items():
-        nodes[nid].inputs = [(src, port) for _, src, port in sorted(ins)]
-    return Graph(xml, nodes, _toposort(nodes, xml), dtype)
-
-
-def _read_const(n: Node, blob: bytes | None, xml: Path, bin_path: Path) -> np.ndarray:
-    et = n.attr("element_type")
-    if et not in ELEMENT_TYPES:
-        raise IRError(f"{xml}: Const '{n.name}' has element type {et}, which reference_np.ir does not read")
-    shape = [int(d) for d in n.attr("shape", "").split(",") if d.strip()]
-    offset, size = int(n.attr("offset")), int(n.attr("size"))
-    if blob is None:
-        raise FileNotFoundError(f"IR {xml} has no weights file {bin_path.name} beside it")
-    if offset + size > len(blob):
-        raise IRError(f"{bin_path} is truncated: Const '{n.name}' needs bytes {offset}..{offset + size}, the file has "
-                      f"{len(blob)}")
-    dtype = np.dtype(ELEMENT_TYPES[et])
-    count = int(np.prod(shape)) if shape else 1
-    if count * dtype.itemsize != size:
-        raise IRError(f"{xml}: Const '{n.name}' of shape {shape} {et} needs {count * dtype.itemsize} bytes, not {size}")
-    value = np.frombuffer(blob, dtype, count, offset).reshape(shape).copy()
-    if dtype.kind == "f" and not np.all(np.isfinite(value)):  # weights are finite; NaN/Inf means damaged bytes
-        raise IRError(f"{bin_path} is corrupted: Const '{n.name}' ({et}, bytes {offset}..{offset + size}) holds "
-                      f"{int(np.sum(~np.isfinite(value)))} NaN/Inf values")
-    return value
-
-
-def _toposort(nodes: dict[str, Node], xml: Path) -> list[str]:
-    indeg = {nid: len(n.inputs) for nid, n in nodes.items()}
-    users: dict[str, list[str]] = {}
-    for nid, n in nodes.items():
-        for src, _ in n.inputs:
-            if src not in nodes:
-                raise IRError(f"{xml}: node '{n.name}' reads from a missing layer {src}")
-            users.setdefault(src, []).append(nid)
-    ready = sorted((nid for nid, d in indeg.items() if d == 0), key=int)
-    order = []
-    while ready:
-        nid = ready.pop(0)
-        order.append(nid)
-        for u in users.get(nid, []):
-            indeg[u] -= 1
-            if indeg[u] == 0:
-                ready.append(u)
-    if len(order) != len(nodes):
-        raise IRError(f"{xml}: the graph has a cycle")
-    return order
-
-
-# ------------------------------------------------------------------ ops: one small function each
-def _f(a: np.ndarray) -> np.ndarray:
-    """Floating arrays in the executor's precision; integers (shapes, indices) stay integers."""
-    return a.astype(FLOAT) if np.issubdtype(a.dtype, np.floating) else a
+def _f(n: Node, a: np.ndarray) -> np.ndarray:
+    """Floating arrays in the node's precision (its graph's dtype); integers (shapes, indices) stay integers."""
+    return a.astype(n.dtype) if np.issubdtype(a.dtype, np.floating) else a
 
 
 def _scalar(v: np.ndarray) -> int:
@@ -291,13 +41,18 @@ def _divide(n: Node, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if np.issubdtype(a.dtype, np.integer) and np.issubdtype(b.dtype, np.integer):
         # integer division: m_pythondiv floors, else truncates toward zero
         return a // b if n.attr("m_pythondiv", "true") == "true" else np.trunc(a / b).astype(a.dtype)
-    return _f(a) / _f(b)
+    return _f(n, a) / _f(n, b)
+
+
+def _power(n: Node, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    _bcast(n)
+    return np.power(_f(n, a), _f(n, b))
 
 
 def _convert(n: Node, a: np.ndarray) -> np.ndarray:
     to = n.attr("destination_type")
     if to in ("f32", "f16", "f64", "bf16"):
-        return a.astype(FLOAT)  # decompression (i8/u8/f16 -> float) is exact in float64
+        return a.astype(n.dtype)  # decompression (i8/u8/f16 -> float) is exact in float64
     if to in ELEMENT_TYPES:
         if np.issubdtype(a.dtype, np.floating) and np.issubdtype(ELEMENT_TYPES[to], np.integer):
             info = np.iinfo(ELEMENT_TYPES[to])  # float -> int: round to nearest, saturate (the spec)
@@ -333,7 +88,7 @@ def _transpose(n: Node, a: np.ndarray, order: np.ndarray) -> np.ndarray:
 
 
 def _concat(n: Node, *xs: np.ndarray) -> np.ndarray:
-    return np.concatenate([_f(x) if np.issubdtype(xs[0].dtype, np.floating) else x for x in xs],
+    return np.concatenate([_f(n, x) if np.issubdtype(xs[0].dtype, np.floating) else x for x in xs],
                           axis=int(n.attr("axis")))
 
 
@@ -385,7 +140,7 @@ def _broadcast(n: Node, a: np.ndarray, shape: np.ndarray, axes: np.ndarray | Non
 def _reduce(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     def op(n: Node, a: np.ndarray, axes: np.ndarray) -> np.ndarray:
         ax = tuple(int(v) % a.ndim for v in np.asarray(axes).reshape(-1))
-        return fn(_f(a), axis=ax, keepdims=n.attr("keep_dims", "false") == "true")
+        return fn(_f(n, a), axis=ax, keepdims=n.attr("keep_dims", "false") == "true")
     return op
 
 
@@ -473,16 +228,16 @@ def conv2d(x: np.ndarray, w: np.ndarray, strides: list[int], begin: list[int], e
 
 def _convolution(n: Node, x: np.ndarray, w: np.ndarray) -> np.ndarray:
     begin, end = _pads(n, 2)
-    return conv2d(_f(x), _f(w)[None], n.ints("strides"), begin, end, n.ints("dilations"), 1)
+    return conv2d(_f(n, x), _f(n, w)[None], n.ints("strides"), begin, end, n.ints("dilations"), 1)
 
 
 def _group_convolution(n: Node, x: np.ndarray, w: np.ndarray) -> np.ndarray:
     begin, end = _pads(n, 2)
-    return conv2d(_f(x), _f(w), n.ints("strides"), begin, end, n.ints("dilations"), w.shape[0])
+    return conv2d(_f(n, x), _f(n, w), n.ints("strides"), begin, end, n.ints("dilations"), w.shape[0])
 
 
 def _matmul(n: Node, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a, b = _f(a), _f(b)
+    a, b = _f(n, a), _f(n, b)
     if n.attr("transpose_a", "false") == "true" and a.ndim > 1:
         a = np.swapaxes(a, -1, -2)
     if n.attr("transpose_b", "false") == "true" and b.ndim > 1:
@@ -518,12 +273,12 @@ def _avg_pool(n: Node, x: np.ndarray) -> np.ndarray:
 
 
 def fake_quantize(x: np.ndarray, in_low: np.ndarray, in_high: np.ndarray, out_low: np.ndarray,
-                  out_high: np.ndarray, levels: int) -> np.ndarray:
+                  out_high: np.ndarray, levels: int, dtype: type = np.float64) -> np.ndarray:
     """FakeQuantize-1, the spec's expression element by element (rounding half to even, as the reference
     implementation's nearbyint):
         x <= min(il, ih): ol;  x > max(il, ih): oh;
         else round((x - il) / (ih - il) * (levels - 1)) / (levels - 1) * (oh - ol) + ol"""
-    x, il, ih, ol, oh = (_f(np.asarray(v)) for v in (x, in_low, in_high, out_low, out_high))
+    x, il, ih, ol, oh = (np.asarray(v, dtype) for v in (x, in_low, in_high, out_low, out_high))
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.rint((x - il) / (ih - il) * (levels - 1)) / (levels - 1) * (oh - ol) + ol
     q = np.where(x <= np.minimum(il, ih), ol, q)
@@ -536,7 +291,7 @@ def _fake_quantize(n: Node, x: np.ndarray, il: np.ndarray, ih: np.ndarray, ol: n
     levels = int(n.attr("levels"))
     if levels < 2:
         raise IRError(f"FakeQuantize node '{n.name}': levels={levels} (must be >= 2)")
-    return fake_quantize(x, il, ih, ol, oh, levels)
+    return fake_quantize(x, il, ih, ol, oh, levels, n.dtype)
 
 
 def _identity(n: Node, a: np.ndarray) -> np.ndarray:
@@ -544,12 +299,12 @@ def _identity(n: Node, a: np.ndarray) -> np.ndarray:
 
 
 def _unary(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[..., np.ndarray]:
-    return lambda n, a: fn(_f(a))
+    return lambda n, a: fn(_f(n, a))
 
 
 OPS: dict[str, Callable[..., Any]] = {
     "Convert": _convert, "Add": _binary(np.add), "Subtract": _binary(np.subtract), "Multiply": _binary(np.multiply),
-    "Divide": _divide, "Power": _binary(lambda a, b: np.power(_f(a), _f(b))), "Maximum": _binary(np.maximum),
+    "Divide": _divide, "Power": _power, "Maximum": _binary(np.maximum),
     "Minimum": _binary(np.minimum), "Greater": _binary(np.greater), "Less": _binary(np.less),
     "Equal": _binary(np.equal), "Mod": _binary(np.fmod), "FloorMod": _binary(np.mod),
     "Floor": _unary(np.floor), "Sqrt": _unary(np.sqrt), "Exp": _unary(np.exp), "Tanh": _unary(np.tanh),
