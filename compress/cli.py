@@ -43,7 +43,7 @@ from .settings import (
     RunConfig,
     ScopeEntry,
 )
-from .sources import DataParts, quant_parts, source_help
+from .sources import DataParts, DataSpec, quant_parts, source_help
 
 # Library errors name settings by their field; a command line names them by its flags. The one table between them.
 FLAGS: dict[str, str] = {
@@ -162,12 +162,13 @@ def settings_from_args(args: argparse.Namespace) -> QuantSettings:
                          ignored_scope=tuple(ScopeEntry.parse(s) for s in specs if s != "none"))
 
 
+def data_spec_from_args(args: argparse.Namespace) -> DataSpec:
+    return DataSpec(args.calib, args.val, args.val_fraction, args.val_limit, args.accuracy_control,
+                    args.allow_overlap, args.seed)
+
+
 def data_parts_from_args(args: argparse.Namespace, checkpoint: str, size: int) -> DataParts:
-    if not 0 < args.val_fraction < 1:
-        raise InputError(f"val_fraction must be in (0, 1); got {args.val_fraction}", field="val_fraction")
-    return quant_parts(args.calib, args.val, size, default_val="proxy-val" if checkpoint == "proxy" else None,
-                       val_fraction=args.val_fraction, val_limit=args.val_limit,
-                       accuracy_control=args.accuracy_control, allow_overlap=args.allow_overlap, seed=args.seed)
+    return quant_parts(data_spec_from_args(args), size, "proxy-val" if checkpoint == "proxy" else None)
 
 
 def run_config_from_args(args: argparse.Namespace, prog: str, argv: list[str]) -> RunConfig:

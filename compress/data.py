@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -69,11 +69,20 @@ def normalize(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
+def crop(img: Image.Image, size: int, crop_pct: float = CROP_PCT) -> np.ndarray:
+    """The evaluation transform up to its pixels: PIL image -> uint8 [size, size, 3] (resize, centre crop)."""
+    check_input_size(size, size)
+    return np.asarray(center_crop(resize_shorter(to_rgb(img), int(size / crop_pct)), size))
+
+
 def preprocess(img: Image.Image, size: int, crop_pct: float = CROP_PCT) -> np.ndarray:
     """The evaluation transform: PIL image -> float32 [3, size, size]."""
-    check_input_size(size, size)
-    img = center_crop(resize_shorter(to_rgb(img), int(size / crop_pct)), size)
-    return normalize(np.asarray(img))
+    return normalize(crop(img, size, crop_pct))
+
+
+def no_images(role: str, name: str) -> InputError:
+    """The one error for a source that gave nothing to work on (every image unreadable, or none at all)."""
+    return InputError(f"{role} {name} yielded no readable images")
 
 
 # ---------------------------------------------------------------- sources
@@ -162,10 +171,12 @@ class DataSource:
         return (self._derive(f"{self.name} [calibration part]", calib + tail[0::2], len(calib) if limited else None),
                 self._derive(f"{self.name} [validation part]", val + tail[1::2], len(val) if limited else None))
 
-    def load_item(self, it: Item) -> tuple[np.ndarray | None, str | None]:
-        """(preprocessed float32 [3,S,S], None), or (None, why) for an unreadable image."""
+    def load_item(self, it: Item, pixels: bool = False) -> tuple[np.ndarray | None, str | None]:
+        """(preprocessed float32 [3,S,S], None) (with `pixels`: the uint8 [S,S,3] crop before normalisation), or
+        (None, why) for an unreadable image."""
         try:
-            return preprocess(it.load(), self.size), None
+            img = it.load()
+            return (crop(img, self.size) if pixels else preprocess(img, self.size)), None
         except UNREADABLE as e:
             return None, f"{it.key}: {type(e).__name__}: {e}"
 
@@ -197,14 +208,16 @@ class DataSource:
         """Preprocessed (float32 [3,S,S], label); unreadable images are skipped with one counting warning."""
         return self.collect((it, *self.load_item(it)) for it in self.items)
 
-    def decoded(self, workers: int | None = None) -> Iterator[tuple[np.ndarray, int | None]]:
+    def decoded(self, workers: int | None = None, pixels: bool = False) -> Iterator[tuple[np.ndarray, int | None]]:
         """As iterating the source, with decoding and preprocessing spread over `workers` threads (default: all
-        cores), in order. Threads, not processes: PIL and NumPy release the GIL while they decode, resize and
+        cores), in order; with `pixels`, the uint8 [S,S,3] crops (a model that normalises them itself, a quarter
+        of the bytes). Threads, not processes: PIL and NumPy release the GIL while they decode, resize and
         normalise, and forking a process that already runs OpenVINO's and torch's thread pools can deadlock."""
         workers = (os.cpu_count() or 1) if workers is None else workers
+        load = partial(self.load_item, pixels=pixels)
         if workers <= 1 or len(self.items) < 2:
-            return iter(self)
-        return self.collect(_threaded(self.load_item, self.items, workers))
+            return self.collect((it, *load(it)) for it in self.items)
+        return self.collect(_threaded(load, self.items, workers))
 
     def batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         xs: list[np.ndarray] = []

@@ -14,8 +14,7 @@ from tqdm import tqdm
 import reference_np as rn
 
 from .augment import augment
-from .data import DataSource
-from .errors import InputError
+from .data import DataSource, no_images
 from .nncf_pruning import SCHED_EPOCHS
 
 if TYPE_CHECKING:
@@ -48,7 +47,7 @@ def load_pool(source: DataSource) -> Pool:
         xs.append(x)
         ys.append(y)
     if not xs:
-        raise InputError(f"fine-tuning source {source.name} yielded no readable images")
+        raise no_images("fine-tuning source", source.name)
     return Pool(torch.from_numpy(np.stack(xs)), None if None in ys else torch.tensor(ys))
 
 

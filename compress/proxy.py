@@ -61,8 +61,10 @@ def region(img: Image.Image, split: str) -> tuple[int, int, int, int]:
 
 
 def random_boxes(img: Image.Image, split: str, n: int, rng: np.random.Generator,
-                 side_range: tuple[float, float], aspect: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
-    """n crop boxes (left, top, right, bottom) inside the split's region."""
+                 shape: tuple[tuple[float, float], tuple[float, float]]) -> np.ndarray:
+    """n crop boxes (left, top, right, bottom) inside the split's region; `shape` is (side range as a fraction of
+    the short side, aspect-ratio range)."""
+    side_range, aspect = shape
     left, t, r, b = region(img, split)
     short = min(img.size)
     side = rng.uniform(*side_range, n) * short
@@ -78,7 +80,7 @@ def _crop_items(split: str, per_class: int, seed: int, side: tuple[float, float]
     rng = np.random.default_rng(seed)
     items = []
     for label, (name, img) in enumerate(zip(PHOTOS, photos(), strict=True)):
-        for box in random_boxes(img, split, per_class, rng, side):
+        for box in random_boxes(img, split, per_class, rng, (side, (1.0, 1.0))):
             box_t = tuple(int(v) for v in box)
             items.append(Item(f"{name}@{box_t}", label, lambda img=img, box_t=box_t: img.crop(box_t)))
     return items

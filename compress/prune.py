@@ -42,18 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
     d = PruneSettings()
     ap = argparse.ArgumentParser(prog="python -m compress.prune", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--method", choices=METHODS, default=d.method)
+    ap.add_argument("--method", choices=METHODS, default=d.method, help="(default: %(default)s)")
     ap.add_argument("--ratio", type=float, default=d.ratio,
-                    help="structured: fraction of each group's channels/heads removed; nncf-*: weight sparsity")
+                    help="structured: fraction of each group's channels/heads removed; nncf-*: weight sparsity "
+                         "(default: %(default)s)")
     ap.add_argument("--round-to", type=int_in(1, 256, " (1: no rounding)"), default=None,
                     help=f"structured: kept channel counts become multiples of N (default: the CPU's SIMD block, "
                          f"{simd_block()} here; 1: no rounding)")
     ap.add_argument("--finetune-steps", type=int, default=d.finetune_steps,
-                    help="distillation steps after pruning (0: none)")
+                    help="distillation steps after pruning (0: none; default: %(default)s)")
     ap.add_argument("--finetune-batch", type=positive_int, default=d.finetune_batch,
                     help="distillation batch size (default: %(default)s; --batch is the IRs' input batch)")
-    ap.add_argument("--lr", type=float, default=d.lr)
-    ap.add_argument("--model", default="cloformer_xxs")
+    ap.add_argument("--lr", type=float, default=d.lr, help="distillation peak learning rate (default: %(default)s)")
+    ap.add_argument("--model", default="cloformer_xxs", help="variant (default: %(default)s)")
     ap.add_argument("--checkpoint", default="proxy",
                     help="checkpoint path or 'proxy', the shipped weights (default: %(default)s)")
     ap.add_argument("--data", default="proxy-train", help=f"fine-tuning images, labels used when present: "
@@ -83,9 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         parts = data_parts_from_args(args, args.checkpoint, loaded.input_size)
         report = prune_model(PruneJob(loaded, settings, data, parts, quant_settings, run), out)
         a, m = report.accuracy, report.macs
-        print(f"\n{report.method} ratio {report.ratio}: MACs {m['before'] / 1e6:.1f}M -> {m['after'] / 1e6:.1f}M "
-              f"(−{m['reduction_pct']:.1f}%), top-1 {fmt(a['unpruned_top1'])}% -> {fmt(a['pruned_top1'])}% "
-              f"(drop {fmt(a['top1_drop'])} pt) on {a['source']}")
+        print(f"\n{report.method} ratio {report.ratio}: MACs {m.before / 1e6:.1f}M -> {m.after / 1e6:.1f}M "
+              f"(−{m.reduction_pct:.1f}%), top-1 {fmt(a.unpruned_top1)}% -> {fmt(a.pruned_top1)}% "
+              f"(drop {fmt(a.top1_drop)} pt) on {a.source}")
         print(f"NumPy float64 agreement on the pruned checkpoint: max |dlogit| "
               f"{report.numpy_float64_agreement.value:.1e}")
         print(f"wrote {out}/ (pruned.safetensors, model_fp32.xml{', model_int8.xml' if report.int8 else ''}, "

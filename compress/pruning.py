@@ -42,7 +42,7 @@ from .loading import LoadedModel, output_bytes
 from .nncf_pruning import NNCF_RB_NEEDS_STEPS, nncf_prune, official_weights
 from .quantization import QuantJob, check_ignored_scope, finish, int8_stages
 from .render import write_prune_outputs, write_quant_outputs
-from .report import Check, ModelInfo, PruneReport, QuantReport, Timer, versions
+from .report import Check, Macs, ModelInfo, Params, PruneAccuracy, PruneReport, QuantReport, Timer, versions
 from .runtime import cpu_isa
 from .settings import DEFAULT_RUN, QuantSettings, RunConfig, check_choice, check_count, check_ratio
 from .sources import DataParts, shared_items
@@ -145,11 +145,10 @@ def prune_model(job: PruneJob, out: Path) -> PruneReport:
             check = E.set_batch(tmp / "model_fp32.xml", run.batch, pool.x[:run.batch].numpy())
             if not check.passed:
                 raise RuntimeError(f"{check.stage}: {check.value:.2e} > {check.tolerance:.0e}")
-        report = build_report(job, pruned, evaluation, int8, tmp)
         if int8 is not None:  # the INT8 stages' own report, beside the pruning report
-            finish(int8, lap.times, tmp)
+            int8 = finish(int8, lap.times, tmp)
             write_quant_outputs(int8, tmp, "report_int8")
-        finish(report, lap.times, tmp)
+        report = finish(build_report(job, pruned, evaluation, int8, tmp), lap.times, tmp)
         write_prune_outputs(report, tmp)
     return report
 
@@ -251,13 +250,12 @@ def build_report(job: PruneJob, pruned: Pruned, ev: PrunedEvaluation, int8: Quan
         ratio=settings.ratio, round_to=settings.effective_round_to, finetune_steps=settings.finetune_steps,
         model=ModelInfo(loaded.variant, loaded.checkpoint, size, loaded.num_classes,
                         pruned_checkpoint="pruned.safetensors"),
-        macs={"before": macs0, "after": macs1, "reduction_pct": 100 * (1 - macs1 / macs0)},
-        params={"before": count_params(loaded.weights), "after": count_params(after.weights),
-                "nonzero_after": int(sum(np.count_nonzero(v) for k, v in after.weights.items() if
-                                         v.dtype.kind == "f" and not k.endswith(("running_mean", "running_var"))))},
-        accuracy={"source": base.source, "n": base.n, "unpruned_top1": base.top1,
-                  "pruned_top1": mine.top1, "pruned_ir_top1": ev.pruned_ir.top1, "unpruned_top5": base.top5,
-                  "pruned_top5": mine.top5, "top1_drop": None if base.top1 is None else base.top1 - mine.top1},
+        macs=Macs(macs0, macs1, 100 * (1 - macs1 / macs0)),
+        params=Params(count_params(loaded.weights), count_params(after.weights),
+                      int(sum(np.count_nonzero(v) for k, v in after.weights.items() if
+                              v.dtype.kind == "f" and not k.endswith(("running_mean", "running_var"))))),
+        accuracy=PruneAccuracy(base.source, base.n, base.top1, mine.top1, ev.pruned_ir.top1, base.top5, mine.top5,
+                               None if base.top1 is None else base.top1 - mine.top1),
         numpy_float64_agreement=ev.numpy_agreement,
         sizes={"model_fp32.bin": len(bin_bytes), "model_fp32.bin.gz": len(gzip.compress(bin_bytes, 6))},
         layers=layer_table(loaded.model.plan, after.model.plan),

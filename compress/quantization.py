@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -24,9 +24,9 @@ from tqdm import tqdm
 from . import export as E
 from . import verification as V
 from .atomic import staging_dir
-from .data import DataSource
+from .data import DataSource, no_images
 from .errors import InputError
-from .evaluation import Preloaded, evaluate_openvino
+from .evaluation import F32, OVRun, Preloaded, evaluate_openvino
 from .loading import LoadedModel, output_bytes
 from .render import write_quant_outputs
 from .report import (
@@ -36,6 +36,7 @@ from .report import (
     GraphAgreement,
     Int8Comparison,
     ModelInfo,
+    PruneReport,
     QuantReport,
     SpeedReport,
     Timer,
@@ -55,6 +56,7 @@ from .speed import BASELINE, measure_speed
 from .tolerances import INT8_RUNTIME_MARGIN_DB
 
 log = logging.getLogger("compress")
+R = TypeVar("R", QuantReport, PruneReport)
 N_VERIFY = 8  # images for the FP32 twin checks
 N_DIAGNOSE = 32  # images for the per-layer SQNR diagnosis
 N_IR_FP32 = 2  # images the NumPy IR executor runs the FP32 IRs on (float64)
@@ -120,8 +122,7 @@ def quantize_model(loaded: LoadedModel, parts: DataParts, settings: QuantSetting
     job = QuantJob(loaded, parts, settings or QuantSettings(), run)
     lap = Timer.since(run.started, "load")
     with staging_dir(out, run.force, output_bytes(loaded)) as tmp:
-        report = int8_stages(job, tmp, lap)
-        finish(report, lap.times, tmp)  # the model files' sizes; the report files follow
+        report = finish(int8_stages(job, tmp, lap), lap.times, tmp)  # the model files' sizes; reports follow
         write_quant_outputs(report, tmp)
     return report
 
@@ -183,7 +184,7 @@ def hold_out(val: DataSource, input_size: int, seed: int) -> HeldOut:
 
 
 def quantize_deploy(exported: E.Exported, calibration: Calibration, settings: QuantSettings,
-                    tuning: Preloaded | None = None, max_drop: float = TARGET_MAX_TOP1_DROP_PT) -> Quantized:
+                    tuning: Preloaded | None = None, max_drop: float = DEFAULT_RUN.max_drop) -> Quantized:
     """nncf.quantize of the deploy graph (with accuracy control on `tuning` when given), saved as model_int8.xml
     beside the FP32 IR."""
     import openvino as ov
@@ -212,14 +213,15 @@ def evaluate_int8(fp32_xml: Path, int8_xml: Path, held_out: HeldOut, tuning: Pre
     """FP32 (f32 hint) against INT8 on the held-out data: as deployed (the device's default precision) and with
     the f32 hint; with accuracy control, the drop on its tuning part too."""
     data, device = held_out.data, run.device
-    fp32 = evaluate_openvino(fp32_xml, data, "CPU", "f32", backend="FP32 IR (f32)")
-    int8 = evaluate_openvino(int8_xml, data, device, None, backend=f"INT8 IR ({device})")
-    int8_f32 = evaluate_openvino(int8_xml, data, "CPU", "f32", backend="INT8 (f32)")
+    deployed = OVRun(device)
+    fp32 = evaluate_openvino(fp32_xml, data, F32, "FP32 IR (f32)")
+    int8 = evaluate_openvino(int8_xml, data, deployed, f"INT8 IR ({device})")
+    int8_f32 = evaluate_openvino(int8_xml, data, F32, "INT8 (f32)")
     cmp = V.compare_int8(fp32.logits, int8.logits, fp32.labels, data.name)
     ac = None
     if tuning is not None:
-        fp32_t = evaluate_openvino(fp32_xml, tuning, "CPU", "f32", backend="FP32 (tuning part)")
-        int8_t = evaluate_openvino(int8_xml, tuning, device, None, backend="INT8 (tuning part)")
+        fp32_t = evaluate_openvino(fp32_xml, tuning, F32, "FP32 (tuning part)")
+        int8_t = evaluate_openvino(int8_xml, tuning, deployed, "INT8 (tuning part)")
         ac = AccuracyControl(run.max_drop, DataPart(tuning.name, len(tuning), tuning.digest, len(tuning.skipped)),
                              fp32_t.top1 - int8_t.top1, cmp.top1_drop)
     return Evaluation(cmp, V.compare_int8(fp32.logits, int8_f32.logits, fp32.labels, data.name), ac)
@@ -269,11 +271,11 @@ def targets(cmp: Int8Comparison) -> dict[str, Any]:
             "sqnr_met": cmp.sqnr_db >= TARGET_MIN_SQNR_DB}
 
 
-def finish(report: QuantReport, times: dict[str, float], folder: Path) -> None:
-    """Stage times and the folder's file sizes, once every artifact is written."""
-    report.seconds = {**times, "total": round(sum(times.values()), 2)}
-    report.file_bytes = {p.name: p.stat().st_size for p in sorted(folder.iterdir())
-                         if p.is_file() and not p.name.startswith(".")}
+def finish(report: R, times: dict[str, float], folder: Path) -> R:
+    """The report with its stage times and the folder's file sizes, once every model file is written."""
+    return replace(report, seconds={**times, "total": round(sum(times.values()), 2)},
+                   file_bytes={p.name: p.stat().st_size for p in sorted(folder.iterdir())
+                               if p.is_file() and not p.name.startswith(".")})
 
 
 # ------------------------------------------------------------------ NNCF
@@ -281,7 +283,7 @@ def calibration_data(source: DataSource) -> list[np.ndarray]:
     """Preprocessed [1,3,S,S] arrays of a calibration source (already sized by the caller)."""
     out = [x[None] for x, _ in tqdm(source, total=len(source), desc=f"calibration ({source.name})", unit="img")]
     if not out:
-        raise InputError(f"calibration source {source.name} yielded no readable images")
+        raise no_images("calibration source", source.name)
     return out
 
 

@@ -268,14 +268,14 @@ def write_prune_outputs(rep: PruneReport, folder: Path) -> None:
     lines = [f"# CloFormer pruning report: {rep.method}, ratio {rep.ratio}"
              + (f", kept widths rounded to {rep.round_to}" if rep.round_to else ""), "", f"`{rep.command}`", "",
              md_table(["", "before", "after", "change"], [
-                 ["MACs (M)", f"{m['before'] / 1e6:.1f}", f"{m['after'] / 1e6:.1f}", f"−{m['reduction_pct']:.1f}%"],
-                 ["params", f"{rep.params['before']:,}", f"{rep.params['after']:,}",
-                  f"nonzero {rep.params['nonzero_after']:,}"],
-                 [f"top-1 on {a['source']} (%)", a["unpruned_top1"], a["pruned_top1"], fmt(a["top1_drop"])],
-                 [f"top-5 on {a['source']} (%)", a["unpruned_top5"], a["pruned_top5"], "–"],
+                 ["MACs (M)", f"{m.before / 1e6:.1f}", f"{m.after / 1e6:.1f}", f"−{m.reduction_pct:.1f}%"],
+                 ["params", f"{rep.params.before:,}", f"{rep.params.after:,}",
+                  f"nonzero {rep.params.nonzero_after:,}"],
+                 [f"top-1 on {a.source} (%)", a.unpruned_top1, a.pruned_top1, fmt(a.top1_drop)],
+                 [f"top-5 on {a.source} (%)", a.unpruned_top5, a.pruned_top5, "–"],
                  ["FP32 .bin bytes (gzip)", "–", f"{rep.sizes['model_fp32.bin']:,} "
                   f"({rep.sizes['model_fp32.bin.gz']:,})", "–"]]), "",
-             f"Pruned IR top-1: {fmt(a['pruned_ir_top1'])}%. NumPy float64 vs torch on the pruned checkpoint: "
+             f"Pruned IR top-1: {fmt(a.pruned_ir_top1)}%. NumPy float64 vs torch on the pruned checkpoint: "
              f"max |Δlogit| {rep.numpy_float64_agreement.value:.1e} "
              f"(tolerance {rep.numpy_float64_agreement.tolerance:g}).", ""]
     if rep.nncf_pruning_statistic is not None:
@@ -310,7 +310,7 @@ def write_prune_outputs(rep: PruneReport, folder: Path) -> None:
     ax.set_xticklabels([r["block"].replace("layers.", "L").replace(".blocks.", ".b") for r in rows], fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("kept fraction")
-    ax.set_title(f"{rep.method} ratio {rep.ratio}: MACs −{rep.macs['reduction_pct']:.1f}%", fontsize=10)
+    ax.set_title(f"{rep.method} ratio {rep.ratio}: MACs −{rep.macs.reduction_pct:.1f}%", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(folder / "pruning.png", dpi=110)

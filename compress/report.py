@@ -148,6 +148,32 @@ class QuantReport:
 
 
 @dataclass
+class Macs:
+    before: float
+    after: float
+    reduction_pct: float
+
+
+@dataclass
+class Params:
+    before: int
+    after: int
+    nonzero_after: int  # float weights that are not zero (what unstructured pruning changes)
+
+
+@dataclass
+class PruneAccuracy:
+    source: str
+    n: int
+    unpruned_top1: float | None  # None: the data has no labels
+    pruned_top1: float | None
+    pruned_ir_top1: float | None
+    unpruned_top5: float | None
+    pruned_top5: float | None
+    top1_drop: float | None
+
+
+@dataclass
 class PruneReport:
     command: str
     seed: int
@@ -157,9 +183,9 @@ class PruneReport:
     round_to: int | None
     finetune_steps: int
     model: ModelInfo
-    macs: dict[str, float]
-    params: dict[str, int]
-    accuracy: dict[str, Any]
+    macs: Macs
+    params: Params
+    accuracy: PruneAccuracy
     numpy_float64_agreement: Check
     sizes: dict[str, int]
     layers: list[dict[str, Any]]

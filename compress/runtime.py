@@ -22,13 +22,28 @@ import numpy as np
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
 
 
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
 def cpu_isa() -> str:
     """The CPU's relevant ISA flags, e.g. 'avx2 avx512f avx512_vnni avx512_bf16' (from /proc/cpuinfo)."""
-    try:
-        flags = set(re.search(r"flags\s*:\s*(.*)", Path("/proc/cpuinfo").read_text()).group(1).split())
-    except (OSError, AttributeError):
+    m = re.search(r"flags\s*:\s*(.*)", _cpuinfo())
+    if m is None:
         return "unknown"
+    flags = set(m.group(1).split())
     return " ".join(f for f in ISA_FLAGS if f in flags) or "none of " + "/".join(ISA_FLAGS)
+
+
+def cpu_model() -> dict[str, Any]:
+    """{'cpu': model name, 'mhz': the highest current clock of any core (None when not reported)}."""
+    text = _cpuinfo()
+    m = re.search(r"model name\s*:\s*(.*)", text)
+    mhz = [float(v) for v in re.findall(r"cpu MHz\s*:\s*([0-9.]+)", text)]
+    return {"cpu": m.group(1).strip() if m else "unknown", "mhz": max(mhz) if mhz else None}
 
 
 @dataclass

@@ -10,7 +10,8 @@ from typing import Any, Literal, get_args
 from .errors import InputError
 
 Preset = Literal["performance", "mixed"]
-ModelType = Literal["transformer"] | None
+NNCFModelType = Literal["transformer"]  # nncf.ModelType, by lower-case name
+ModelType = NNCFModelType | None
 # NNCF's activation range estimators (RangeEstimatorParametersSet), by lower-case name. minmax: global min/max
 # over the calibration set; mean_minmax (NNCF's default): the mean of per-sample min/max; mean_quantile: the
 # mean of per-sample 0.01%/99.99% quantiles; histogram: an MSE-optimal range from a histogram.
@@ -18,7 +19,7 @@ ActivationRange = Literal["minmax", "mean_minmax", "mean_quantile", "mean_no_out
                           "histogram"]
 ACTIVATION_RANGES: tuple[str, ...] = get_args(ActivationRange)
 PRESETS: tuple[str, ...] = get_args(Preset)
-MODEL_TYPES: tuple[str, ...] = ("none", "transformer")
+MODEL_TYPES: tuple[str, ...] = ("none", *get_args(NNCFModelType))  # as the command line spells them
 ScopeKind = Literal["type", "name", "pattern"]
 Backend = Literal["torch", "numpy", "openvino"]  # what runs a model in compress.evaluation
 BACKENDS: tuple[str, ...] = get_args(Backend)
@@ -134,7 +135,7 @@ class QuantSettings:
 
     def __post_init__(self) -> None:
         check_choice(self.preset, PRESETS, "preset")
-        check_choice(self.model_type, (None, "transformer"), "model_type")
+        check_choice(self.model_type, (None, *get_args(NNCFModelType)), "model_type")
         check_choice(self.activation_range, ACTIVATION_RANGES, "activation_range")
         self.ignored_scope = tuple(e if isinstance(e, ScopeEntry) else ScopeEntry.parse(e) for e in self.ignored_scope)
         check_count(self.subset_size, "subset_size")

@@ -15,6 +15,7 @@ from reference_np.specs import check_input_size
 from . import proxy
 from .data import DEFAULT_DATA_ROOT, DataSource, Item, data_root, file_sha256, folder_source
 from .errors import InputError
+from .settings import check_count
 
 
 def imagenet_subset(size: int) -> DataSource:
@@ -96,35 +97,54 @@ def shared_items(a: DataSource, b: DataSource) -> list[str]:
     return out
 
 
-def quant_parts(calib: str | os.PathLike, val: str | os.PathLike | None, size: int, *, default_val: str | None,
-                val_fraction: float = 0.5, val_limit: int | None = None, accuracy_control: bool = False,
-                allow_overlap: bool = False, seed: int = 0) -> DataParts:
-    """Calibration and validation data that never share an image unless allow_overlap:
+@dataclass(frozen=True)
+class DataSpec:
+    """Which data a quantization run reads, as named by the user (sources by name or folder), before it is
+    resolved at an input size. `val` None: the checkpoint's own held-out set, else a split of `calib`."""
+
+    calib: str | os.PathLike = "sample"
+    val: str | os.PathLike | None = None
+    val_fraction: float = 0.5  # without val: the part of calib kept for validation
+    val_limit: int | None = None  # a seeded subset of the validation data
+    accuracy_control: bool = False  # validation split again into a tuning and a held-out half
+    allow_overlap: bool = False  # accept a val that shares images with calib
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.val_fraction < 1:
+            raise InputError(f"val_fraction must be in (0, 1); got {self.val_fraction}", field="val_fraction")
+        check_count(self.val_limit, "val_limit")
+
+
+def quant_parts(spec: DataSpec, size: int, default_val: str | None = None) -> DataParts:
+    """Calibration and validation data that never share an image unless spec.allow_overlap:
     - an explicit `val` (or the checkpoint's own held-out set, `default_val`) is checked for overlap;
     - with neither, the calibration source is split (seeded, class-balanced) into disjoint parts."""
+    calib, val, seed, val_fraction = spec.calib, spec.val, spec.seed, spec.val_fraction
     calib_src = resolve_source(calib, size)
     val_spec = val if val is not None else default_val
     if val_spec is None:
         calib_part, val_src = calib_src.split(val_fraction, seed)
-        rule = (f"no --val: {calib_src.name} split {1 - val_fraction:.0%}/{val_fraction:.0%} into disjoint "
-                f"calibration and validation parts (seed {seed}, class-balanced)" if calib_src.labelled else
-                f"no --val: {calib_src.name} split into disjoint parts (seed {seed})")
+        rule = (f"no validation data given: {calib_src.name} split {1 - val_fraction:.0%}/{val_fraction:.0%} "
+                f"into disjoint calibration and validation parts (seed {seed}, class-balanced)"
+                if calib_src.labelled else
+                f"no validation data given: {calib_src.name} split into disjoint parts (seed {seed})")
         calib_src, overlap = calib_part, 0
     else:
         val_src = resolve_source(val_spec, size)
         shared = shared_items(calib_src, val_src)
         overlap = len(shared)
-        if shared and not allow_overlap:
+        if shared and not spec.allow_overlap:
             raise InputError(
                 f"val {val_spec} shares {len(shared)} image(s) with calib {calib} (e.g. {shared[0]}): INT8 "
                 "accuracy would be measured on calibration images. Give disjoint data, no val (to split "
                 "calib), or allow_overlap=True", field=("val", "calib", "val", "calib", "allow_overlap"))
-        rule = (f"--val {val_spec}" if val is not None else f"{val_spec}: the checkpoint's held-out set") + (
-            f" (overlaps calibration in {overlap} images: --allow-overlap)" if overlap else
+        rule = (f"validation {val_spec}" if val is not None else f"{val_spec}: the checkpoint's held-out set") + (
+            f" (overlaps calibration in {overlap} images: allow_overlap)" if overlap else
             " (checked disjoint from calibration)")
-    val_src = val_src.subset(val_limit, seed)
+    val_src = val_src.subset(spec.val_limit, seed)
     tuning = None
-    if accuracy_control:
+    if spec.accuracy_control:
         if not val_src.labelled:
             raise InputError(f"accuracy_control needs labelled validation data; {val_src.name} has none",
                              field="accuracy_control")

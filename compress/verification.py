@@ -121,10 +121,13 @@ class GraphRun:
     taps: dict[str, np.ndarray]  # named intermediates of the first images (empty without a taps model)
 
 
-def graph_run(int8_xml: Path, int8_taps_model: Any | None, tap_names: list[str], x: np.ndarray, tmp: Path,
-              n_layers: int = 4) -> GraphRun:
+N_TAP_IMAGES = 4  # images whose named intermediates the NumPy executor runs (the per-layer comparison)
+
+
+def graph_run(int8_xml: Path, int8_taps_model: Any | None, tap_names: list[str], x: np.ndarray,
+              tmp: Path) -> GraphRun:
     """reference_np.ir on x (one image at a time) in float64 and float32, and, given the quantized taps model,
-    its named intermediates on the first n_layers images."""
+    its named intermediates on the first N_TAP_IMAGES images."""
     import openvino as ov
 
     from reference_np import ir
@@ -139,7 +142,7 @@ def graph_run(int8_xml: Path, int8_taps_model: Any | None, tap_names: list[str],
         taps_xml = tmp / "int8_taps.xml"
         ov.save_model(int8_taps_model, str(taps_xml), compress_to_fp16=False)
         taps_graph = ir.load(taps_xml)
-        runs = [taps_graph.run(x[i:i + 1], tap_names) for i in range(min(n_layers, len(x)))]
+        runs = [taps_graph.run(x[i:i + 1], tap_names) for i in range(min(N_TAP_IMAGES, len(x)))]
         taps = {name: np.concatenate([r[name] for r in runs]) for name in tap_names}
     return GraphRun(x, ref, sqnr_db(logits(np.float32), ref), taps)
 

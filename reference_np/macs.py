@@ -7,6 +7,8 @@ convention as the architecture spec's hand count (XXS 0.661 G, XS 1.219 G, S 2.1
 
 from __future__ import annotations
 
+import re
+
 from .specs import ModelPlan
 
 
@@ -42,3 +44,13 @@ def count_params(weights: dict) -> int:
     """Learnable parameters of official-format weights (BatchNorm running statistics excluded)."""
     skip = ("running_mean", "running_var", "num_batches_tracked")
     return int(sum(v.size for k, v in weights.items() if not k.endswith(skip)))
+
+
+def count_layers(weights: dict) -> dict[str, int]:
+    """Layers by kind, read off the weights (so pruned checkpoints too): 'convolutions' (every 4-D weight),
+    'depthwise' (those with one input channel per group, GroupConvolution in an IR), 'dense' (the rest) and
+    'norms' (GroupNorm(1, C) layers, one MVN each in the deploy graph). What a converted graph must hold."""
+    convs = [v for v in weights.values() if getattr(v, "ndim", 0) == 4]
+    depthwise = sum(v.shape[1] == 1 for v in convs)
+    norms = sum(bool(re.search(r"(^|\.)(norm\d?|layernorm)\.weight$", k)) for k in weights)
+    return {"convolutions": len(convs), "depthwise": depthwise, "dense": len(convs) - depthwise, "norms": norms}

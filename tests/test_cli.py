@@ -91,7 +91,7 @@ QUANTIZE_BAD = [  # (argv with {names} from bad_files, message fragment)
     (["--out", "{alink}", "--force"], "(a symlink)"),
     (["--out", "{afile}/sub"], "is not a folder"),
     (["--val-fraction", "1.5"], "--val-fraction"),
-    (["--smooth-quant-alpha", "2"], "SmoothQuant alpha"),
+    (["--smooth-quant-alpha", "2"], "--smooth-quant-alpha must be in [0, 1]"),
 ]
 
 
@@ -301,12 +301,18 @@ def test_evaluate_openvino_parallel_matches_serial(bad_files) -> None:
 
     xml = bad_files["run"] / "model_fp32.xml"
     src = resolve_source("proxy-val", 32, limit=24)
-    par = evaluation.evaluate_openvino(xml, src, "CPU", "f32", workers=2, progress=False)
+    par = evaluation.evaluate_openvino(xml, src, evaluation.OVRun("CPU", "f32", 2), progress=False)
     ser = evaluation.evaluate(evaluation.openvino_predictor(xml, "CPU", "f32"), resolve_source("proxy-val", 32, 24),
                             progress=False)
     assert par.n == ser.n == 24 and np.array_equal(par.labels, ser.labels)
     assert np.abs(par.logits - ser.logits).max() <= 1e-5 * np.abs(ser.logits).max()
     assert par.top1 == ser.top1 and par.images_per_s > 0
+    # issue 19 (4): the streamed source goes as uint8 crops, normalised inside the model (PrePostProcessor); the
+    # float path (pixels=False) and the serial float path are the references
+    flt = evaluation.evaluate_openvino(xml, resolve_source("proxy-val", 32, 24), evaluation.OVRun("CPU", "f32", 2,
+                                                                                                   pixels=False),
+                                       progress=False)
+    assert np.abs(par.logits - flt.logits).max() <= 1e-5 * np.abs(flt.logits).max()  # normalised in f32 either way
 
 
 # ---------------------------------------------------------------- prune and tools
@@ -374,9 +380,14 @@ def test_help_defaults_are_the_settings_defaults(parser: str) -> None:
               "smooth_quant_alpha": d.smooth_quant_alpha, "max_drop": DEFAULT_RUN.max_drop,
               "device": DEFAULT_RUN.device, "seed": DEFAULT_RUN.seed, "batch": DEFAULT_RUN.batch,
               "benchmark_seconds": DEFAULT_RUN.benchmark_seconds, "benchmark_batch": DEFAULT_RUN.benchmark_batch}
+    if parser == "prune":
+        p = PruneSettings()
+        fields.update(method=p.method, ratio=p.ratio, finetune_steps=p.finetune_steps,
+                      finetune_batch=p.finetune_batch, lr=p.lr)
     actions = {a.dest: a for a in ap._actions}
     for dest, value in fields.items():
         assert actions[dest].default == value, dest
+        assert value is None or "%(default)s" in (actions[dest].help or ""), f"{dest}: --help hides its default"
     for a in ap._actions:
         text = a.help or ""
         assert not re.search(r"(?<!%)\(default\)", text), f"{a.dest}: a hand-written '(default)' in its help"

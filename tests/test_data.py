@@ -281,11 +281,11 @@ def test_split_is_disjoint_seeded_and_class_balanced() -> None:
 
 
 def test_quant_parts_never_share_images(tmp_path) -> None:
-    from compress.sources import quant_parts, shared_items
+    from compress.sources import DataSpec, quant_parts, shared_items
 
     for w in ("n01440764", "n02102040"):
         _write_images(tmp_path / "a" / w, [f"{w}_{i}.JPEG" for i in range(6)])
-    parts = quant_parts(tmp_path / "a", None, 32, default_val=None, seed=0)  # no --val: split
+    parts = quant_parts(DataSpec(tmp_path / "a"), 32)  # no val: split
     assert not shared_items(parts.calibration, parts.validation) and "split" in parts.rule
     assert len(parts.calibration.items) == len(parts.validation.items) == 6
     # a copy of some calibration files elsewhere is the same data: refused unless allowed
@@ -293,10 +293,10 @@ def test_quant_parts_never_share_images(tmp_path) -> None:
     for f in sorted((tmp_path / "a" / "n01440764").iterdir())[:2]:
         (tmp_path / "b" / "n01440764" / f.name).write_bytes(f.read_bytes())
     with pytest.raises(InputError, match="shares 2 image"):
-        quant_parts(tmp_path / "a", tmp_path / "b", 32, default_val=None)
-    ok = quant_parts(tmp_path / "a", tmp_path / "b", 32, default_val=None, allow_overlap=True)
-    assert ok.overlap == 2 and "--allow-overlap" in ok.rule
-    ac = quant_parts("sample", "proxy-val", 32, default_val=None, accuracy_control=True)
+        quant_parts(DataSpec(tmp_path / "a", tmp_path / "b"), 32)
+    ok = quant_parts(DataSpec(tmp_path / "a", tmp_path / "b", allow_overlap=True), 32)
+    assert ok.overlap == 2 and "allow_overlap" in ok.rule
+    ac = quant_parts(DataSpec("sample", "proxy-val", accuracy_control=True), 32)
     assert ac.tuning is not None and not {i.key for i in ac.tuning.items} & {i.key for i in ac.validation.items}
 
 

@@ -11,6 +11,7 @@ import cloformer
 import reference_np as rn
 from compress import export, loading, quantization, runtime, structured
 from compress.tolerances import FLOAT32_REL, FLOAT64_ATOL
+from reference_np.macs import count_layers
 from reference_np.specs import VARIANTS, plan_from_spec
 from tests.conftest import ALL_VARIANTS, np_weights, test_input
 from tests.test_prune import random_scores
@@ -97,9 +98,12 @@ def test_deploy_graph_op_inventory() -> None:
     types = [op.get_type_name() for op in export.convert_deploy(loaded).get_ops()]
     plain = [op.get_type_name() for op in export.convert_plain(loaded).get_ops()]
     assert "AvgPool" not in types and plain.count("AvgPool") == 10
-    assert "GroupNormalization" not in types and types.count("MVN") == 26
-    assert types.count("ScaledDotProductAttention") == 12
-    assert types.count("Convolution") == plain.count("Convolution") == 107
+    layers = count_layers(loaded.weights)  # 107 dense convolutions, 24 depthwise, 26 norms in XXS
+    assert "GroupNormalization" not in types and types.count("MVN") == layers["norms"]
+    assert types.count("ScaledDotProductAttention") == sum(b.global_heads > 0 for s in loaded.model.plan.blocks
+                                                           for b in s)
+    assert types.count("Convolution") == plain.count("Convolution") == layers["dense"]
+    assert types.count("GroupConvolution") == layers["depthwise"]
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +137,8 @@ def test_int8_runtime_graph_bars(int8_224) -> None:
     deploy = runtime_graph(exported.fp32_xml, "deploy", compiles=3)
     plain = runtime_graph(export.convert_plain(loaded), "plain", compiles=3)
     assert deploy.executed <= plain.executed - 8  # AvgPool folded into global_kv (10 nodes)
-    assert int8.by_type.get("Convolution", 0) == 131  # every convolution still one node, none split off
+    # every convolution still one node (dense and depthwise alike), none split off
+    assert int8.by_type.get("Convolution", 0) == count_layers(loaded.weights)["convolutions"]
     # every ISA: quantizing adds no executed node to the deploy graph (a spread of two for layout choices)
     assert int8.executed <= deploy.executed + 2, (int8, deploy)
     isa = cpu_isa().split()

@@ -18,7 +18,7 @@ from PIL import Image
 
 from compress.data import DataSource, Item
 from compress.errors import InputError
-from compress.evaluation import Preloaded, evaluate_openvino
+from compress.evaluation import OVRun, Preloaded, evaluate_openvino
 
 ROOT = Path(__file__).resolve().parents[1]
 BOUND_S = 20.0  # one early exit, generous: a decode takes milliseconds, a deadlock takes forever
@@ -112,7 +112,7 @@ def _early_exits(xml: Path) -> None:
     # 3b. an error while OpenVINO infers asynchronously and the decoders decode: every request drained
     t0 = time.perf_counter()
     with pytest.raises(InputError, match="item 300 is bad"):
-        evaluate_openvino(xml, _source(400, fail_at=300), "CPU", "f32", workers=2, progress=False)
+        evaluate_openvino(xml, _source(400, fail_at=300), OVRun("CPU", "f32", 2), progress=False)
     _assert_clean(t0, "error during inference")
     # 4. the consumer simply stops (a generator dropped half-way)
     t0 = time.perf_counter()

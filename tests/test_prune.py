@@ -211,7 +211,7 @@ def test_round_to_bad_values_exit_2(bad: str, capsys) -> None:
     with pytest.raises(SystemExit) as e:
         prune.main(["--round-to", bad])
     assert e.value.code == 2 and "--round-to" in capsys.readouterr().err
-    with pytest.raises(InputError, match="--round-to"):
+    with pytest.raises(InputError, match="round_to must be an integer from 1 to 256"):  # the library: the field
         pruning.PruneSettings(round_to=0)
 
 
@@ -228,5 +228,5 @@ def test_finetuning_data_must_not_overlap_validation(tmp_path, capsys) -> None:
     out = tmp_path / "p"
     assert prune.main([*E2E[:-4], "--data", "proxy-val", "--benchmark-seconds", "0", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "fine-tuning data proxy-val shares 800 image(s) with the validation data proxy-val" in err
+    assert "fine-tuning --data proxy-val shares 800 image(s) with the validation data proxy-val" in err
     assert "--allow-overlap" in err and not out.exists() and not list(tmp_path.iterdir())

@@ -14,7 +14,7 @@ import torch
 import cloformer
 import reference_np as rn
 from compress import export, loading, quantization, quantize, runtime, structured
-from compress.evaluation import evaluate_openvino, openvino_predictor
+from compress.evaluation import OVRun, evaluate_openvino, openvino_predictor
 from compress.metrics import sqnr_db
 from compress.runtime import runtime_graph
 from compress.settings import QuantSettings
@@ -134,7 +134,7 @@ def test_batch_option_writes_static_batch_irs(tmp_path) -> None:
     assert "[4,3,32,32]" in (out / "report.md").read_text()
     # compress.evaluate feeds a batch-4 IR 4 images a request: 10 images = 3 requests, the last one padded
     src = resolve_source("proxy-val", 32, limit=10)
-    res = evaluate_openvino(out / "model_fp32.xml", src, "CPU", "f32", workers=2, progress=False)
+    res = evaluate_openvino(out / "model_fp32.xml", src, OVRun("CPU", "f32", 2), progress=False)
     ser = openvino_predictor(out / "model_fp32.xml")(np.stack([x for x, _ in resolve_source("proxy-val", 32, 10)]))
     assert res.n == 10 and np.abs(res.logits - ser).max() <= FLOAT32_REL * np.abs(ser).max()
 

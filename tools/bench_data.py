@@ -25,10 +25,10 @@ from PIL import Image
 
 from compress import export, loading, runtime
 from compress.data import imagenet_synsets
-from compress.evaluation import evaluate_openvino
+from compress.evaluation import AS_DEPLOYED, evaluate_openvino
 from compress.runtime import cpu_isa
 from compress.sources import resolve_source
-from tools.benchmark import benchmark_app_cmd, run_benchmark_app
+from tools.benchmark_app import benchmark_app_cmd, run_benchmark_app
 
 
 def link_folder(root: Path, per_class: int = 50) -> Path:
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         rates, fps = [], []
         for r in range(args.rounds):  # alternate the two measurements, medians of both
             src = resolve_source(folder, size)
-            res = evaluate_openvino(ir, src, "CPU", None, progress=False, backend=ir.name)
+            res = evaluate_openvino(ir, src, AS_DEPLOYED, ir.name, progress=False)
             rates.append(res.images_per_s)
             stats, _ = run_benchmark_app(benchmark_app_cmd(str(ir), size, args.t, "throughput", None))
             fps.append(stats["throughput_fps"])

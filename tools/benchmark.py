@@ -27,9 +27,7 @@ import argparse
 import json
 import os
 import re
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +43,8 @@ from compress.errors import InputError
 from compress.render import md_table, runtime_table
 from compress.report import read_report, versions
 from compress.runtime import ISA_FLAGS as FLAGS
-from compress.runtime import RuntimeGraph, cpu_isa, runtime_graph
+from compress.runtime import RuntimeGraph, cpu_isa, cpu_model, runtime_graph
+from tools.benchmark_app import aggregate_perf, benchmark_app_cmd, parse_perf_counters, run_benchmark_app
 
 VNNI_MACS_PER_CYCLE = 128  # int8 MACs/cycle/core: two 512-bit VPDPBUSD per cycle (an assumption; see README)
 BASELINE = "plain FP32"
@@ -81,64 +80,14 @@ class Target:
         return statistics.median(self.throughputs_bn_fps) if self.throughputs_bn_fps else None
 
 
-# ---------------------------------------------------------------- benchmark_app
-_NUM = r"([0-9]+(?:\.[0-9]+)?)"
-# benchmark_app prints latencies in "us" when the average is under 1 ms (format_console_latency), else "ms";
-# "s" is accepted too. Every latency is normalised to ms.
-_UNIT_MS = {"us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}
-_LAT = rf"{_NUM}\s*(us|µs|ms|s)\b"
-LATENCY_PATTERNS = {"median_ms": rf"Median:\s+{_LAT}", "average_ms": rf"Average:\s+{_LAT}",
-                    "min_ms": rf"Min:\s+{_LAT}", "max_ms": rf"Max:\s+{_LAT}"}
-OTHER_PATTERNS = {"throughput_fps": rf"Throughput:\s+{_NUM}\s*FPS", "count": r"Count:\s+([0-9]+)\s*iterations"}
 
 
-def parse_benchmark_app(text: str) -> dict[str, float]:
-    """The final statistics of a benchmark_app run: latency median/average/min/max in ms (whatever unit it
-    printed), FPS, iteration count. Only the overall statistics block counts (the first figures after the
-    last 'Count:' line), not the per-shape-group ones printed after it."""
-    start = text.rfind("Count:")
-    block = text[start:] if start >= 0 else text
-    out: dict[str, float] = {}
-    for key, pat in LATENCY_PATTERNS.items():
-        m = re.search(pat, block)
-        if m:
-            out[key] = float(m.group(1)) * _UNIT_MS[m.group(2)]
-    for key, pat in OTHER_PATTERNS.items():
-        m = re.search(pat, block)
-        if m:
-            out[key] = float(m.group(1))
-    if "median_ms" not in out or "throughput_fps" not in out:
-        raise ValueError("benchmark_app output has no Median latency / Throughput line:\n" + text[-2000:])
-    return out
 
 
-def parse_perf_counters(csv_text: str) -> list[dict[str, Any]]:
-    """Rows of benchmark_app's average_counters CSV that executed: name, layer type, exec type, ms."""
-    rows = []
-    for line in csv_text.splitlines()[1:]:
-        f = line.split(";")
-        if len(f) < 6 or f[0] == "Total" or f[1] != "Status.EXECUTED":
-            continue
-        rows.append({"name": f[0], "layer_type": f[2], "exec_type": f[3], "real_ms": float(f[4])})
-    if not rows:
-        raise ValueError("performance-counter report has no executed layers")
-    return rows
 
 
-def exec_precision(exec_type: str) -> str:
-    """The precision suffix of an exec type: 'brgconv_avx2_I8' -> 'i8', 'jit_uni_f32' -> 'f32'."""
-    tail = exec_type.rsplit("_", 1)[-1].lower()
-    return tail if tail in ("i8", "u8", "f32", "bf16", "f16", "i32") else "other"
 
 
-def aggregate_perf(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Time per 'layer type [precision]' (ms, node count), largest first."""
-    agg: dict[str, dict[str, float]] = {}
-    for r in rows:
-        a = agg.setdefault(f"{r['layer_type']} [{exec_precision(r['exec_type'])}]", {"ms": 0.0, "nodes": 0})
-        a["ms"] += r["real_ms"]
-        a["nodes"] += 1
-    return dict(sorted(agg.items(), key=lambda kv: -kv[1]["ms"]))
 
 
 def perf_counters(t: Target, seconds: float, hint: str, device: str) -> dict[str, dict[str, float]]:
@@ -166,22 +115,8 @@ def perf_table(targets: list[Target]) -> str:
     return md_table(["op type [exec precision]", *(t.label for t in shown)], rows)
 
 
-def benchmark_app_cmd(xml: str, size: int, seconds: float, hint: str, precision: str | None,
-                      device: str = "CPU", batch: int = 1) -> list[str]:
-    exe = shutil.which("benchmark_app") or str(Path(sys.executable).with_name("benchmark_app"))
-    cmd = [exe, "-m", xml, "-d", device, "-hint", hint, "-t", str(max(1, round(seconds))),  # whole seconds
-           "-shape", f"[{batch},3,{size},{size}]"]
-    if precision:
-        cmd += ["-infer_precision", precision]
-    return cmd
 
 
-def run_benchmark_app(cmd: list[str]) -> tuple[dict[str, float], str]:
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"benchmark_app failed ({r.returncode}): {' '.join(cmd)}\n"
-                           f"{r.stdout[-1500:]}{r.stderr[-1500:]}")
-    return parse_benchmark_app(r.stdout), r.stdout
 
 
 # ---------------------------------------------------------------- Python-timed backends
@@ -288,13 +223,7 @@ def discover(folders: list[Path], python_backends: bool = True, numpy_backend: b
 def machine() -> dict[str, Any]:
     isa = set(cpu_isa().split())  # the one reading of the ISA flags (compress.runtime)
     info: dict[str, Any] = {"cores": os.cpu_count(), "flags": {f: f in isa for f in FLAGS}}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        info["cpu"] = re.search(r"model name\s*:\s*(.*)", text).group(1).strip()
-        mhz = [float(v) for v in re.findall(r"cpu MHz\s*:\s*([0-9.]+)", text)]
-        info["mhz"] = max(mhz) if mhz else None
-    except (OSError, AttributeError):
-        info.setdefault("cpu", "unknown")
+    info.update(cpu_model())
     vnni = info.get("flags", {}).get("avx512_vnni")
     if info.get("mhz") and vnni:
         info["int8_peak_gmacs_estimate"] = round(info["cores"] * info["mhz"] / 1e3 * VNNI_MACS_PER_CYCLE, 1)

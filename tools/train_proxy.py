@@ -47,7 +47,7 @@ def make_pool(n_per_class: int, size: int, seed: int) -> tuple[np.ndarray, np.nd
     rng = np.random.default_rng(seed)
     xs, ys = [], []
     for label, img in enumerate(proxy.photos()):
-        for box in proxy.random_boxes(img, "train", n_per_class, rng, proxy.TRAIN_SIDE, aspect=(3 / 4, 4 / 3)):
+        for box in proxy.random_boxes(img, "train", n_per_class, rng, (proxy.TRAIN_SIDE, (3 / 4, 4 / 3))):
             xs.append(np.asarray(img.crop(tuple(int(v) for v in box)).resize((size, size), Image.BICUBIC)))
             ys.append(label)
     return np.stack(xs), np.asarray(ys)

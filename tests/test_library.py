@@ -1,0 +1,63 @@
+"""The library as the README shows it: the README's Python block runs as written, with only its sizes shrunk
+(each shrink must match the block, or the README changed and this test says so), and `compress.report` reads a
+report without torch or OpenVINO."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+# the README's words -> the same call, smaller (calibration and validation images, fine-tuning, timing)
+SHRINK = {
+    'sources.DataSpec(calib="sample", val="proxy-val")': 'sources.DataSpec(calib="sample", val="proxy-val", '
+                                                         'val_limit=48)',
+    'settings.RunConfig(command="my script")': 'settings.RunConfig(command="my script", benchmark_seconds=1)',
+    "settings.QuantSettings()": "settings.QuantSettings(subset_size=16)",
+    'pruning.PruneSettings("structured", ratio=0.45)': 'pruning.PruneSettings("structured", ratio=0.45, '
+                                                       'finetune_steps=2, finetune_batch=8)',
+    'sources.resolve_source("proxy-train", loaded.input_size)': 'sources.resolve_source("proxy-train", '
+                                                                'loaded.input_size, limit=64)',
+    'data="proxy-val")': 'data="proxy-val", limit=48)',  # the same 48 images as val_limit (seed 0 both)
+}
+
+
+def readme_block() -> str:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert len(blocks) == 1, "the README has one Python block (the library example)"
+    return blocks[0]
+
+
+@pytest.mark.slow
+def test_readme_library_example_runs(tmp_path, monkeypatch) -> None:
+    code = readme_block()
+    for old, new in SHRINK.items():
+        assert old in code, f"the README's example no longer says {old!r}"
+        code = code.replace(old, new)
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, object] = {"__name__": "readme"}
+    exec(compile(code, str(README), "exec"), scope)  # our own README
+    report, result, pruned = scope["report"], scope["result"], scope["pruned"]
+    # what the example prints is real: the INT8 job, its evaluation, and the pruned INT8 job
+    assert report.validation.n == 48 and report.calibration.n == 16 and report.int8_vs_fp32.n == 48
+    assert report.int8_vs_fp32.top1_agreement >= 90 and set(report.speed.ratios("INT8")) >= {"latency", "fps_b1"}
+    # compress.evaluate's f32 run of the INT8 IR on the same images is the report's f32-hint column
+    assert result.n == 48 and result.top1 == pytest.approx(report.int8_f32_hint_vs_fp32.int8_top1, abs=100 / 48)
+    assert pruned.macs.reduction_pct > 20 and pruned.int8 is not None
+    assert "pruned INT8" in [r.label for r in pruned.int8.speed.rows]
+    for folder in ("outputs/lib-int8", "outputs/lib-pruned"):
+        assert (tmp_path / folder / "report.json").is_file() and (tmp_path / folder / "model_int8.xml").is_file()
+
+
+def test_reading_a_report_imports_neither_torch_nor_openvino(tmp_path) -> None:
+    """Issue 17: result types live with the report, so reading report.json needs only the standard library and
+    NumPy; rendering it needs matplotlib, not torch or OpenVINO."""
+    code = ("import sys, compress.report, compress.render\n"
+            "print(sorted(m for m in ('torch', 'openvino', 'nncf', 'onnx') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
