@@ -8,6 +8,7 @@ import functools
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import cloformer
 import reference_np as rn
@@ -44,3 +45,20 @@ test_input.__test__ = False  # a helper, not a test
 def _torch_determinism():
     torch.manual_seed(0)
     yield
+
+
+def write_images(folder, names, size=(40, 48)):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(len(names))
+    for n in names:
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(folder / n)
+
+
+def random_scores(plan, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i, stage in enumerate(plan.blocks):
+        for j, b in enumerate(stage):
+            z = sum(b.local_channels) + b.global_heads * b.dim_head
+            out[f"layers.{i}.blocks.{j}"] = (rng.random(b.hidden), rng.random(z))
+    return out

@@ -22,7 +22,7 @@ from compress.cli import FLAGS, cli_message
 from compress.errors import InputError
 from compress.pruning import PruneSettings
 from compress.settings import QuantSettings, RunConfig, ScopeEntry
-from tests.test_data import _write_images
+from tests.conftest import write_images
 from tools import make_imagenet_subset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,10 +54,10 @@ def bad_files(tmp_path_factory) -> dict[str, Path]:
     rn.save_weights(w, d / "good.npz")
     (d / "truncated.npz").write_bytes((d / "good.npz").read_bytes()[:5000])
     (d / "empty").mkdir()
-    _write_images(d / "mixed" / "n01440764", ["a.jpg", "b.jpg"])
-    _write_images(d / "mixed" / "cats", ["c.jpg", "d.jpg"])
-    _write_images(d / "wnid" / "n01440764", ["a.jpg", "b.jpg"])
-    _write_images(d / "wnid" / "n15075141", ["c.jpg", "d.jpg"])
+    write_images(d / "mixed" / "n01440764", ["a.jpg", "b.jpg"])
+    write_images(d / "mixed" / "cats", ["c.jpg", "d.jpg"])
+    write_images(d / "wnid" / "n01440764", ["a.jpg", "b.jpg"])
+    write_images(d / "wnid" / "n15075141", ["c.jpg", "d.jpg"])
     (d / "afile").write_text("not a folder")
     (d / "alink").symlink_to(d / "empty")
     run = d / "ir"
@@ -347,7 +347,7 @@ def test_prune_bad_input(tmp_path, capsys, bad_files, argv: list[str], message: 
     ("", "holds no labels"),
 ])
 def test_make_imagenet_subset_malformed_labels(tmp_path, capsys, labels: str, message: str) -> None:
-    _write_images(tmp_path / "flat", ["ILSVRC2012_val_00000001.JPEG"])
+    write_images(tmp_path / "flat", ["ILSVRC2012_val_00000001.JPEG"])
     (tmp_path / "labels.csv").write_text(labels)
     assert make_imagenet_subset.main(["--src", str(tmp_path / "flat"), "--labels", str(tmp_path / "labels.csv"),
                                       "--per-class", "1", "--out", str(tmp_path / "s")]) == 2
@@ -469,7 +469,7 @@ def test_file_name_that_is_not_utf8_is_used_and_reported(tmp_path) -> None:
     from compress.sources import resolve_source
 
     folder = tmp_path / "calib"
-    _write_images(folder / "cls", [f"ok{i}.jpg" for i in range(7)])
+    write_images(folder / "cls", [f"ok{i}.jpg" for i in range(7)])
     odd = folder / "cls" / os.fsdecode(b"\xff\xfe.jpg")
     odd.write_bytes((folder / "cls" / "ok0.jpg").read_bytes())
     src = resolve_source(folder, 32)
@@ -516,7 +516,7 @@ def test_checkpoint_folder_and_wordnet_data_get_the_right_message(tmp_path, caps
     assert quantize.main([*FAST, "--checkpoint", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "is a folder; pass the checkpoint file" in capsys.readouterr().err
     for w in ("n01440764", "n02102040", "n03000684"):
-        _write_images(tmp_path / "wn" / w, ["a.JPEG"])
+        write_images(tmp_path / "wn" / w, ["a.JPEG"])
     assert evaluate.main(["--checkpoint", "proxy", "--data", str(tmp_path / "wn")]) == 2
     err = capsys.readouterr().err
     assert "WordNet-id folders are scored against the 1000 ImageNet classes; this model has 16" in err

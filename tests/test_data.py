@@ -22,6 +22,7 @@ from compress.data import (
 from compress.errors import InputError
 from compress.sources import resolve_source
 from reference_np.specs import IMAGENET_MEAN, IMAGENET_STD
+from tests.conftest import write_images
 from tools import make_imagenet_subset
 
 MEAN, STD = np.array(IMAGENET_MEAN, np.float32), np.array(IMAGENET_STD, np.float32)
@@ -71,18 +72,12 @@ def test_modes_convert_to_rgb(mode: str) -> None:
     assert preprocess(img.resize((40, 40)), 32).shape == (3, 32, 32)
 
 
-def _write_images(folder, names, size=(40, 48)):
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(len(names))
-    for n in names:
-        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(folder / n)
-
 
 def test_folder_imagenet_layout_maps_wnids(tmp_path) -> None:
     syn = imagenet_synsets()
     assert len(syn) == 1000 and list(syn) == sorted(syn) and syn[0] == "n01440764" and syn[-1] == "n15075141"
     for wnid in ("n01443537", "n15075141"):
-        _write_images(tmp_path / wnid, ["a.JPEG", "b.png"])
+        write_images(tmp_path / wnid, ["a.JPEG", "b.png"])
     src = folder_source(tmp_path, 32)
     assert [it.label for it in src.items] == [1, 1, 999, 999]
     assert src.labelled and len(list(src)) == 4
@@ -90,13 +85,13 @@ def test_folder_imagenet_layout_maps_wnids(tmp_path) -> None:
 
 def test_folder_custom_classes_sorted(tmp_path) -> None:
     for c in ("zebra", "ant"):
-        _write_images(tmp_path / c, ["x.jpg"])
+        write_images(tmp_path / c, ["x.jpg"])
     src = folder_source(tmp_path, 32)
     assert src.classes == ["ant", "zebra"] and [it.label for it in src.items] == [0, 1]
 
 
 def test_flat_folder_is_unlabelled(tmp_path) -> None:
-    _write_images(tmp_path, ["1.png", "2.jpg", "3.bmp"])
+    write_images(tmp_path, ["1.png", "2.jpg", "3.bmp"])
     (tmp_path / "notes.txt").write_text("not an image")
     src = folder_source(tmp_path, 32)
     assert len(src) == 3 and not src.labelled
@@ -105,7 +100,7 @@ def test_flat_folder_is_unlabelled(tmp_path) -> None:
 
 
 def test_bad_files_skipped_with_one_counting_warning(tmp_path) -> None:
-    _write_images(tmp_path / "cls", ["good1.png", "good2.jpg"])
+    write_images(tmp_path / "cls", ["good1.png", "good2.jpg"])
     (tmp_path / "cls" / "fake.jpg").write_bytes(b"this is not a jpeg")
     good = (tmp_path / "cls" / "good2.jpg").read_bytes()
     (tmp_path / "cls" / "truncated.jpg").write_bytes(good[: len(good) // 2])
@@ -137,7 +132,7 @@ def test_imagenet_subset_end_to_end(tmp_path, monkeypatch) -> None:
     val = tmp_path / "val"
     wnids = ["n01440764", "n02102040", "n03000684"]
     for w in wnids:
-        _write_images(val / w, [f"ILSVRC2012_val_{w}_{i}.JPEG" for i in range(4)])
+        write_images(val / w, [f"ILSVRC2012_val_{w}_{i}.JPEG" for i in range(4)])
     assert make_imagenet_subset.main(["--src", str(val), "--per-class", "2", "--seed", "3"]) == 0
     root = tmp_path / "data" / "imagenet_subset"
     manifest = json.loads((root / "manifest.json").read_text())
@@ -156,7 +151,7 @@ def test_imagenet_subset_end_to_end(tmp_path, monkeypatch) -> None:
 
 def test_imagenet_subset_from_flat_folder_with_labels(tmp_path) -> None:
     val = tmp_path / "flat"
-    _write_images(val, ["ILSVRC2012_val_00000001.JPEG", "ILSVRC2012_val_00000002.JPEG"])
+    write_images(val, ["ILSVRC2012_val_00000001.JPEG", "ILSVRC2012_val_00000002.JPEG"])
     labels = tmp_path / "LOC_val_solution.csv"
     labels.write_text("ImageId,PredictionString\nILSVRC2012_val_00000001,n01751748 1 2 3 4\n"
                       "ILSVRC2012_val_00000002,n09193705 5 6 7 8\n")
@@ -176,17 +171,17 @@ def test_imagenet_subset_hidden_entries_and_bom_csv(tmp_path) -> None:
     compress.evaluate), and a UTF-8 CSV with a byte-order mark (what spreadsheets write) is read; a real missing
     column still gets its message."""
     val = tmp_path / "val"
-    _write_images(val / "n01440764", ["a.JPEG", "b.JPEG"])
+    write_images(val / "n01440764", ["a.JPEG", "b.JPEG"])
     (val / ".ipynb_checkpoints").mkdir()
     (val / ".DS_Store").write_bytes(b"\0\1")
-    _write_images(val / "n01440764", [".hidden.JPEG"])
+    write_images(val / "n01440764", [".hidden.JPEG"])
     out = tmp_path / "subset"
     assert make_imagenet_subset.main(["--src", str(val), "--per-class", "5", "--out", str(out)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert sorted(Path(e["file"]).name for e in manifest["files"]) == ["a.JPEG", "b.JPEG"]
     assert len(folder_source(val, 32)) == 2  # the same rule as compress.evaluate's reader
     flat = tmp_path / "flat"
-    _write_images(flat, ["ILSVRC2012_val_00000001.JPEG", ".ILSVRC2012_val_00000009.JPEG"])
+    write_images(flat, ["ILSVRC2012_val_00000001.JPEG", ".ILSVRC2012_val_00000009.JPEG"])
     bom = tmp_path / "bom.csv"
     bom.write_bytes("ImageId,PredictionString\nILSVRC2012_val_00000001,n01751748 1 2 3 4\n".encode("utf-8-sig"))
     assert make_imagenet_subset.main(["--src", str(flat), "--labels", str(bom), "--per-class", "1",
@@ -218,14 +213,14 @@ def test_proxy_splits_share_no_pixels() -> None:
 def test_mixed_wordnet_and_other_class_folders_refused(tmp_path) -> None:
     """n15075141 would otherwise become class 2 in sorted order, not 999, and be scored against that."""
     for c in ("n01440764", "n15075141", "cats"):
-        _write_images(tmp_path / c, ["x.jpg"])
+        write_images(tmp_path / c, ["x.jpg"])
     with pytest.raises(InputError, match=r"mixes WordNet-id class folders .* with other names \(cats"):
         folder_source(tmp_path, 32)
 
 
 def test_class_folders_beside_loose_images_refused(tmp_path) -> None:
-    _write_images(tmp_path / "n01440764", ["x.jpg"])
-    _write_images(tmp_path, ["loose.png"])
+    write_images(tmp_path / "n01440764", ["x.jpg"])
+    write_images(tmp_path, ["loose.png"])
     with pytest.raises(InputError, match="both class subfolders and 1 loose image"):
         folder_source(tmp_path, 32)
 
@@ -233,14 +228,14 @@ def test_class_folders_beside_loose_images_refused(tmp_path) -> None:
 def test_labels_checked_against_the_model(tmp_path) -> None:
     """A 16-class model on WordNet folders (labels 0..999) or on a 3-class folder cannot be scored."""
     for w in ("n01440764", "n15075141"):
-        _write_images(tmp_path / "imnet" / w, ["a.jpg"])
+        write_images(tmp_path / "imnet" / w, ["a.jpg"])
     src = folder_source(tmp_path / "imnet", 32)
     src.check_labels(1000)
     with pytest.raises(InputError, match=r"WordNet-id folders are scored against the 1000 ImageNet classes; "
                                          r"this model has 16"):
         src.check_labels(16)
     for c in ("a", "b", "c"):
-        _write_images(tmp_path / "named" / c, ["x.jpg"])
+        write_images(tmp_path / "named" / c, ["x.jpg"])
     with pytest.raises(InputError, match="has 3 classes"):
         folder_source(tmp_path / "named", 32).check_labels(16)
     folder_source(tmp_path / "named", 32).check_labels(3)
@@ -250,7 +245,7 @@ def test_labels_checked_against_the_model(tmp_path) -> None:
 
 def test_unreadable_images_do_not_count_toward_a_subset(tmp_path) -> None:
     """8 requested from 6 good and 4 broken files: all 6 good ones are used, the report lists only them."""
-    _write_images(tmp_path, [f"good{i}.png" for i in range(6)])
+    write_images(tmp_path, [f"good{i}.png" for i in range(6)])
     for i in range(4):
         (tmp_path / f"bad{i}.png").write_bytes(b"broken")
     src = resolve_source(tmp_path, 32).subset(5, seed=1)
@@ -284,7 +279,7 @@ def test_quant_parts_never_share_images(tmp_path) -> None:
     from compress.sources import DataSpec, quant_parts, shared_items
 
     for w in ("n01440764", "n02102040"):
-        _write_images(tmp_path / "a" / w, [f"{w}_{i}.JPEG" for i in range(6)])
+        write_images(tmp_path / "a" / w, [f"{w}_{i}.JPEG" for i in range(6)])
     parts = quant_parts(DataSpec(tmp_path / "a"), 32)  # no val: split
     assert not shared_items(parts.calibration, parts.validation) and "split" in parts.rule
     assert len(parts.calibration.items) == len(parts.validation.items) == 6
@@ -305,7 +300,7 @@ def test_folder_of_50k_links_hashes_lazily(tmp_path) -> None:
     and a 300-image subset hashes its 300 files. Its time (target <= 2 s) is measured by tools.bench_data."""
     from compress import data
 
-    _write_images(tmp_path, ["img.png"])
+    write_images(tmp_path, ["img.png"])
     root = tmp_path / "val"
     for w in imagenet_synsets():
         (root / w).mkdir(parents=True)

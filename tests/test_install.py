@@ -13,7 +13,7 @@ import pytest
 
 import reference_np as rn
 from reference_np.specs import VARIANTS, plan_from_spec
-from tests.test_data import _write_images
+from tests.conftest import write_images
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,7 +69,7 @@ def test_install_from_wheel_runs_outside_the_checkout(wheel: Path, tmp_path) -> 
     assert r.returncode == 0 and (work / "q" / "model_int8.xml").is_file(), r.stderr[-2000:]
     # an ImageNet-layout folder (WordNet ids) with a 1000-class checkpoint
     for w in ("n01440764", "n15075141"):
-        _write_images(work / "val" / w, ["a.JPEG", "b.JPEG"], size=(64, 80))
+        write_images(work / "val" / w, ["a.JPEG", "b.JPEG"], size=(64, 80))
     rn.save_weights(rn.random_weights(plan_from_spec(VARIANTS["cloformer_xxs"]), 0), work / "r.safetensors")
     r = run(str(env_dir / "bin" / "cloformer-evaluate"), "--model", "r.safetensors", "--data", "val",
             "--input-size", "32")

@@ -18,17 +18,7 @@ from compress.report import read_report
 from compress.tolerances import FLOAT64_ATOL
 from reference_np.macs import count_macs
 from reference_np.specs import VARIANTS, plan_from_spec, plan_from_weights
-from tests.conftest import np_weights, test_input, to_torch
-
-
-def random_scores(plan, seed: int) -> dict:
-    rng = np.random.default_rng(seed)
-    out = {}
-    for i, stage in enumerate(plan.blocks):
-        for j, b in enumerate(stage):
-            z = sum(b.local_channels) + b.global_heads * b.dim_head
-            out[f"layers.{i}.blocks.{j}"] = (rng.random(b.hidden), rng.random(z))
-    return out
+from tests.conftest import np_weights, random_scores, test_input, to_torch
 
 
 def masked(w: dict, plan, keep: dict) -> dict:

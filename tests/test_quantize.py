@@ -14,7 +14,7 @@ from cloformer.registry import SHIPPED
 from compress import export, loading, quantization, quantize, runtime
 from compress.tolerances import FLOAT32_REL
 from reference_np.macs import count_params
-from tests.test_data import _write_images
+from tests.conftest import write_images
 from tools import make_imagenet_subset
 from tools.make_golden import GOLDEN_DIR, golden_weights
 
@@ -120,7 +120,7 @@ def test_fp32_ir_reproduces_numpy_golden(tmp_path) -> None:
 def test_imagenet_subset_route(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("CLOFORMER_DATA", str(tmp_path / "data"))
     for w in ("n01440764", "n02102040"):
-        _write_images(tmp_path / "val" / w, [f"{w}_{i}.JPEG" for i in range(5)], size=(80, 96))
+        write_images(tmp_path / "val" / w, [f"{w}_{i}.JPEG" for i in range(5)], size=(80, 96))
     assert make_imagenet_subset.main(["--src", str(tmp_path / "val"), "--per-class", "4"]) == 0
     out = tmp_path / "run"
     assert quantize.main(["--calib", "imagenet_subset", "--subset-size", "300", "--val-limit", "16", *NO_SPEED,
