@@ -48,7 +48,7 @@ from .settings import DEFAULT_RUN, QuantSettings, RunConfig, check_choice, check
 from .sources import DataParts, shared_items
 from .structured import check_round_to, select, structured_prune
 from .tolerances import FLOAT64_ATOL
-from .verification import twin_error
+from .verification import float64_crop, twin_error
 
 Method = Literal["structured", "nncf-magnitude", "nncf-rb"]
 METHODS: tuple[str, ...] = get_args(Method)
@@ -210,12 +210,9 @@ def prune_and_finetune(job: PruneJob, pool: Pool, folder: Path, lap: Timer) -> P
 
 def evaluate_pruned(pruned: LoadedModel, unpruned: EvalResult, val: DataSource, pool: Pool,
                     fp32_xml: Path) -> PrunedEvaluation:
-    """The pruned checkpoint in NumPy against torch (float64, on 64x64 crops: the check is about the weights,
-    and float64 is slow), and top-1 of the pruned model in torch and as its FP32 IR."""
-    size = pruned.input_size
-    side = min(64, size)
-    c = (size - side) // 2
-    agree = numpy_agreement(pruned.weights, pool.x[:2, :, c:c + side, c:c + side].double())
+    """The pruned checkpoint in NumPy against torch (float64, on verification.float64_crop), and top-1 of the
+    pruned model in torch and as its FP32 IR."""
+    agree = numpy_agreement(pruned.weights, torch.from_numpy(float64_crop(pool.x[:2].numpy())))
     return PrunedEvaluation(unpruned, evaluate(torch_predictor(pruned.model), val, backend="torch pruned"),
                             evaluate(openvino_predictor(fp32_xml, "CPU", "f32"), val, backend="pruned IR"), agree)
 

@@ -20,6 +20,17 @@ from .report import Check, GraphAgreement, Int8Comparison, LayerSQNR
 from .runtime import compile_ov, default_precision, run_ov
 from .tolerances import FLOAT32_REL, FLOAT64_ATOL
 
+FLOAT64_SIDE = 64  # float64 checks run on a centre crop this big
+
+
+def float64_crop(x: np.ndarray) -> np.ndarray:
+    """The float64 checks' input: a 64x64 centre crop of x [B,3,H,W], in float64. The weights are what those
+    checks are about, and torch float64 convolutions are slow at full size (CloFormer-S at 224: a minute an
+    image)."""
+    side = min(FLOAT64_SIDE, x.shape[-1], x.shape[-2])
+    top, left = (x.shape[-2] - side) // 2, (x.shape[-1] - side) // 2
+    return np.ascontiguousarray(x[..., top:top + side, left:left + side], dtype=np.float64)
+
 
 def twin_error(weights: dict[str, np.ndarray], x: np.ndarray, dtype: type = np.float64) -> float:
     """max |logit delta| between the NumPy reference and the torch model built from the same weights (read
@@ -39,11 +50,7 @@ def verify_fp32(loaded: LoadedModel, exported: Exported, x: np.ndarray) -> list[
     import onnxruntime as ort
 
     ref = rn.forward(loaded.weights, x)
-    # float64 checks on one 64x64 centre crop: the weights are what they check, and torch float64
-    # convolutions are slow at full size (CloFormer-S at 224: over a minute an image)
-    side = min(64, x.shape[-1])
-    c = (x.shape[-1] - side) // 2
-    x64 = x[:1, :, c:c + side, c:c + side].astype(np.float64)
+    x64 = float64_crop(x[:1])
     with torch.inference_mode():
         t = loaded.model(torch.from_numpy(x)).numpy()
         dep64 = loaded.deploy(torch.float64)(torch.from_numpy(x64)).numpy()
