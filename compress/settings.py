@@ -158,7 +158,7 @@ class QuantSettings:
             fast_bias_correction=self.fast_bias_correction is not False, subset_size=self.subset_size,
             target_device=nncf.TargetDevice.ANY)
         if self.ignored_scope:
-            # entries were checked against the graph already (pipeline.check_ignored_scope) with clear errors
+            # entries were checked against the graph already (quantization.check_ignored_scope) with clear errors
             kw["ignored_scope"] = nncf.IgnoredScope(names=self.scope("name"), patterns=self.scope("pattern"),
                                                     types=self.scope("type"), validate=False)
         adv: dict[str, Any] = {"activations_range_estimator_params":

@@ -102,7 +102,7 @@ def int8_weight_params(model) -> dict[str, np.ndarray]:
 
 
 def quantize_golden(folder: Path):
-    """(the quantized taps model, model_int8.xml) of the golden XXS weights, through the pipeline."""
+    """(the quantized taps model, model_int8.xml) of the golden XXS weights, through the library's stages."""
     import openvino as ov
 
     from compress import export, loading, quantization
