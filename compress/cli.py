@@ -63,9 +63,10 @@ def cli_message(e: InputError) -> str:
     text = str(e)
     for name in e.fields:
         flag = FLAGS.get(name, name)
-        text, n = re.subn(rf"(?<![\w\-./`]){re.escape(name)}=True(?![\w\-])", flag, text, count=1)
-        if not n:
-            text, n = re.subn(rf"(?<![\w\-./]){re.escape(name)}(?![\w\-])", flag, text, count=1)
+        for pattern in (rf"{re.escape(name)}=True", re.escape(name)):  # `force=True` first, then `force`
+            text, n = re.subn(rf"(?<![\w\-./]){pattern}(?![\w\-])", flag, text, count=1)
+            if n:
+                break
         if not n:
             text = f"{flag}: {text}"
     return text

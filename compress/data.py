@@ -206,7 +206,7 @@ class DataSource:
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, int | None]]:
         """Preprocessed (float32 [3,S,S], label); unreadable images are skipped with one counting warning."""
-        return self.collect((it, *self.load_item(it)) for it in self.items)
+        return self.decoded(workers=1)
 
     def decoded(self, workers: int | None = None, pixels: bool = False) -> Iterator[tuple[np.ndarray, int | None]]:
         """As iterating the source, with decoding and preprocessing spread over `workers` threads (default: all

@@ -76,7 +76,11 @@ class Preloaded:
     xs: np.ndarray
     ys: list[int | None]
     skipped: list[str] = field(default_factory=list)
-    digest: str = ""  # the source's digest of the images it holds (DataSource.digest)
+    sha256_of_items: str = ""  # the source's digest of the images it holds
+
+    def digest(self) -> str:
+        """As DataSource.digest: names this data in a report."""
+        return self.sha256_of_items
 
     def __len__(self) -> int:
         return len(self.xs)
@@ -147,7 +151,8 @@ def evaluate_openvino(model: Any, source: DataSource | Preloaded, run: OVRun = A
 
     from .runtime import compile_ov
 
-    pixels = run.pixels and not isinstance(source, Preloaded)
+    preloaded = isinstance(source, Preloaded)
+    pixels = run.pixels and not preloaded
     if pixels:
         model = with_normalisation(model)
     compiled = compile_ov(model, run.device, run.precision, PERFORMANCE_HINT="THROUGHPUT")
@@ -170,7 +175,7 @@ def evaluate_openvino(model: Any, source: DataSource | Preloaded, run: OVRun = A
 
     queue.set_callback(done)
     t0 = time.perf_counter()
-    images = iter(source) if isinstance(source, Preloaded) else source.decoded(run.workers, pixels)
+    images = iter(source) if preloaded else source.decoded(run.workers, pixels)
     pending: list[np.ndarray] = []
     try:
         for x, y in images:

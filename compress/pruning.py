@@ -59,8 +59,6 @@ def simd_block() -> int:
     return 16 if "avx512f" in cpu_isa().split() else 8
 
 
-
-
 @dataclass
 class PruneSettings:
     """What compress.prune does, validated at construction."""

@@ -35,6 +35,7 @@ from .report import (
     DataPart,
     GraphAgreement,
     Int8Comparison,
+    LayerSQNR,
     ModelInfo,
     PruneReport,
     QuantReport,
@@ -42,7 +43,7 @@ from .report import (
     Timer,
     versions,
 )
-from .runtime import default_precision, runtime_graph
+from .runtime import RuntimeGraph, default_precision, runtime_graph
 from .settings import (
     DEFAULT_RUN,
     TARGET_MAX_TOP1_DROP_PT,
@@ -109,10 +110,10 @@ class Evaluation:
 
 @dataclass
 class Diagnosis:
-    layers: list  # LayerSQNR, forward order
+    layers: list[LayerSQNR]  # forward order
     vs_graph: list[GraphAgreement]  # OpenVINO against the NumPy run of model_int8.xml, per device/precision
     graph_f32_sqnr_db: float  # the graph in float32 against float64: the yardstick of the INT8 batch check
-    runtime: list  # RuntimeGraph of the FP32 and INT8 IRs (CPU only)
+    runtime: list[RuntimeGraph]  # of the FP32 and INT8 IRs (CPU only)
 
 
 # ------------------------------------------------------------------ the job
@@ -170,7 +171,7 @@ def int8_stages(job: QuantJob, folder: Path, lap: Timer) -> QuantReport:
 
 
 # ------------------------------------------------------------------ the stages
-def data_part(src: DataSource) -> DataPart:
+def data_part(src: DataSource | Preloaded) -> DataPart:
     return DataPart(src.name, len(src), src.digest(), len(src.skipped))
 
 
@@ -222,8 +223,7 @@ def evaluate_int8(fp32_xml: Path, int8_xml: Path, held_out: HeldOut, tuning: Pre
     if tuning is not None:
         fp32_t = evaluate_openvino(fp32_xml, tuning, F32, "FP32 (tuning part)")
         int8_t = evaluate_openvino(int8_xml, tuning, deployed, "INT8 (tuning part)")
-        ac = AccuracyControl(run.max_drop, DataPart(tuning.name, len(tuning), tuning.digest, len(tuning.skipped)),
-                             fp32_t.top1 - int8_t.top1, cmp.top1_drop)
+        ac = AccuracyControl(run.max_drop, data_part(tuning), fp32_t.top1 - int8_t.top1, cmp.top1_drop)
     return Evaluation(cmp, V.compare_int8(fp32.logits, int8_f32.logits, fp32.labels, data.name), ac)
 
 
