@@ -25,6 +25,11 @@ class LoadedModel:
     weights: dict[str, np.ndarray]  # official keys, float32: what the NumPy reference runs
 
     @property
+    def trained_size(self) -> int:
+        """The checkpoint's own input side (its metadata, else the variant's): what it was trained or fine-tuned at."""
+        return int(self.model.pretrained_cfg["input_size"][-1])
+
+    @property
     def num_classes(self) -> int:
         return self.model.num_classes
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import gzip
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -42,10 +43,32 @@ from .loading import LoadedModel, output_bytes
 from .nncf_pruning import NNCF_RB_NEEDS_STEPS, nncf_prune, official_weights
 from .quantization import QuantJob, check_ignored_scope, finish, int8_stages
 from .render import write_prune_outputs, write_quant_outputs
-from .report import Check, Macs, ModelInfo, Params, PruneAccuracy, PruneReport, QuantReport, Timer, versions
+from .report import (
+    Check,
+    Macs,
+    ModelInfo,
+    Params,
+    PruneAccuracy,
+    PruneReport,
+    QuantReport,
+    SpeedReport,
+    Timer,
+    versions,
+)
 from .runtime import cpu_isa
-from .settings import DEFAULT_RUN, QuantSettings, RunConfig, check_choice, check_count, check_ratio
+from .settings import (
+    DEFAULT_RUN,
+    TARGET_FAST_MIN_FPS_BN_X,
+    TARGET_FAST_MIN_LATENCY_X,
+    TARGET_MAX_TOP1_DROP_PT,
+    QuantSettings,
+    RunConfig,
+    check_choice,
+    check_count,
+    check_ratio,
+)
 from .sources import DataParts, shared_items
+from .speed import BASELINE, measure_speed
 from .structured import check_round_to, select, structured_prune
 from .tolerances import FLOAT64_ATOL
 from .verification import float64_crop, twin_error
@@ -122,7 +145,10 @@ class PrunedEvaluation:
 
 def prune_model(job: PruneJob, out: Path) -> PruneReport:
     """check -> evaluate the unpruned model -> load the fine-tuning images -> prune -> fine-tune (distillation)
-    -> save the pruned checkpoint -> export (and the INT8 stages) -> verify and evaluate -> report, into `out`."""
+    -> save the pruned checkpoint -> export (and the INT8 stages) -> verify and evaluate -> time -> report, into
+    `out`. Fine-tuning runs at the fine-tuning images' size (`job.data.size`); export, evaluation and timing at
+    the model's input size, which may be larger (fine-tune at 64 px, deploy at 224: CloFormer runs at any
+    multiple of 32)."""
     check_job(job)
     loaded, run = job.loaded, job.run
     lap = Timer.since(run.started, "load")
@@ -131,7 +157,7 @@ def prune_model(job: PruneJob, out: Path) -> PruneReport:
         pool = load_pool(job.data)
         lap("data")
         pruned = prune_and_finetune(job, pool, tmp, lap)
-        int8 = None
+        int8 = speed = None
         if job.quantize is not None:
             int8 = int8_stages(QuantJob(pruned.loaded, job.parts, job.quantize, run, baseline=loaded), tmp, lap)
         else:
@@ -139,14 +165,19 @@ def prune_model(job: PruneJob, out: Path) -> PruneReport:
             lap("export FP32 (deploy IR, ONNX)")
         evaluation = evaluate_pruned(pruned.loaded, unpruned, job.parts.validation, pool, tmp / "model_fp32.xml")
         lap("verify and evaluate")
-        if run.batch > 1 and int8 is None:  # (the INT8 stages set both IRs' batch themselves)
-            check = E.set_batch(tmp / "model_fp32.xml", run.batch, pool.x[:run.batch].numpy())
+        if int8 is None and run.benchmark_seconds > 0:  # (the INT8 stages time all three IRs themselves)
+            speed = measure_speed({BASELINE: partial(E.convert_plain, loaded), "pruned deploy FP32": tmp /
+                                   "model_fp32.xml"}, loaded.input_size, batch=run.benchmark_batch,
+                                  seconds=run.benchmark_seconds, device=run.device)
+            lap("speed (plain FP32, pruned deploy FP32)")
+        if run.batch > 1 and int8 is None:  # last, as in the INT8 stages, which set both IRs' batch themselves
+            check = E.set_batch(tmp / "model_fp32.xml", run.batch, deploy_sample(pool, loaded.input_size))
             if not check.passed:
                 raise RuntimeError(f"{check.stage}: {check.value:.2e} > {check.tolerance:.0e}")
         if int8 is not None:  # the INT8 stages' own report, beside the pruning report
             int8 = finish(int8, lap.times, tmp)
             write_quant_outputs(int8, tmp, "report_int8")
-        report = finish(build_report(job, pruned, evaluation, int8, tmp), lap.times, tmp)
+        report = finish(build_report(job, pruned, evaluation, int8, speed, tmp), lap.times, tmp)
         write_prune_outputs(report, tmp)
     return report
 
@@ -197,13 +228,22 @@ def prune_and_finetune(job: PruneJob, pool: Pool, folder: Path, lap: Timer) -> P
                                  for t in stats.pruned_tensors]}
         student = nncf.strip(student, do_copy=True, example_input=pool.x[:1]).eval()
     weights = official_weights(student.state_dict())
-    # the pruned checkpoint keeps the input size it was fine-tuned at (pretrained_cfg reads it)
-    size = loaded.input_size
+    # the pruned checkpoint keeps the input size it was fine-tuned at (pretrained_cfg reads it); the job goes on at
+    # the model's input size
     ckpt = rn.save_weights(weights, folder / "pruned.safetensors", metadata={
-        "variant": loaded.variant, "method": settings.method, "input_size": str(size)})
+        "variant": loaded.variant, "method": settings.method, "input_size": str(job.data.size)})
     model = cloformer.create_model(loaded.variant, checkpoint=ckpt, allow_pruned=True).float().eval()
     lap("save pruned checkpoint")
-    return Pruned(LoadedModel(loaded.variant, ckpt.name, model, size, weights), losses, statistic)
+    return Pruned(LoadedModel(loaded.variant, ckpt.name, model, loaded.input_size, weights), losses, statistic)
+
+
+def deploy_sample(pool: Pool, size: int, n: int = 2) -> np.ndarray:
+    """n fine-tuning images at the IRs' input size (bilinear, as a larger crop would be): the static-batch check's
+    input when the fine-tuning size differs."""
+    x = pool.x[:n]
+    if x.shape[-1] != size:
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return x.numpy()
 
 
 def evaluate_pruned(pruned: LoadedModel, unpruned: EvalResult, val: DataSource, pool: Pool,
@@ -232,8 +272,26 @@ def layer_table(before: ModelPlan, after: ModelPlan) -> list[dict[str, Any]]:
     return rows
 
 
+def fast_targets(unpruned: EvalResult, int8: QuantReport) -> dict[str, Any]:
+    """The fast model's targets (issue 19; reported, not enforced): pruned INT8 against the unpruned checkpoint,
+    top-1 on the same validation data and speed against its plain FP32 in the same run."""
+    c = int8.int8_vs_fp32
+    same = c.source == unpruned.source and c.n == unpruned.n
+    drop = unpruned.top1 - c.int8_top1 if same and unpruned.top1 is not None and c.int8_top1 is not None else None
+    out: dict[str, Any] = {"max_top1_drop_pt": TARGET_MAX_TOP1_DROP_PT, "min_latency_x": TARGET_FAST_MIN_LATENCY_X,
+                           "min_fps_bn_x": TARGET_FAST_MIN_FPS_BN_X, "top1_drop_pt": drop,
+                           "top1_drop_met": None if drop is None else drop <= TARGET_MAX_TOP1_DROP_PT}
+    sp = int8.speed
+    if sp is not None:
+        q = sp.ratios(sp.rows[-1].label)
+        out |= {"latency_x": q["latency"], "fps_bn_x": q["fps_bn"], "batch": sp.batch,
+                "latency_met": q["latency"] >= TARGET_FAST_MIN_LATENCY_X,
+                "fps_bn_met": q["fps_bn"] >= TARGET_FAST_MIN_FPS_BN_X}
+    return out
+
+
 def build_report(job: PruneJob, pruned: Pruned, ev: PrunedEvaluation, int8: QuantReport | None,
-                 folder: Path) -> PruneReport:
+                 speed: SpeedReport | None, folder: Path) -> PruneReport:
     loaded, settings, size = job.loaded, job.settings, job.loaded.input_size
     after = pruned.loaded
     macs0 = count_macs(loaded.model.plan, size, size)["total"]
@@ -255,4 +313,5 @@ def build_report(job: PruneJob, pruned: Pruned, ev: PrunedEvaluation, int8: Quan
         sizes={"model_fp32.bin": len(bin_bytes), "model_fp32.bin.gz": len(gzip.compress(bin_bytes, 6))},
         layers=layer_table(loaded.model.plan, after.model.plan),
         finetune_loss={"first": losses[0] if losses else None, "last": losses[-1] if losses else None},
-        nncf_pruning_statistic=pruned.nncf_statistic, int8=int8)
+        nncf_pruning_statistic=pruned.nncf_statistic, int8=int8, finetune_size=job.data.size, speed=speed,
+        targets=None if int8 is None else fast_targets(base, int8))

@@ -265,8 +265,10 @@ def bound(speed: SpeedReport, label: str, reference: str | None) -> str:
 
 def write_prune_outputs(rep: PruneReport, folder: Path) -> None:
     a, m = rep.accuracy, rep.macs
+    size = rep.model.input_size
     lines = [f"# CloFormer pruning report: {rep.method}, ratio {rep.ratio}"
              + (f", kept widths rounded to {rep.round_to}" if rep.round_to else ""), "", f"`{rep.command}`", "",
+             f"Fine-tuned at {rep.finetune_size or size} px; exported, evaluated and timed at {size}x{size}.", "",
              md_table(["", "before", "after", "change"], [
                  ["MACs (M)", f"{m.before / 1e6:.1f}", f"{m.after / 1e6:.1f}", f"−{m.reduction_pct:.1f}%"],
                  ["params", f"{rep.params.before:,}", f"{rep.params.after:,}",
@@ -292,6 +294,12 @@ def write_prune_outputs(rep: PruneReport, folder: Path) -> None:
         c = rep.int8.int8_vs_fp32
         lines += ["## Pruned INT8", "", f"top-1 FP32 {fmt(c.fp32_top1)}%, INT8 {fmt(c.int8_top1)}%, "
                   f"agreement {c.top1_agreement:.2f}%, SQNR {c.sqnr_db:.1f} dB (details: report_int8.md)", ""]
+    if rep.targets is not None:
+        lines += ["## The fast model against its targets", "", *[f"- {t}" for t in fast_lines(rep)], ""]
+    if rep.speed is not None:  # (with INT8, the speed section is report_int8.md's)
+        lines += speed_section(rep.speed)
+        plot_speed(rep.speed, folder / "speed.png", f"{rep.model.variant} at {rep.model.input_size}x"
+                   f"{rep.model.input_size}")
     (folder / "report.md").write_text("\n".join(lines), errors="backslashreplace")
     write_report(rep, folder / "report.json")
     import matplotlib
@@ -315,3 +323,27 @@ def write_prune_outputs(rep: PruneReport, folder: Path) -> None:
     fig.tight_layout()
     fig.savefig(folder / "pruning.png", dpi=110)
     plt.close(fig)
+
+
+def fast_lines(rep: PruneReport, markdown: bool = True) -> list[str]:
+    """The fast model (pruned INT8) against the unpruned checkpoint, target by target, in words."""
+    t = rep.targets or {}
+
+    def met(key: str) -> str:
+        return {True: "met", False: "**not met**" if markdown else "NOT MET", None: "not measured"}[t.get(key)]
+
+    lines = [f"top-1 drop against unpruned FP32: {fmt(t.get('top1_drop_pt'))} pt (target ≤ {t['max_top1_drop_pt']}): "
+             f"{met('top1_drop_met')}"]
+    if "latency_x" in t:
+        lines += [f"latency at batch 1: {t['latency_x']:.2f}x unpruned plain FP32 (target ≥ {t['min_latency_x']}x): "
+                  f"{met('latency_met')}",
+                  f"throughput at batch {t['batch']}: {t['fps_bn_x']:.2f}x (target ≥ {t['min_fps_bn_x']}x): "
+                  f"{met('fps_bn_met')}"]
+        sp = rep.timings
+        if sp is not None and not (t["latency_met"] and t["fps_bn_met"]):
+            label = sp.rows[-1].label
+            counters = bound(sp, label, "pruned deploy FP32").strip()[1:-1] or "no counters were read"
+            lines.append(f"what bounds it on this CPU ({sp.isa_short}, {sp.cores} cores): {counters}")
+    else:
+        lines.append("speed not measured (--benchmark-seconds 0)")
+    return lines

@@ -192,9 +192,16 @@ class PruneReport:
     finetune_loss: dict[str, float | None]
     nncf_pruning_statistic: dict[str, Any] | None = None
     int8: QuantReport | None = None
+    finetune_size: int | None = None  # the fine-tuning images' side (model.input_size: the IRs' and evaluation's)
+    speed: SpeedReport | None = None  # without int8: the pruned FP32 IR against the unpruned plain FP32
+    targets: dict[str, Any] | None = None  # the fast model's (pruned INT8 vs unpruned FP32), when there is one
     seconds: dict[str, float] = field(default_factory=dict)
     file_bytes: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def timings(self) -> SpeedReport | None:
+        """The speed section: the INT8 stages' (plain, pruned deploy FP32, pruned INT8), or the FP32-only one."""
+        return self.int8.speed if self.int8 is not None else self.speed
 
 
 def to_plain(obj: Any) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import openvino as ov
 import pytest
 import torch
 
@@ -140,21 +141,50 @@ def test_each_method_end_to_end(tmp_path, method: str) -> None:
 
 
 def test_structured_then_quantize(tmp_path) -> None:
+    """The fast model in one command: fine-tuned at the checkpoint's 64 px, exported, quantized, evaluated and
+    timed at --input-size (96 here, 224 in the README), with its targets against the unpruned model reported."""
     out = tmp_path / "sq"
     assert prune.main(["--method", "structured", "--ratio", "0.3", *E2E, "--quantize", "--subset-size", "16",
                        "--fast-bias-correction", "--activation-range", "minmax", "--benchmark-seconds", "1",
-                       "--out", str(out)]) == 0
+                       "--input-size", "96", "--out", str(out)]) == 0
     rep = json.loads((out / "report.json").read_text())
     assert (out / "model_int8.xml").is_file() and rep["int8"]["quantizers"] > 50
     assert all(c["passed"] for c in rep["int8"]["fp32_checks"] if c["tolerance"] is not None)
     back = read_report(out)  # the same types read back (what tools.benchmark does)
     assert back.int8 is not None and back.int8.quantizers == rep["int8"]["quantizers"]
     assert back.round_to in (8, 16)  # the CPU's SIMD block, recorded
-    assert (out / "report_int8.json").is_file() and read_report(out / "report_int8.json").model.input_size == 64
+    # fine-tuned at the checkpoint's own size (kept in the pruned checkpoint), deployed at --input-size
+    assert back.finetune_size == 64 and back.model.input_size == 96
+    assert checkpoint_metadata(out / "pruned.safetensors")["input_size"] == "64"
+    assert (out / "report_int8.json").is_file() and read_report(out / "report_int8.json").model.input_size == 96
+    assert list(ov.Core().read_model(out / "model_int8.xml").input().get_shape()) == [1, 3, 96, 96]
     # one command for the fast model: its speed section times the pruned IRs against the UNPRUNED plain FP32
-    sp = back.int8.speed
+    sp = back.timings
+    assert sp is back.int8.speed and back.speed is None
     assert [r.label for r in sp.rows] == ["plain FP32", "pruned deploy FP32", "pruned INT8"]
     assert "## Speed on this machine" in (out / "report_int8.md").read_text() and (out / "speed.png").is_file()
+    # ... and its targets, computed from the numbers in the report
+    t, q = back.targets, sp.ratios("pruned INT8")
+    assert t["latency_x"] == q["latency"] and t["fps_bn_x"] == q["fps_bn"] and t["batch"] == 8
+    assert t["latency_met"] == (q["latency"] >= 1.5) and t["fps_bn_met"] == (q["fps_bn"] >= 2.0)
+    assert t["top1_drop_pt"] == pytest.approx(back.accuracy.unpruned_top1 - back.int8.int8_vs_fp32.int8_top1)
+    md = (out / "report.md").read_text()
+    assert "Fine-tuned at 64 px; exported, evaluated and timed at 96x96." in md
+    assert "## The fast model against its targets" in md and "latency at batch 1: " in md
+
+
+def test_prune_speed_section_without_quantize(tmp_path) -> None:
+    """Issue 19: every report times what it made; a pruning run without --quantize times the pruned FP32 IR
+    against the unpruned plain FP32, and a --batch IR is rewritten after (at --input-size, not the fine-tune size)."""
+    out = tmp_path / "p"
+    assert prune.main(["--ratio", "0.3", *E2E[:-1], "1", "--input-size", "96", "--batch", "2",
+                       "--out", str(out)]) == 0
+    back = read_report(out)
+    assert back.int8 is None and back.targets is None and back.timings is back.speed
+    assert [r.label for r in back.speed.rows] == ["plain FP32", "pruned deploy FP32"]
+    assert all(v > 0 for r in back.speed.rows for v in (*r.latency_ms, *r.fps_b1, *r.fps_bn))
+    assert "## Speed on this machine" in (out / "report.md").read_text() and (out / "speed.png").is_file()
+    assert list(ov.Core().read_model(out / "model_fp32.xml").input().get_shape()) == [2, 3, 96, 96]
 
 
 @pytest.mark.parametrize("args,message", [
