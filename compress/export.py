@@ -43,6 +43,15 @@ def single_output(model: Any) -> Any:
     return ov.Model([model.get_results()[0]], model.get_parameters(), "cloformer")
 
 
+def save_deployable(model: Any, xml: Path) -> Path:
+    """`model`'s logits-only graph written as an IR with FP32 weights (OpenVINO would halve them to FP16 by
+    default): how every IR of this project is saved, FP32 and INT8 alike."""
+    import openvino as ov
+
+    ov.save_model(single_output(model), str(xml), compress_to_fp16=False)
+    return xml
+
+
 def convert_deploy(loaded: LoadedModel, taps: bool = False) -> Any:
     """The deploy form through OpenVINO's PyTorch frontend, static [1,3,S,S] yet reshapeable: it is converted
     with a dynamic input, so every Reshape takes its shape from ShapeOf of the tensor (a static conversion
@@ -97,7 +106,6 @@ def export(loaded: LoadedModel, out_dir: Path, taps_model: Any | None = None) ->
     """model_fp32.xml/.bin (deploy form, FP32 weights, not FP16) and model_fp32.onnx (training form); pass the
     taps model when it is already converted (the INT8 job converts first, to check the ignored scope)."""
     import onnx
-    import openvino as ov
 
     x = torch.zeros(1, 3, loaded.input_size, loaded.input_size)
     onnx_path = out_dir / "model_fp32.onnx"
@@ -113,7 +121,7 @@ def export(loaded: LoadedModel, out_dir: Path, taps_model: Any | None = None) ->
     if loaded.model.training:
         raise RuntimeError("export left the model in training mode")
     xml = out_dir / "model_fp32.xml"
-    ov.save_model(single_output(taps_model), str(xml), compress_to_fp16=False)
+    save_deployable(taps_model, xml)
     return Exported(onnx_path, xml, taps_model, names)
 
 

@@ -188,7 +188,6 @@ def quantize_deploy(exported: E.Exported, calibration: Calibration, settings: Qu
                     tuning: Preloaded | None = None, max_drop: float = DEFAULT_RUN.max_drop) -> Quantized:
     """nncf.quantize of the deploy graph (with accuracy control on `tuning` when given), saved as model_int8.xml
     beside the FP32 IR."""
-    import openvino as ov
 
     if tuning is not None:
         taps = quantize_with_accuracy_control(exported.taps_model, calibration.arrays,
@@ -196,7 +195,7 @@ def quantize_deploy(exported: E.Exported, calibration: Calibration, settings: Qu
     else:
         taps = quantize(exported.taps_model, calibration.arrays, settings)
     xml = exported.fp32_xml.with_name("model_int8.xml")
-    ov.save_model(E.single_output(taps), str(xml), compress_to_fp16=False)
+    E.save_deployable(taps, xml)
     return Quantized(taps, xml, count_fake_quantize(taps))
 
 

@@ -295,7 +295,9 @@ def write_prune_outputs(rep: PruneReport, folder: Path) -> None:
         lines += ["## Pruned INT8", "", f"top-1 FP32 {fmt(c.fp32_top1)}%, INT8 {fmt(c.int8_top1)}%, "
                   f"agreement {c.top1_agreement:.2f}%, SQNR {c.sqnr_db:.1f} dB (details: report_int8.md)", ""]
     if rep.targets is not None:
-        lines += ["## The fast model against its targets", "", *[f"- {t}" for t in fast_lines(rep)], ""]
+        lines += ["## The fast model against its targets", "", "Pruned INT8 against the unpruned checkpoint, measured "
+                  "in this run (the speed section: report_int8.md, speed.png).", "",
+                  *[f"- {t}" for t in fast_lines(rep)], ""]
     if rep.speed is not None:  # (with INT8, the speed section is report_int8.md's)
         lines += speed_section(rep.speed)
         plot_speed(rep.speed, folder / "speed.png", f"{rep.model.variant} at {rep.model.input_size}x"
@@ -332,8 +334,9 @@ def fast_lines(rep: PruneReport, markdown: bool = True) -> list[str]:
     def met(key: str) -> str:
         return {True: "met", False: "**not met**" if markdown else "NOT MET", None: "not measured"}[t.get(key)]
 
-    lines = [f"top-1 drop against unpruned FP32: {fmt(t.get('top1_drop_pt'))} pt (target ≤ {t['max_top1_drop_pt']}): "
-             f"{met('top1_drop_met')}"]
+    a = rep.accuracy
+    lines = [f"top-1 drop against unpruned FP32 on {a.source} ({a.n} images at {rep.model.input_size} px): "
+             f"{fmt(t.get('top1_drop_pt'))} pt (target ≤ {t['max_top1_drop_pt']}): {met('top1_drop_met')}"]
     if "latency_x" in t:
         lines += [f"latency at batch 1: {t['latency_x']:.2f}x unpruned plain FP32 (target ≥ {t['min_latency_x']}x): "
                   f"{met('latency_met')}",

@@ -109,18 +109,16 @@ def test_deploy_graph_op_inventory() -> None:
 def int8_224(tmp_path_factory):
     """The proxy model's deploy graph quantized at 224 with the default settings (8 calibration images: the
     runtime graph depends on where the quantizers are, not on their ranges)."""
-    import openvino as ov
 
     from compress.settings import QuantSettings
     from compress.sources import resolve_source
 
     d = tmp_path_factory.mktemp("int8_224")
     loaded = loading.load("cloformer_xxs", "proxy", 224)
+    settings = QuantSettings(subset_size=8)
     exported = export.export(loaded, d)
-    calib = quantization.calibration_data(resolve_source("sample", 224).subset(8))
-    q = quantization.quantize(exported.taps_model, calib, QuantSettings(subset_size=8))
-    ov.save_model(export.single_output(q), str(d / "model_int8.xml"), compress_to_fp16=False)
-    return loaded, exported, d / "model_int8.xml"
+    calibration = quantization.calibrate(resolve_source("sample", 224), settings)
+    return loaded, exported, quantization.quantize_deploy(exported, calibration, settings).xml
 
 
 @pytest.mark.slow

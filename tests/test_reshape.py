@@ -48,7 +48,7 @@ def irs(tmp_path_factory) -> dict[str, Path]:
         out[f"{tag} fp32"] = exported.fp32_xml
         int8 = quantization.quantize(exported.taps_model, calib, QUICK_Q)
         out[f"{tag} int8"] = d / tag / "model_int8.xml"
-        ov.save_model(export.single_output(int8), str(out[f"{tag} int8"]), compress_to_fp16=False)
+        export.save_deployable(int8, out[f"{tag} int8"])
     onnx_ir = ov.convert_model(str(d / "proxy" / "model_fp32.onnx"))
     out["onnx route"] = d / "onnx.xml"
     ov.save_model(onnx_ir, str(out["onnx route"]), compress_to_fp16=False)

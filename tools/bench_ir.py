@@ -32,18 +32,16 @@ def _time(fn, reps: int) -> float:
 
 
 def quantized_proxy(size: int, folder: Path) -> Path:
-    import openvino as ov
 
     from compress import export, loading, quantization
     from compress.settings import QuantSettings
     from compress.sources import resolve_source
 
     loaded = loading.load("cloformer_xxs", "proxy", size)
+    settings = QuantSettings(subset_size=64)
     exported = export.export(loaded, folder)
-    calib = quantization.calibration_data(resolve_source("sample", size).subset(64))
-    q = quantization.quantize(exported.taps_model, calib, QuantSettings(subset_size=64))
-    ov.save_model(export.single_output(q), str(folder / "model_int8.xml"), compress_to_fp16=False)
-    return folder / "model_int8.xml"
+    calibration = quantization.calibrate(resolve_source("sample", size), settings)
+    return quantization.quantize_deploy(exported, calibration, settings).xml
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -103,7 +103,6 @@ def int8_weight_params(model) -> dict[str, np.ndarray]:
 
 def quantize_golden(folder: Path):
     """(the quantized taps model, model_int8.xml) of the golden XXS weights, through the library's stages."""
-    import openvino as ov
 
     from compress import export, loading, quantization
     from compress.settings import QuantSettings
@@ -119,7 +118,7 @@ def quantize_golden(folder: Path):
     q = quantization.quantize(exported.taps_model, int8_calibration(),
                    QuantSettings(subset_size=INT8_CALIB_N, fast_bias_correction=None))
     xml = folder / "model_int8.xml"
-    ov.save_model(export.single_output(q), str(xml), compress_to_fp16=False)
+    export.save_deployable(q, xml)
     return q, xml
 
 

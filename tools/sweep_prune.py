@@ -37,13 +37,12 @@ FAST = QuantSettings(subset_size=16, activation_range="minmax", fast_bias_correc
 
 
 def int8_ir(loaded: loading.LoadedModel, folder: Path, calib: list[np.ndarray]) -> Path:
-    import openvino as ov
 
     folder.mkdir()
     exported = export.export(loaded, folder)
     q = quantization.quantize(exported.taps_model, calib, FAST)
     xml = folder / "model_int8.xml"
-    ov.save_model(export.single_output(q), str(xml), compress_to_fp16=False)
+    export.save_deployable(q, xml)
     return xml
 
 

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             q = quantization.quantize(exported.taps_model, calib, s)
             q_s = time.perf_counter() - t0
-            ov.save_model(export.single_output(q), str(tmp / "int8.xml"), compress_to_fp16=False)
+            export.save_deployable(q, tmp / "int8.xml")
             int8 = evaluate_openvino(tmp / "int8.xml", val, AS_DEPLOYED, name)  # as deployed
             c = verification.compare_int8(fp32.logits, int8.logits, fp32.labels, val.name)
             worst = min(verification.diagnose(loaded, exported, q, diag_x), key=lambda d: d.int8_db)
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             if big:
                 qb = quantization.quantize(exported_big.taps_model, calib_big, s)
                 xml = tmp / f"int8b_{len(timed)}.xml"
-                ov.save_model(export.single_output(qb), str(xml), compress_to_fp16=False)
+                export.save_deployable(qb, xml)
                 timed.append(_ir(name, xml, "int8", args.latency_size))
                 nodes = runtime_graph(xml, name)
             results[name] = {"top1_drop": c.top1_drop, "agreement": c.top1_agreement, "sqnr_db": c.sqnr_db,
