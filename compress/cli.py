@@ -52,8 +52,9 @@ FLAGS: dict[str, str] = {
     "preset": "--preset", "model_type": "--model-type", "activation_range": "--activation-range",
     "smooth_quant_alpha": "--smooth-quant-alpha", "ignored_scope": "--ignored-scope", "max_drop": "--max-drop",
     "batch": "--batch", "benchmark_seconds": "--benchmark-seconds", "benchmark_batch": "--benchmark-batch",
-    "ratio": "--ratio", "method": "--method", "round_to": "--round-to", "finetune_steps": "--finetune-steps",
-    "finetune_batch": "--finetune-batch", "lr": "--lr", "data": "--data", "input_size": "--input-size",
+    "ratio": "--ratio", "head_ratio": "--head-ratio", "method": "--method", "round_to": "--round-to",
+    "finetune_steps": "--finetune-steps", "finetune_batch": "--finetune-batch", "lr": "--lr", "data": "--data",
+    "input_size": "--input-size", "finetune_size": "--finetune-size",
     "backend": "--backend", "precision": "--precision", "checkpoint": "--checkpoint", "model": "--model",
 }
 

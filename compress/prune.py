@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--ratio", type=float, default=d.ratio,
                     help="structured: fraction of each group's channels/heads removed; nncf-*: weight sparsity "
                          "(default: %(default)s)")
+    ap.add_argument("--head-ratio", type=float, default=None,
+                    help="structured: fraction of each block's global heads removed (default: --ratio); blocks "
+                         "with one head empty at 0.5, so a --ratio of 0.5 or more needs --head-ratio below it")
     ap.add_argument("--round-to", type=int_in(1, 256, " (1: no rounding)"), default=None,
                     help=f"structured: kept channel counts become multiples of N (default: the CPU's SIMD block, "
                          f"{simd_block()} here; 1: no rounding)")
@@ -78,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def go() -> int:
         run = run_config_from_args(args, "compress.prune", argv)  # (starts the run's clock)
-        settings = PruneSettings(args.method, args.ratio, args.round_to, args.finetune_steps, args.finetune_batch,
-                                 args.lr, args.seed)
+        settings = PruneSettings(args.method, args.ratio, head_ratio=args.head_ratio, round_to=args.round_to,
+                                 finetune_steps=args.finetune_steps, finetune_batch=args.finetune_batch, lr=args.lr,
+                                 seed=args.seed)
         quant_settings = settings_from_args(args) if args.quantize else None
         out = args.out or Path("outputs") / f"{args.model}-pruned-{args.method}-{datetime.now():%Y%m%d-%H%M%S}"
         check_target(out, args.force)

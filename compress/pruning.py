@@ -88,6 +88,7 @@ class PruneSettings:
 
     method: Method = "structured"
     ratio: float = 0.45
+    head_ratio: float | None = None  # structured only: of the global heads; None: ratio
     round_to: int | None = None  # structured only; None: the CPU's SIMD block (simd_block())
     finetune_steps: int = 600
     finetune_batch: int = 64
@@ -97,6 +98,10 @@ class PruneSettings:
     def __post_init__(self) -> None:
         check_choice(self.method, METHODS, "method")
         check_ratio(self.ratio)
+        if self.head_ratio is not None:
+            check_ratio(self.head_ratio, "head_ratio")
+            if self.method != "structured":
+                raise InputError("head_ratio applies to method 'structured' only", field=("head_ratio", "method"))
         if self.round_to is not None:
             check_round_to(self.round_to)
         check_count(self.finetune_steps, "finetune_steps", 0)
@@ -202,7 +207,7 @@ def check_job(job: PruneJob) -> None:
         select(plan, {f"layers.{i}.blocks.{j}": (np.zeros(b.hidden), np.zeros(sum(b.local_channels) +
                                                                             b.global_heads * b.dim_head))
                       for i, s in enumerate(plan.blocks) for j, b in enumerate(s)},
-               settings.ratio, settings.effective_round_to)
+               settings.ratio, settings.effective_round_to, settings.head_ratio)
 
 
 def prune_and_finetune(job: PruneJob, pool: Pool, folder: Path, lap: Timer) -> Pruned:
@@ -212,7 +217,8 @@ def prune_and_finetune(job: PruneJob, pool: Pool, folder: Path, lap: Timer) -> P
     student, masks = copy.deepcopy(loaded.model).train(), None
     if settings.method == "structured":
         batches = [pool.x[i:i + 64] for i in range(0, min(len(pool.x), 256), 64)]
-        student, _ = structured_prune(student, loaded.variant, settings.ratio, batches, settings.effective_round_to)
+        student, _ = structured_prune(student, loaded.variant, settings.ratio, batches, settings.effective_round_to,
+                                      settings.head_ratio)
     else:
         student, masks = nncf_prune(student, settings.method, settings.ratio, pool.x[:1], settings.finetune_steps)
     lap("prune")
@@ -300,7 +306,8 @@ def build_report(job: PruneJob, pruned: Pruned, ev: PrunedEvaluation, int8: Quan
     base, mine, losses = ev.unpruned, ev.pruned, pruned.losses
     return PruneReport(
         command=job.run.command, seed=settings.seed, versions=versions(), method=settings.method,
-        ratio=settings.ratio, round_to=settings.effective_round_to, finetune_steps=settings.finetune_steps,
+        ratio=settings.ratio, head_ratio=settings.head_ratio, round_to=settings.effective_round_to,
+        finetune_steps=settings.finetune_steps,
         model=ModelInfo(loaded.variant, loaded.checkpoint, size, loaded.num_classes,
                         pruned_checkpoint="pruned.safetensors"),
         macs=Macs(macs0, macs1, 100 * (1 - macs1 / macs0)),

@@ -192,6 +192,7 @@ class PruneReport:
     finetune_loss: dict[str, float | None]
     nncf_pruning_statistic: dict[str, Any] | None = None
     int8: QuantReport | None = None
+    head_ratio: float | None = None  # structured: of the global heads (None: ratio)
     finetune_size: int | None = None  # the fine-tuning images' side (model.input_size: the IRs' and evaluation's)
     speed: SpeedReport | None = None  # without int8: the pruned FP32 IR against the unpruned plain FP32
     targets: dict[str, Any] | None = None  # the fast model's (pruned INT8 vs unpruned FP32), when there is one

@@ -61,10 +61,10 @@ def importance(model: cloformer.CloFormer, batches: list[torch.Tensor]) -> dict[
     return out
 
 
-def _top(scores: np.ndarray, n_remove: int, what: str) -> np.ndarray:
+def _top(scores: np.ndarray, n_remove: int, what: str, name: str = "ratio") -> np.ndarray:
     if n_remove >= len(scores):
-        raise InputError(f"{what}: removing {n_remove} of {len(scores)} would remove the whole group; "
-                         "use a smaller ratio", field="ratio")
+        raise InputError(f"{what}: removing {n_remove} of {len(scores)} would remove the whole group; use a "
+                         f"smaller {name}" + (" (it defaults to ratio)" if name == "head_ratio" else ""), field=name)
     return np.sort(np.argsort(-scores, kind="stable")[:len(scores) - n_remove])
 
 
@@ -82,10 +82,13 @@ def n_removed(total: int, ratio: float, multiple: int = 1) -> int:
 
 
 def select(plan: ModelPlan, scores: dict[str, tuple[np.ndarray, np.ndarray]], ratio: float,
-           round_to: int = 1) -> dict[str, Keep]:
+           round_to: int = 1, head_ratio: float | None = None) -> dict[str, Keep]:
     """Keep the highest-scoring (1 - ratio) of every group, kept counts rounded to multiples of `round_to`
-    channels (local channels, FFN hidden); whole heads for the global branch (heads * head_dim channels)."""
+    channels (local channels, FFN hidden); whole heads for the global branch (heads * head_dim channels), of
+    which `head_ratio` (default: `ratio`) is removed: blocks with one or two heads empty at 0.5, while the
+    channel groups can lose more."""
     check_ratio(ratio)
+    head_ratio = ratio if head_ratio is None else check_ratio(head_ratio, "head_ratio")
     round_to = check_round_to(round_to)
     keep = {}
     for i, stage in enumerate(plan.blocks):
@@ -101,8 +104,9 @@ def select(plan: ModelPlan, scores: dict[str, tuple[np.ndarray, np.ndarray]], ra
             d = b.dim_head
             head_scores = z[off:off + b.global_heads * d].reshape(b.global_heads, d).sum(1) if b.global_heads else z[:0]
             head_multiple = max(1, round_to // d) if round_to > 1 and round_to % d == 0 else 1
-            heads = _top(head_scores, n_removed(b.global_heads, ratio, head_multiple),
-                         f"{p}.attn global branch ({b.global_heads} heads)") if b.global_heads else np.arange(0)
+            heads = _top(head_scores, n_removed(b.global_heads, head_ratio, head_multiple),
+                         f"{p}.attn global branch ({b.global_heads} heads)", "head_ratio"
+                         ) if b.global_heads else np.arange(0)
             keep[p] = Keep(hidden, local, heads)
     return keep
 
@@ -142,8 +146,8 @@ def slice_weights(w: dict[str, np.ndarray], plan: ModelPlan, keep: dict[str, Kee
 
 
 def structured_prune(model: cloformer.CloFormer, variant: str, ratio: float, batches: list[torch.Tensor],
-                     round_to: int = 1) -> tuple[cloformer.CloFormer, dict[str, Keep]]:
-    keep = select(model.plan, importance(model, batches), ratio, round_to)
+                     round_to: int = 1, head_ratio: float | None = None) -> tuple[cloformer.CloFormer, dict[str, Keep]]:
+    keep = select(model.plan, importance(model, batches), ratio, round_to, head_ratio)
     w = slice_weights({k: v.detach().numpy() for k, v in model.state_dict().items()}, model.plan, keep)
     plan = plan_from_weights(w, rn.VARIANTS[variant].head_dims)
     pruned = cloformer.CloFormer(plan)

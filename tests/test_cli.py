@@ -139,6 +139,9 @@ SETTINGS_ERRORS = [
     (PruneSettings, {"ratio": 1.0}, "ratio must be in (0, 1)", ["--ratio", "1.0"]),
     (PruneSettings, {"finetune_steps": -1}, "finetune_steps must be", ["--finetune-steps", "-1"]),
     (PruneSettings, {"lr": 0}, "lr must be > 0", ["--lr", "0"]),
+    (PruneSettings, {"head_ratio": 1.5}, "head_ratio must be in (0, 1)", ["--head-ratio", "1.5"]),
+    (PruneSettings, {"method": "nncf-magnitude", "head_ratio": 0.3}, "head_ratio applies to method 'structured'",
+     ["--method", "nncf-magnitude", "--head-ratio", "0.3"]),
     (PruneSettings, {"method": "nncf-rb", "finetune_steps": 0}, "method nncf-rb learns its masks during "
      "fine-tuning: finetune_steps must be > 0", ["--method", "nncf-rb", "--finetune-steps", "0"]),
     (RunConfig, {"benchmark_seconds": -1}, "benchmark_seconds must be", ["--benchmark-seconds", "-1"]),

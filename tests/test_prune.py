@@ -218,6 +218,27 @@ def test_round_to_gives_multiples(name: str, multiple: int) -> None:
     assert np.abs(rn.forward(sliced, x) - rn.forward(masked(w, plan, keep), x)).max() <= FLOAT64_ATOL
 
 
+def test_head_ratio_prunes_the_global_heads_apart() -> None:
+    """--head-ratio: the global heads lose their own fraction, the channel groups the --ratio; each part is what
+    the plain ratio would select, and slicing still equals masking. With --round-to 8, XXS's one-head blocks
+    refuse a ratio of 0.5 unless the heads are given a smaller one."""
+    plan = plan_from_spec(VARIANTS["cloformer_xxs"])
+    scores = random_scores(plan, 3)
+    both = structured.select(plan, scores, 0.6, 16, head_ratio=0.45)
+    channels, heads = structured.select(plan, scores, 0.6, 16), structured.select(plan, scores, 0.45, 16)
+    for p, k in both.items():
+        assert np.array_equal(k.hidden, channels[p].hidden) and np.array_equal(k.heads, heads[p].heads)
+        assert all(np.array_equal(a, b) for a, b in zip(k.local, channels[p].local, strict=True))
+    assert any(len(channels[p].heads) != len(heads[p].heads) for p in both)  # the two ratios differ somewhere
+    with pytest.raises(InputError, match=r"global branch \(1 heads\).*smaller head_ratio") as e:
+        structured.select(plan, scores, 0.5, 8)
+    assert e.value.fields == ("head_ratio",)
+    keep = structured.select(plan, scores, 0.5, 8, head_ratio=0.45)
+    w, x = np_weights("cloformer_xxs"), test_input((1, 3, 64, 64))
+    sliced = structured.slice_weights(w, plan, keep)
+    assert np.abs(rn.forward(sliced, x) - rn.forward(masked(w, plan, keep), x)).max() <= FLOAT64_ATOL
+
+
 def test_removed_counts_by_rule() -> None:
     assert structured.n_removed(128, 0.45) == 58  # ratio only: round half up
     assert structured.n_removed(128, 0.45, 16) == 64  # 70 kept -> nearest multiple, 64

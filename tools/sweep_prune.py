@@ -1,7 +1,8 @@
 """Speed of structured pruning at deployment size, side by side in one run, to choose compress.prune's default
 --ratio and --round-to by measurement:
 
-    python -m tools.sweep_prune [--input-size 224] [--ratios 0.3 0.45 0.6] [--round-to 8 16] [--seconds 24]
+    python -m tools.sweep_prune [--input-size 224] [--ratios 0.3 0.45 0.6] [--round-to 8 16] [--head-ratio 0.45]
+                               [--seconds 24]
 
 For each (ratio, round_to) the proxy model is structured-pruned (importance from `sample` images), exported as the
 deploy graph and quantized with the default ignored scope (min/max ranges and fast bias correction: the runtime
@@ -50,8 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--input-size", type=int, default=224)
     ap.add_argument("--ratios", type=float, nargs="+", default=[0.25, 0.35, 0.45],
-                    help="(XXS's one-head blocks refuse 0.5 and more: a ratio may not empty a group)")
+                    help="(with --round-to 8, XXS's one-head blocks refuse 0.5 and more: a ratio may not empty a "
+                         "group; --head-ratio gives the heads their own)")
     ap.add_argument("--round-to", type=int, nargs="+", default=[8, 16])
+    ap.add_argument("--head-ratio", type=float, default=None,
+                    help="of the global heads (default: each ratio; 0.45 lets XXS go past 0.5)")
     ap.add_argument("--seconds", type=float, default=24.0, help="timing budget of the speed section")
     ap.add_argument("--batch", type=int, default=8, help="N of the batch-N throughput")
     args = ap.parse_args(argv)
@@ -70,9 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         macs["INT8 (unpruned)"] = 0.0
         for ratio in args.ratios:
             for round_to in args.round_to:
-                label = f"pruned {ratio} /{round_to} INT8"
+                label = f"pruned {ratio}{'' if args.head_ratio is None else f' (heads {args.head_ratio})'} " \
+                        f"/{round_to} INT8"
                 try:
-                    model, _ = structured_prune(copy.deepcopy(base.model), base.variant, ratio, batches, round_to)
+                    model, _ = structured_prune(copy.deepcopy(base.model), base.variant, ratio, batches, round_to,
+                                                args.head_ratio)
                 except InputError as e:
                     print(f"{label}: refused ({e})", flush=True)
                     continue
