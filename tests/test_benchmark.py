@@ -82,6 +82,7 @@ def test_parse_perf_counters_rejects_empty_report() -> None:
         benchmark_app.parse_perf_counters("layerName;execStatus;layerType;execType;realTime (ms);cpuTime (ms)\n")
 
 
+@pytest.mark.slow
 def test_benchmark_smoke_tiny_input(tmp_path) -> None:
     run = tmp_path / "q32"
     assert quantize.main(["--input-size", "32", "--subset-size", "8", "--val-limit", "16", "--benchmark-seconds", "0",

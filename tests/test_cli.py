@@ -196,6 +196,7 @@ def test_internal_error_exits_1_and_keeps_a_failed_folder(tmp_path, capsys, monk
     assert leftovers(tmp_path) == ["out.failed"]
 
 
+@pytest.mark.slow
 def test_force_keeps_the_old_output_until_the_new_one_is_complete(tmp_path, monkeypatch) -> None:
     out = tmp_path / "out"
     out.mkdir()
@@ -464,6 +465,7 @@ def test_ignored_scope_refused_before_data_and_finetuning(tmp_path, monkeypatch,
         assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_file_name_that_is_not_utf8_is_used_and_reported(tmp_path) -> None:
     """Issue 20 (2): bytes \\xff\\xfe in a file name (os.fsdecode gives surrogates) used from the start: hashed as
     its bytes, written to report.json (escaped), never a crash after the work."""

@@ -230,7 +230,7 @@ def test_float64_deploy_ir_run_by_numpy_equals_the_reference(tmp_path, name: str
     assert np.abs(ref).max() > 1e-2
 
 
-@pytest.mark.parametrize("route", ["onnx", "plain", "int8"])
+@pytest.mark.parametrize("route", ["onnx", "plain", pytest.param("int8", marks=pytest.mark.slow)])
 def test_other_routes_run_by_numpy(tmp_path, route: str) -> None:
     """The ONNX route (GroupNormalization, AvgPool, shape arithmetic), the plain PyTorch-frontend route and an INT8
     IR (FakeQuantize, i8 weights with Convert/Subtract/Multiply decompression) all run, matching OpenVINO

@@ -140,6 +140,7 @@ def test_each_method_end_to_end(tmp_path, method: str) -> None:
             assert rep["params"]["nonzero_after"] < 0.55 * rep["params"]["before"]
 
 
+@pytest.mark.slow
 def test_structured_then_quantize(tmp_path) -> None:
     """The fast model in one command: fine-tuned at the checkpoint's 64 px, exported, quantized, evaluated and
     timed at --input-size (96 here, 224 in the README), with its targets against the unpruned model reported."""

@@ -117,6 +117,7 @@ def test_fp32_ir_reproduces_numpy_golden(tmp_path) -> None:
     assert np.abs(got - gold).max() <= FLOAT32_REL * np.abs(gold).max()
 
 
+@pytest.mark.slow
 def test_imagenet_subset_route(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("CLOFORMER_DATA", str(tmp_path / "data"))
     for w in ("n01440764", "n02102040"):
@@ -130,6 +131,7 @@ def test_imagenet_subset_route(tmp_path, monkeypatch) -> None:
     assert all("sha256" in it for it in rep["calibration_items"])
 
 
+@pytest.mark.slow
 def test_accuracy_control_tunes_on_one_part_and_reports_on_another(tmp_path) -> None:
     out = tmp_path / "ac"
     assert quantize.main([*QUICK, "--accuracy-control", "--max-drop", "0.3", "--out", str(out)]) == 0

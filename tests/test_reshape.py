@@ -116,6 +116,7 @@ def test_reshapeable_graph_adds_no_executed_node(irs, tmp_path) -> None:
     assert abs(b.executed - a.executed) <= 2 and b.by_type.get("Reorder", 0) <= a.by_type.get("Reorder", 0) + 2
 
 
+@pytest.mark.slow
 def test_batch_option_writes_static_batch_irs(tmp_path) -> None:
     out = tmp_path / "b4"
     assert quantize.main(["--input-size", "32", "--subset-size", "16", "--val-limit", "24", "--benchmark-seconds", "0",
