@@ -241,7 +241,8 @@ def verdict(speed: SpeedReport, label: str) -> str:
             f"{speed.precision})")
     if min(r["latency"], r["fps_b1"]) < 1.05:
         ref = next((k for k in speed.counters if k.endswith("deploy FP32") and k != label), None)
-        line += "; not faster here at batch 1" + bound(speed, label, ref)
+        counters = bound(speed, label, ref)
+        line += "; not faster here at batch 1" + (f" ({counters})" if counters else "")
     return line
 
 
@@ -260,7 +261,7 @@ def bound(speed: SpeedReport, label: str, reference: str | None) -> str:
         ref_by[family(o.op)] += o.ms
     parts = [f"{o.op} {o.ms:.2f} ms ({o.nodes} nodes)" + (f" vs {ref_by[family(o.op)]:.2f} in {reference}"
                                                           if family(o.op) in ref_by else "") for o in own[:3]]
-    return f" (counters at batch 1, {sum(o.ms for o in own):.2f} ms in all: {'; '.join(parts)})"
+    return f"counters at batch 1, {sum(o.ms for o in own):.2f} ms in all: {'; '.join(parts)}"
 
 
 def write_prune_outputs(rep: PruneReport, folder: Path) -> None:
@@ -300,8 +301,7 @@ def write_prune_outputs(rep: PruneReport, folder: Path) -> None:
                   *[f"- {t}" for t in fast_lines(rep)], ""]
     if rep.speed is not None:  # (with INT8, the speed section is report_int8.md's)
         lines += speed_section(rep.speed)
-        plot_speed(rep.speed, folder / "speed.png", f"{rep.model.variant} at {rep.model.input_size}x"
-                   f"{rep.model.input_size}")
+        plot_speed(rep.speed, folder / "speed.png", f"{rep.model.variant} at {size}x{size}")
     (folder / "report.md").write_text("\n".join(lines), errors="backslashreplace")
     write_report(rep, folder / "report.json")
     import matplotlib
@@ -345,7 +345,7 @@ def fast_lines(rep: PruneReport, markdown: bool = True) -> list[str]:
         sp = rep.timings
         if sp is not None and not (t["latency_met"] and t["fps_bn_met"]):
             label = sp.rows[-1].label
-            counters = bound(sp, label, "pruned deploy FP32").strip()[1:-1] or "no counters were read"
+            counters = bound(sp, label, "pruned deploy FP32") or "no counters were read"
             lines.append(f"what bounds it on this CPU ({sp.isa_short}, {sp.cores} cores): {counters}")
     else:
         lines.append("speed not measured (--benchmark-seconds 0)")
