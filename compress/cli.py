@@ -33,11 +33,13 @@ from .errors import (
     InputError,
     Terminated,
 )
+from .runtime import isa_levels
 from .settings import (
     ACTIVATION_RANGES,
     DEFAULT_IGNORED_SCOPE,
     DEFAULT_RUN,
     MODEL_TYPES,
+    OVERFLOW_FIXES,
     PRESETS,
     QuantSettings,
     RunConfig,
@@ -50,7 +52,8 @@ FLAGS: dict[str, str] = {
     "out": "--out", "force": "--force", "calib": "--calib", "val": "--val", "val_fraction": "--val-fraction",
     "allow_overlap": "--allow-overlap", "accuracy_control": "--accuracy-control", "subset_size": "--subset-size",
     "preset": "--preset", "model_type": "--model-type", "activation_range": "--activation-range",
-    "smooth_quant_alpha": "--smooth-quant-alpha", "ignored_scope": "--ignored-scope", "max_drop": "--max-drop",
+    "smooth_quant_alpha": "--smooth-quant-alpha", "overflow_fix": "--overflow-fix", "isa_matrix": "--isa-matrix",
+    "ignored_scope": "--ignored-scope", "max_drop": "--max-drop",
     "batch": "--batch", "benchmark_seconds": "--benchmark-seconds", "benchmark_batch": "--benchmark-batch",
     "ratio": "--ratio", "head_ratio": "--head-ratio", "method": "--method", "round_to": "--round-to",
     "finetune_steps": "--finetune-steps", "finetune_batch": "--finetune-batch", "lr": "--lr", "data": "--data",
@@ -118,6 +121,11 @@ def add_quant_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--activation-range", choices=ACTIVATION_RANGES, default=d.activation_range,
                     help="NNCF activation range estimator: minmax = global min/max over the calibration set, "
                          "mean_minmax = NNCF's default, histogram = MSE-optimal (default: %(default)s)")
+    ap.add_argument("--overflow-fix", choices=OVERFLOW_FIXES, default=d.overflow_fix,
+                    help="NNCF overflow fix: 7-bit weights in every convolution and MatMul (enable), in the first "
+                         "only (first_layer), or none (disable). CPUs without VNNI (AVX2, plain AVX-512) sum int8 "
+                         "products pairwise in int16 with saturation; 7-bit weights cannot overflow there. The "
+                         "report's ISA matrix shows what each ISA computes (default: %(default)s)")
     ap.add_argument("--smooth-quant-alpha", type=float, default=d.smooth_quant_alpha,
                     help="SmoothQuant alpha for convolutions and MatMuls, transformer type only; -1 disables "
                          "(default: NNCF's)")
@@ -149,6 +157,11 @@ def add_quant_options(ap: argparse.ArgumentParser) -> None:
                          "it (default: %(default)s)")
     ap.add_argument("--benchmark-batch", type=positive_int, default=r.benchmark_batch,
                     help="N of the speed section's batch-N throughput (default: %(default)s)")
+    ap.add_argument("--isa-matrix", default=r.isa_matrix, metavar="{none,default,all,ISA[,ISA...]}",
+                    help="run the INT8 IR once per instruction set, each in a process under ONEDNN_MAX_CPU_ISA, and "
+                         "judge every target on each: default = AVX2 (a CPU without VNNI) and this CPU's own; all = "
+                         f"every level this CPU allows ({', '.join(isa_levels()) or 'none here'}); or a list of "
+                         "oneDNN names, e.g. AVX2,AVX512_CORE_VNNI (default: %(default)s)")
     ap.add_argument("--batch", type=positive_int, default=r.batch,
                     help="static input batch of the IRs written (default: %(default)s; NPUs want static shapes). "
                          "Every IR also reshapes to any batch and any input size that is a multiple of 32")
@@ -161,6 +174,7 @@ def settings_from_args(args: argparse.Namespace) -> QuantSettings:
     return QuantSettings(preset=args.preset, model_type=None if args.model_type == "none" else args.model_type,
                          fast_bias_correction=args.fast_bias_correction, subset_size=args.subset_size,
                          smooth_quant_alpha=alpha, activation_range=args.activation_range,
+                         overflow_fix=args.overflow_fix,
                          ignored_scope=tuple(ScopeEntry.parse(s) for s in specs if s != "none"))
 
 
@@ -177,7 +191,7 @@ def run_config_from_args(args: argparse.Namespace, prog: str, argv: list[str]) -
     return RunConfig(command=command_line(prog, argv), seed=args.seed, device=args.device, max_drop=args.max_drop,
                      allow_overlap=args.allow_overlap, force=args.force, batch=args.batch,
                      benchmark_seconds=args.benchmark_seconds, benchmark_batch=args.benchmark_batch,
-                     started=time.perf_counter())
+                     isa_matrix=args.isa_matrix, started=time.perf_counter())
 
 
 def command_line(prog: str, argv: list[str]) -> str:

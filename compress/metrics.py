@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .report import GraphAgreement, Int8Comparison
+
 
 def max_abs(a: np.ndarray, ref: np.ndarray) -> float:
     return float(np.abs(np.asarray(a, np.float64) - np.asarray(ref, np.float64)).max())
@@ -47,3 +49,28 @@ def agreement_ci95(agree: int, n: int) -> tuple[float, float]:
 
     ci = binomtest(agree, n).proportion_ci(confidence_level=0.95, method="wilson")
     return 100.0 * float(ci.low), 100.0 * float(ci.high)
+
+
+def compare_int8(fp32_logits: np.ndarray, int8_logits: np.ndarray, labels: np.ndarray | None,
+                 source: str) -> Int8Comparison:
+    """INT8 logits against FP32 ones on the same images: top-1/top-5 of both (with labels), agreement, SQNR."""
+    n = len(fp32_logits)
+    differ = top1_changes(int8_logits, fp32_logits)
+    acc = {(m, k): topk_accuracy(lg, labels, k) if labels is not None else None
+           for m, lg in (("fp32", fp32_logits), ("int8", int8_logits)) for k in (1, 5)}
+    drop = None if labels is None else acc["fp32", 1] - acc["int8", 1]
+    return Int8Comparison(n, source, labels is not None, acc["fp32", 1], acc["fp32", 5], acc["int8", 1],
+                          acc["int8", 5], drop, 100.0 * (n - differ) / n, cosine(int8_logits, fp32_logits),
+                          sqnr_db(int8_logits, fp32_logits), differ, agreement_ci95(n - differ, n))
+
+
+def graph_agreement(got: np.ndarray, graph_logits: np.ndarray, device: str, precision: str,
+                    layers: list[tuple[str, float]] | None = None,
+                    graph_f32_sqnr_db: float | None = None) -> GraphAgreement:
+    """A runtime's INT8 logits against the NumPy run of the same IR (float64), with optional per-layer SQNRs."""
+    got = np.asarray(got, np.float64)
+    layers = layers or []
+    n, differ = len(got), top1_changes(got, graph_logits)
+    return GraphAgreement(device, precision, n, max_abs(got, graph_logits), sqnr_db(got, graph_logits),
+                          100.0 * (n - differ) / n, differ, layers,
+                          min(layers, key=lambda t: t[1])[0] if layers else None, graph_f32_sqnr_db)

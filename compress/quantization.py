@@ -22,12 +22,14 @@ import numpy as np
 from tqdm import tqdm
 
 from . import export as E
+from . import isa
 from . import verification as V
 from .atomic import staging_dir
 from .data import DataSource, no_images
 from .errors import InputError
 from .evaluation import F32, OVRun, Preloaded, evaluate_openvino
 from .loading import LoadedModel, output_bytes
+from .metrics import compare_int8
 from .render import write_quant_outputs
 from .report import (
     AccuracyControl,
@@ -35,19 +37,23 @@ from .report import (
     DataPart,
     GraphAgreement,
     Int8Comparison,
+    IsaRow,
     LayerSQNR,
     ModelInfo,
     PruneReport,
     QuantReport,
     SpeedReport,
+    Target,
     Timer,
     versions,
 )
-from .runtime import RuntimeGraph, default_precision, runtime_graph
+from .runtime import SATURATING_LEVELS, RuntimeGraph, default_precision, own_isa, runtime_graph
 from .settings import (
     DEFAULT_RUN,
     TARGET_MAX_TOP1_DROP_PT,
     TARGET_MIN_AGREEMENT_PCT,
+    TARGET_MIN_GRAPH_AGREEMENT_PCT,
+    TARGET_MIN_GRAPH_SQNR_DB,
     TARGET_MIN_SQNR_DB,
     QuantSettings,
     RunConfig,
@@ -62,6 +68,8 @@ N_VERIFY = 8  # images for the FP32 twin checks
 N_DIAGNOSE = 32  # images for the per-layer SQNR diagnosis
 N_IR_FP32 = 2  # images the NumPy IR executor runs the FP32 IRs on (float64)
 N_IR_INT8 = 32  # images for OpenVINO's INT8 against the NumPy run of the same IR (a whole set: tools.check_int8_ir)
+GRAPH_METRIC = "OpenVINO vs the IR's NumPy run:"  # the graph targets' metrics begin so
+ISA_MAX_IMAGES = 1000  # held-out images each ISA row runs INT8 on against FP32
 PRELOAD_BYTES = 1 << 30  # validation images are preprocessed once when they fit in this much memory
 
 
@@ -106,14 +114,19 @@ class Evaluation:
     int8_vs_fp32: Int8Comparison  # INT8 at the device's default precision, as deployed
     int8_f32_hint_vs_fp32: Int8Comparison  # the non-quantized ops in f32: the quantizers' own error
     accuracy_control: AccuracyControl | None
+    fp32_logits: np.ndarray  # the FP32 IR (f32 hint) on the held-out data, in its order
 
 
 @dataclass
 class Diagnosis:
     layers: list[LayerSQNR]  # forward order
     vs_graph: list[GraphAgreement]  # OpenVINO against the NumPy run of model_int8.xml, per device/precision
-    graph_f32_sqnr_db: float  # the graph in float32 against float64: the yardstick of the INT8 batch check
+    graph: V.GraphRun  # that NumPy run (its f32_sqnr_db: the yardstick of the INT8 batch check)
     runtime: list[RuntimeGraph]  # of the FP32 and INT8 IRs (CPU only)
+
+    @property
+    def graph_f32_sqnr_db(self) -> float:
+        return self.graph.f32_sqnr_db
 
 
 # ------------------------------------------------------------------ the job
@@ -133,6 +146,7 @@ def int8_stages(job: QuantJob, folder: Path, lap: Timer) -> QuantReport:
     Both IRs take a static batch `run.batch` input (verified image by image against batch 1); they reshape freely."""
     loaded, settings, run = job.loaded, job.settings, job.run
     job.parts.validation.check_labels(loaded.num_classes)  # scoring against labels the model lacks is meaningless
+    levels = isa.resolve(run.isa_matrix)  # an ISA this CPU cannot run is refused before any work
     taps_model = E.convert_deploy(loaded, taps=True)
     check_ignored_scope(taps_model, settings)  # a scope typo stops the run before any data is read
     lap("convert deploy graph, check the ignored scope")
@@ -155,6 +169,8 @@ def int8_stages(job: QuantJob, folder: Path, lap: Timer) -> QuantReport:
     if run.batch > 1:  # last: every stage above runs the batch-1 IRs
         checks += set_batch(exported.fp32_xml, quantized.xml, run.batch, held_out, diagnosis.graph_f32_sqnr_db)
         lap(f"static batch {run.batch}")
+    matrix = isa_rows(quantized.xml, levels, diagnosis.graph, held_out, evaluation, run.seed)  # the IR as shipped
+    lap(f"ISA matrix ({', '.join(levels) or 'none'})")
     cmp = evaluation.int8_vs_fp32
     return QuantReport(
         command=run.command, seed=run.seed, versions=versions(),
@@ -166,8 +182,9 @@ def int8_stages(job: QuantJob, folder: Path, lap: Timer) -> QuantReport:
         int8_f32_hint_vs_fp32=evaluation.int8_f32_hint_vs_fp32, default_precision=default_precision(run.device),
         per_layer_sqnr=diagnosis.layers,
         worst_layers=[w.name for w in sorted(diagnosis.layers, key=lambda d: d.int8_db)[:5]],
-        targets=targets(cmp), runtime=diagnosis.runtime, int8_runtime_vs_graph=diagnosis.vs_graph,
-        accuracy_control=evaluation.accuracy_control, speed=speed)
+        targets=targets(evaluation, diagnosis, matrix, settings, default_precision(run.device)),
+        runtime=diagnosis.runtime, int8_runtime_vs_graph=diagnosis.vs_graph,
+        accuracy_control=evaluation.accuracy_control, speed=speed, isa_matrix=matrix)
 
 
 # ------------------------------------------------------------------ the stages
@@ -217,13 +234,13 @@ def evaluate_int8(fp32_xml: Path, int8_xml: Path, held_out: HeldOut, tuning: Pre
     fp32 = evaluate_openvino(fp32_xml, data, F32, "FP32 IR (f32)")
     int8 = evaluate_openvino(int8_xml, data, deployed, f"INT8 IR ({device})")
     int8_f32 = evaluate_openvino(int8_xml, data, F32, "INT8 (f32)")
-    cmp = V.compare_int8(fp32.logits, int8.logits, fp32.labels, data.name)
+    cmp = compare_int8(fp32.logits, int8.logits, fp32.labels, data.name)
     ac = None
     if tuning is not None:
         fp32_t = evaluate_openvino(fp32_xml, tuning, F32, "FP32 (tuning part)")
         int8_t = evaluate_openvino(int8_xml, tuning, deployed, "INT8 (tuning part)")
         ac = AccuracyControl(run.max_drop, data_part(tuning), fp32_t.top1 - int8_t.top1, cmp.top1_drop)
-    return Evaluation(cmp, V.compare_int8(fp32.logits, int8_f32.logits, fp32.labels, data.name), ac)
+    return Evaluation(cmp, compare_int8(fp32.logits, int8_f32.logits, fp32.labels, data.name), ac, fp32.logits)
 
 
 def diagnose_int8(loaded: LoadedModel, exported: E.Exported, quantized: Quantized, x: np.ndarray,
@@ -238,7 +255,7 @@ def diagnose_int8(loaded: LoadedModel, exported: E.Exported, quantized: Quantize
     vs_graph = [V.runtime_vs_graph(graph, quantized.xml, quantized.taps_model, dev, prec) for dev, prec in configs]
     runtime = ([runtime_graph(exported.fp32_xml, "FP32 deploy IR", device),
                 runtime_graph(quantized.xml, "INT8 IR", device)] if device.upper() == "CPU" else [])
-    return Diagnosis(layers, vs_graph, graph.f32_sqnr_db, runtime)
+    return Diagnosis(layers, vs_graph, graph, runtime)
 
 
 def time_models(job: QuantJob, fp32_xml: Path, int8_xml: Path) -> SpeedReport | None:
@@ -260,14 +277,73 @@ def set_batch(fp32_xml: Path, int8_xml: Path, batch: int, held_out: HeldOut, gra
             E.set_batch(int8_xml, batch, held_out.diagnose_x[:N_IR_INT8], graph_f32_sqnr_db - INT8_RUNTIME_MARGIN_DB)]
 
 
-def targets(cmp: Int8Comparison) -> dict[str, Any]:
-    """The project's INT8 targets (reported, not enforced) and whether this run meets them."""
-    drop = cmp.top1_drop
-    return {"max_top1_drop_pt": TARGET_MAX_TOP1_DROP_PT, "min_agreement_pct": TARGET_MIN_AGREEMENT_PCT,
-            "min_sqnr_db": TARGET_MIN_SQNR_DB,
-            "top1_drop_met": None if drop is None else drop <= TARGET_MAX_TOP1_DROP_PT,
-            "agreement_met": cmp.top1_agreement >= TARGET_MIN_AGREEMENT_PCT,
-            "sqnr_met": cmp.sqnr_db >= TARGET_MIN_SQNR_DB}
+def isa_rows(int8_xml: Path, levels: list[str], graph: V.GraphRun, held_out: HeldOut, evaluation: Evaluation,
+             seed: int = 0) -> list[IsaRow]:
+    """The INT8 IR under each ISA level (compress.isa): against the graph on the diagnosis images, and against FP32
+    on the held-out data (at most ISA_MAX_IMAGES of it: the first ones when preloaded, else a seeded subset)."""
+    if not levels:
+        return []
+    data = held_out.data
+    if isinstance(data, Preloaded):
+        n = min(len(data), ISA_MAX_IMAGES)
+        ys = data.ys[:n]
+        labels = None if any(y is None for y in ys) else np.asarray(ys)
+        xs, fp32 = data.xs[:n], evaluation.fp32_logits[:n]
+        source = data.name if n == len(data) else f"{data.name} (first {n})"
+    else:
+        sub = Preloaded.of(data.subset(ISA_MAX_IMAGES, seed + 2))
+        res = evaluate_openvino(int8_xml.with_name("model_fp32.xml"), sub, F32, "FP32 (ISA matrix images)")
+        xs, labels, fp32, source = sub.xs, res.labels, res.logits, f"{data.name} ({len(sub)}, seeded subset)"
+    return isa.isa_matrix(int8_xml, levels, graph.x, graph.logits, graph.f32_sqnr_db, xs, fp32, labels, source)
+
+
+def targets(evaluation: Evaluation, diagnosis: Diagnosis, rows: list[IsaRow], settings: QuantSettings,
+            precision: str) -> list[Target]:
+    """Every target the report states, judged: INT8 against FP32 (drop, agreement, SQNR) at the device's default
+    precision, and OpenVINO against the graph (SQNR, agreement; f32 hint), in this run and on every ISA row; a
+    missed one carries its likely cause. Reported, not enforced (the exit status is the checks')."""
+    graph = next((g for g in diagnosis.vs_graph if g.device.upper() == "CPU" and g.precision == "f32"), None)
+    out = blame(fp32_targets(evaluation.int8_vs_fp32, f"this run ({precision})")
+                + (graph_targets(graph, "this run (f32 hint)") if graph is not None else []), own_isa(), settings)
+    for row in rows:
+        out += blame(graph_targets(row.vs_graph, f"{row.label} (f32 hint)")
+                     + fp32_targets(row.vs_fp32, f"{row.label} ({row.default_precision})"), row.isa, settings)
+    return out
+
+
+def blame(judged: list[Target], level: str, settings: QuantSettings) -> list[Target]:
+    """`judged` (one scope's targets) with the likely cause written into each missed one."""
+    graph_missed = any(t.met is False and t.metric.startswith(GRAPH_METRIC) for t in judged)
+    for t in judged:
+        if t.met is False:
+            t.cause = miss_cause(level, settings, graph_missed, t.metric.startswith(GRAPH_METRIC))
+    return judged
+
+
+def fp32_targets(cmp: Int8Comparison, scope: str) -> list[Target]:
+    return [Target.judge("INT8 vs FP32 top-1 drop (pt)", scope, cmp.top1_drop, TARGET_MAX_TOP1_DROP_PT, False),
+            Target.judge("INT8 vs FP32 top-1 agreement (%)", scope, cmp.top1_agreement, TARGET_MIN_AGREEMENT_PCT,
+                         True),
+            Target.judge("INT8 vs FP32 logit SQNR (dB)", scope, cmp.sqnr_db, TARGET_MIN_SQNR_DB, True)]
+
+
+def graph_targets(g: GraphAgreement, scope: str) -> list[Target]:
+    return [Target.judge(f"{GRAPH_METRIC} logit SQNR (dB)", scope, g.sqnr_db, TARGET_MIN_GRAPH_SQNR_DB, True),
+            Target.judge(f"{GRAPH_METRIC} top-1 agreement (%)", scope, g.top1_agreement,
+                         TARGET_MIN_GRAPH_AGREEMENT_PCT, True)]
+
+
+def miss_cause(level: str, settings: QuantSettings, graph_missed: bool, graph_target: bool) -> str:
+    """The likely cause of a missed target on ISA `level`, in words a user can act on."""
+    if level in SATURATING_LEVELS and graph_missed:
+        if settings.overflow_fix != "enable":
+            return (f"{level} has no VNNI: int8 products are summed pairwise in int16 with saturation; quantize "
+                    f"with --overflow-fix enable (7-bit weights cannot overflow; this IR: {settings.overflow_fix})")
+        return f"{level} has no VNNI and departs even with --overflow-fix enable: see tools.check_int8_ir"
+    if graph_target or graph_missed:
+        return f"OpenVINO's {level} int8 kernels depart from the IR's semantics (tools.check_int8_ir names the layers)"
+    return ("the quantization error of these settings (the runtime holds the graph target): try --accuracy-control, "
+            "another --activation-range or a larger --ignored-scope (tools.sweep_quant compares them)")
 
 
 def finish(report: R, times: dict[str, float], folder: Path) -> R:

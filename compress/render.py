@@ -179,6 +179,7 @@ def write_quant_outputs(report: QuantReport, folder: Path, stem: str = "report")
                   f"{TARGET_MIN_GRAPH_AGREEMENT_PCT}%. Layers below {TARGET_MIN_GRAPH_SQNR_DB} dB (f32 hint): "
                   + (", ".join(f"{n} ({v:.1f})" for n, v in g0.layers if v < TARGET_MIN_GRAPH_SQNR_DB) or "none")
                   + ".", ""]
+    lines += isa_section(report) + targets_section(report)
     if report.speed is not None:
         lines += speed_section(report.speed)
     if report.runtime:
@@ -200,6 +201,49 @@ def write_quant_outputs(report: QuantReport, folder: Path, stem: str = "report")
     if report.speed is not None:
         plot_speed(report.speed, folder / "speed.png", f"{m.variant} at {m.input_size}x{m.input_size}")
     write_report(report, folder / f"{stem}.json")
+
+
+def short_kernels(kernels: dict[str, int], n: int = 3) -> str:
+    """The most used kernel names, e.g. 'jit_avx2_1x1_I8 x89, jit_avx2_I8 x37, ...'."""
+    top = sorted(kernels.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{k} x{v}" for k, v in top[:n]) + (", ..." if len(top) > n else "")
+
+
+def isa_section(report: QuantReport) -> list[str]:
+    """report.md: the INT8 IR on each instruction set, and what each computes."""
+    rows = report.isa_matrix
+    if not rows:
+        return []
+    c = rows[0].vs_fp32
+    table = md_table(
+        ["ISA", "int8 sums", "default precision", "vs graph SQNR dB (f32 hint / default)", "vs graph agreement %",
+         "vs FP32 agreement %", "vs FP32 SQNR dB", "top-1 drop (pt)", "kernels (primitiveType)"],
+        [[r.label, "int16, saturating" if r.saturating else "int32 (VNNI/AMX)", r.default_precision,
+          f"{r.vs_graph.sqnr_db:.1f} / {r.vs_graph_default.sqnr_db:.1f}",
+          f"{r.vs_graph.top1_agreement:.2f} ({r.vs_graph.disagreements} differ)",
+          f"{r.vs_fp32.top1_agreement:.2f} ({r.vs_fp32.disagreements} differ)", f"{r.vs_fp32.sqnr_db:.1f}",
+          fmt(r.vs_fp32.top1_drop), short_kernels(r.kernels)
+          + ("" if r.kernels_as_imposed else " (**a newer ISA's kernels ran: not imposed**)")] for r in rows])
+    return ["## INT8 on each instruction set", "",
+            "The same model_int8.xml run by OpenVINO's CPU plugin in one process per ISA (oneDNN's "
+            "`ONEDNN_MAX_CPU_ISA`), as a CPU of that ISA would run it: against the NumPy run of the IR on "
+            f"{rows[0].vs_graph.n} images, and at that ISA's default precision against FP32 on {c.source} ({c.n} "
+            "images). Without VNNI (AVX2, plain AVX-512) int8 products are summed pairwise in int16 with saturation; "
+            f"this IR was quantized with `--overflow-fix {report.settings.overflow_fix}`. An imposed ISA shows that "
+            "ISA's kernels and numerics, not an older CPU's speed.", "", table, ""]
+
+
+def targets_section(report: QuantReport) -> list[str]:
+    """report.md: every stated target, judged where it was measured."""
+    if not report.targets:
+        return []
+    missed = report.missed()
+    head = (f"All {len(report.targets)} targets met." if not missed else
+            f"**{len(missed)} of {len(report.targets)} targets missed.**")
+    rows = [[t.scope, t.metric, fmt(t.value), f"{'≥' if t.at_least else '≤'} {t.bound:g}",
+             {True: "met", False: "**NOT MET**", None: "not measured"}[t.met], t.cause or ""] for t in report.targets]
+    return ["## Targets", "", head + " Reported, not enforced: the exit status is the checks'.", "",
+            md_table(["where", "target", "value", "bound", "", "likely cause"], rows), ""]
 
 
 def quant_summary(report: QuantReport, out: Path) -> str:
@@ -225,6 +269,16 @@ def quant_summary(report: QuantReport, out: Path) -> str:
     for g in report.int8_runtime_vs_graph:
         lines.append(f"  OpenVINO {g.device} ({g.precision}) vs NumPy run of model_int8.xml, {g.n} images: logit SQNR "
                      f"{g.sqnr_db:.1f} dB, top-1 agreement {g.top1_agreement:.2f}%, worst layer {g.worst_layer}")
+    for r in report.isa_matrix:
+        lines.append(f"  ISA {r.label}: vs graph {r.vs_graph.sqnr_db:.1f} dB, {r.vs_graph.top1_agreement:.2f}%; "
+                     "vs FP32 "
+                     f"{r.vs_fp32.top1_agreement:.2f}% ({r.vs_fp32.disagreements} differ), {r.vs_fp32.sqnr_db:.1f} dB "
+                     f"({r.default_precision}); kernels {short_kernels(r.kernels, 2)}"
+                     + ("" if r.kernels_as_imposed else " (NOT IMPOSED: a newer ISA's kernels ran)"))
+    missed = report.missed()
+    lines.append(f"  targets: all {len(report.targets)} met" if not missed else
+                 f"  targets: {len(missed)} of {len(report.targets)} NOT MET (reported, not enforced):")
+    lines += [f"    {t} - {t.cause}" for t in missed]
     lines += [f"  FakeQuantize nodes {report.quantizers}; worst layers: {', '.join(report.worst_layers[:3])}",
               f"  total {report.seconds.get('total', 0):.1f} s; wrote {out}/ (model_fp32.xml, model_int8.xml, "
               "model_fp32.onnx, report.json, report.md, per_layer_sqnr.png"

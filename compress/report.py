@@ -137,16 +137,17 @@ class QuantReport:
     default_precision: str
     per_layer_sqnr: list[LayerSQNR]
     worst_layers: list[str]
-    targets: dict[str, Any]
+    targets: list[Target]  # every target the report states, judged (on every ISA row too)
     runtime: list[RuntimeGraph]  # executed nodes of the FP32 and INT8 IRs at the device's default precision
     int8_runtime_vs_graph: list[GraphAgreement] = field(default_factory=list)  # OpenVINO vs reference_np.ir
     accuracy_control: AccuracyControl | None = None
     speed: SpeedReport | None = None  # None: skipped (--benchmark-seconds 0)
+    isa_matrix: list[IsaRow] = field(default_factory=list)  # the INT8 IR under each imposed ISA (compress.isa)
     seconds: dict[str, float] = field(default_factory=dict)
     file_bytes: dict[str, int] = field(default_factory=dict)
 
-
-
+    def missed(self) -> list[Target]:
+        return [t for t in self.targets if t.met is False]
 @dataclass
 class Macs:
     before: float
@@ -333,6 +334,49 @@ class GraphAgreement:
     # the same graph run by NumPy in float32 against float64: how far arithmetic precision alone moves this
     # INT8 graph (values next to a FakeQuantize rounding threshold land one step away) - the yardstick
     graph_f32_sqnr_db: float | None = None
+
+
+@dataclass
+class Target:
+    """One target the report states, judged where it was measured: `value` against `bound`."""
+
+    metric: str  # e.g. "INT8 vs FP32 top-1 agreement %"
+    scope: str  # where: "this run (bf16)", "AVX2", "AVX512_CORE_AMX (native)"
+    value: float | None  # None: not measured (e.g. no labels for a drop)
+    bound: float
+    at_least: bool  # True: met when value >= bound; False: when value <= bound
+    met: bool | None
+    cause: str | None = None  # when missed: the likely cause and what to try
+
+    @classmethod
+    def judge(cls, metric: str, scope: str, value: float | None, bound: float, at_least: bool) -> Target:
+        met = None if value is None else (value >= bound if at_least else value <= bound)
+        return cls(metric, scope, value, bound, at_least, met)
+
+    def __str__(self) -> str:
+        state = {True: "met", False: "NOT MET", None: "not measured"}[self.met]
+        value = "–" if self.value is None else f"{self.value:.2f}"
+        return f"{self.scope}: {self.metric} {value} ({'≥' if self.at_least else '≤'} {self.bound:g}) {state}"
+
+
+@dataclass
+class IsaRow:
+    """The INT8 IR run under one instruction set (ONEDNN_MAX_CPU_ISA in a subprocess of its own)."""
+
+    isa: str  # oneDNN's name, e.g. AVX2, AVX512_CORE_VNNI, AVX512_CORE_AMX
+    native: bool  # the run's own ISA (no variable imposed by the matrix)
+    saturating: bool  # no int8 dot product (no VNNI): u8*s8 pairs are summed in int16 with saturation
+    default_precision: str  # what the plugin runs the non-quantized ops in under this ISA
+    kernels: dict[str, int]  # primitiveType of the executed convolutions and MatMuls -> count
+    kernels_as_imposed: bool  # no kernel of a newer ISA ran (the variable really took effect)
+    vs_graph: GraphAgreement  # f32 hint, against the NumPy run of the IR: the graph target
+    vs_graph_default: GraphAgreement  # the same at this ISA's default precision
+    vs_fp32: Int8Comparison  # INT8 at this ISA's default precision against FP32 (the run's own, f32 hint)
+    seconds: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.isa} (native)" if self.native else self.isa
 
 
 @dataclass

@@ -29,12 +29,68 @@ def _cpuinfo() -> str:
         return ""
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (from /proc/cpuinfo; empty where it cannot be read)."""
+    m = re.search(r"flags\s*:\s*(.*)", _cpuinfo())
+    return set(m.group(1).split()) if m else set()
+
+
+ISA_ENV = "ONEDNN_MAX_CPU_ISA"  # oneDNN's cap on the ISA its kernels use, read once per process
+_AVX512 = ("avx512f", "avx512bw", "avx512vl", "avx512dq")
+# oneDNN's ISA names, oldest first, with the /proc/cpuinfo flags each needs
+ISA_LEVELS: dict[str, tuple[str, ...]] = {
+    "AVX2": ("avx2", "fma"),
+    "AVX2_VNNI": ("avx2", "fma", "avx_vnni"),
+    "AVX512_CORE": _AVX512,
+    "AVX512_CORE_VNNI": (*_AVX512, "avx512_vnni"),
+    "AVX512_CORE_BF16": (*_AVX512, "avx512_vnni", "avx512_bf16"),
+    "AVX512_CORE_AMX": (*_AVX512, "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"),
+}
+# no int8 dot product (no VNNI): oneDNN sums u8*s8 products pairwise in int16 (vpmaddubsw), with saturation
+SATURATING_LEVELS = frozenset({"AVX2", "AVX512_CORE"})
+BF16_LEVELS = frozenset({"AVX512_CORE_BF16", "AVX512_CORE_AMX"})  # where the plugin's default precision is bf16
+
+
+def isa_levels() -> list[str]:
+    """The ISA levels this CPU can run (and so impose with ONEDNN_MAX_CPU_ISA), oldest first."""
+    flags = cpu_flags()
+    return [name for name, need in ISA_LEVELS.items() if set(need) <= flags]
+
+
+def imposed_isa() -> str | None:
+    """ONEDNN_MAX_CPU_ISA as this process's environment sets it (upper case), or None."""
+    return os.environ.get(ISA_ENV, "").strip().upper() or None
+
+
+def own_isa() -> str:
+    """The level this process runs: the imposed one, else the newest the CPU has."""
+    levels = isa_levels()
+    return imposed_isa() or (levels[-1] if levels else "unknown")
+
+
+def _imposed_without_bf16() -> bool:
+    # The plugin picks its default precision from the CPU's own flags, not from oneDNN's cap: under an imposed
+    # ISA without bf16 on a BF16 CPU it would still choose bf16 and then find no kernels (measured: Softmax
+    # refuses to compile under AVX2). A CPU of that ISA defaults to f32, so that is what an imposed run uses.
+    isa = imposed_isa()
+    return isa is not None and isa in ISA_LEVELS and isa not in BF16_LEVELS
+
+
+def cpu_config(device: str, precision: str | None) -> dict[str, str]:
+    """The precision hint to compile with on `device`: `precision` when given; None (the device's default) is f32
+    under an imposed ISA without bf16, as on a CPU of that ISA, and no hint otherwise."""
+    if not device.upper().startswith("CPU"):
+        return {}
+    if precision:
+        return {"INFERENCE_PRECISION_HINT": precision}
+    return {"INFERENCE_PRECISION_HINT": "f32"} if _imposed_without_bf16() else {}
+
+
 def cpu_isa() -> str:
     """The CPU's relevant ISA flags, e.g. 'avx2 avx512f avx512_vnni avx512_bf16' (from /proc/cpuinfo)."""
-    m = re.search(r"flags\s*:\s*(.*)", _cpuinfo())
-    if m is None:
+    flags = cpu_flags()
+    if not flags:
         return "unknown"
-    flags = set(m.group(1).split())
     return " ".join(f for f in ISA_FLAGS if f in flags) or "none of " + "/".join(ISA_FLAGS)
 
 
@@ -94,9 +150,7 @@ def compile_counted(model: Any, device: str = "CPU", precision: str | None = Non
     """(compiled model, infer request) after one inference on zeros with PERF_COUNT on."""
     import openvino as ov
 
-    cfg: dict[str, Any] = {"PERF_COUNT": True}
-    if precision and device.upper().startswith("CPU"):
-        cfg["INFERENCE_PRECISION_HINT"] = precision
+    cfg: dict[str, Any] = {"PERF_COUNT": True, **cpu_config(device, precision)}
     compiled = ov.Core().compile_model(str(model) if isinstance(model, (str, os.PathLike)) else model, device, cfg)
     req = compiled.create_infer_request()
     req.infer({i: np.zeros(tuple(inp.get_shape()), np.float32) for i, inp in enumerate(compiled.inputs)})
@@ -121,9 +175,12 @@ def runtime_graph(model: Any, label: str = "", device: str = "CPU", precision: s
 
 def default_precision(device: str = "CPU") -> str:
     """The precision the plugin runs FP32 IRs in by default, as the plugin itself reports it
-    (INFERENCE_PRECISION_HINT): bf16 on AVX-512-BF16/AMX CPUs, f32 on AVX2-only ones, possibly f16 elsewhere."""
+    (INFERENCE_PRECISION_HINT): bf16 on AVX-512-BF16/AMX CPUs, f32 on AVX2-only ones, possibly f16 elsewhere;
+    f32 under an imposed ISA without bf16 (cpu_config)."""
     import openvino as ov
 
+    if device.upper().startswith("CPU") and _imposed_without_bf16():
+        return "f32"
     core = ov.Core()
     try:
         hint = str(core.get_property(device, "INFERENCE_PRECISION_HINT"))
@@ -142,12 +199,19 @@ def compile_ov(model: Any, device: str = "CPU", precision: str | None = "f32", *
     otherwise run FP32 IRs in BF16 silently)."""
     import openvino as ov
 
-    cfg = {"INFERENCE_PRECISION_HINT": precision} if precision and device.upper().startswith("CPU") else {}
-    cfg.update(config)
+    cfg: dict[str, Any] = {**cpu_config(device, precision), **config}
     return ov.Core().compile_model(str(model) if isinstance(model, (str, os.PathLike)) else model, device, cfg)
 
 
 def run_ov(compiled: Any, batch: np.ndarray) -> list[np.ndarray]:
-    """All outputs for a batch, run image by image (a batch-1 IR)."""
-    per_image = [compiled(batch[i:i + 1]) for i in range(len(batch))]
-    return [np.concatenate([r[k] for r in per_image]) for k in range(len(compiled.outputs))]
+    """All outputs for a batch, run in the compiled model's own static batch: image by image for a batch-1 IR,
+    N at a time for a static batch-N one (the last chunk padded by repeating its first image)."""
+    first = compiled.input(0).get_partial_shape()[0]
+    n = first.get_length() if first.is_static else 1
+    outs = []
+    for i in range(0, len(batch), n):
+        chunk = batch[i:i + n]
+        pad = n - len(chunk)
+        res = compiled(np.concatenate([chunk, np.repeat(chunk[:1], pad, axis=0)]) if pad else chunk)
+        outs.append([res[k][:len(chunk)] for k in range(len(compiled.outputs))])
+    return [np.concatenate([o[k] for o in outs]) for k in range(len(compiled.outputs))]

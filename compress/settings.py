@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from .errors import InputError
+from .runtime import ISA_LEVELS
 
 Preset = Literal["performance", "mixed"]
 NNCFModelType = Literal["transformer"]  # nncf.ModelType, by lower-case name
@@ -20,11 +21,17 @@ ActivationRange = Literal["minmax", "mean_minmax", "mean_quantile", "mean_no_out
 ACTIVATION_RANGES: tuple[str, ...] = get_args(ActivationRange)
 PRESETS: tuple[str, ...] = get_args(Preset)
 MODEL_TYPES: tuple[str, ...] = ("none", *get_args(NNCFModelType))  # as the command line spells them
+# NNCF's OverflowFix, by lower-case name: weights quantized to 7 bits (half the int8 range) in every convolution and
+# MatMul (enable), in the first convolution only (first_layer, NNCF's default), or nowhere (disable). Without VNNI
+# the CPU sums u8*s8 products pairwise in int16 with saturation; 7-bit weights cannot overflow it.
+OverflowFix = Literal["enable", "first_layer", "disable"]
+OVERFLOW_FIXES: tuple[str, ...] = get_args(OverflowFix)
 ScopeKind = Literal["type", "name", "pattern"]
 Backend = Literal["torch", "numpy", "openvino"]  # what runs a model in compress.evaluation
 BACKENDS: tuple[str, ...] = get_args(Backend)
 Precision = Literal["f32", "bf16", "f16"]  # OpenVINO's INFERENCE_PRECISION_HINT; None where used: the device's default
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+ISA_MATRIX_CHOICES = ("none", "default", "all")  # besides a comma-separated list of oneDNN ISA names
 
 
 # Targets from the project's issues: reported (not enforced) by every INT8 run.
@@ -52,6 +59,8 @@ class RunConfig:
     batch: int = 1  # the IRs' static input batch (they reshape to any)
     benchmark_seconds: float = 6.0  # timing budget of the speed section (0: skip it)
     benchmark_batch: int = 8  # N of the speed section's batch-N throughput
+    # the INT8 IR under each ISA (compress.isa): none, default (AVX2 and this CPU's own), all, or "AVX2,AVX512_CORE"
+    isa_matrix: str = "default"
     started: float | None = None  # time.perf_counter() when the run began (the job's first stage, loading, ends
     # when the job starts); None: the job's times begin with the job
 
@@ -62,6 +71,10 @@ class RunConfig:
         if self.benchmark_seconds < 0:
             raise InputError(f"benchmark_seconds must be >= 0; got {self.benchmark_seconds}",
                              field="benchmark_seconds")
+        names = [] if self.isa_matrix in ISA_MATRIX_CHOICES else [n.strip().upper() for n in self.isa_matrix.split(",")]
+        if (self.isa_matrix not in ISA_MATRIX_CHOICES and not names) or any(n not in ISA_LEVELS for n in names):
+            raise InputError(f"isa_matrix '{self.isa_matrix}': expected {', '.join(ISA_MATRIX_CHOICES)} or a "
+                             f"comma-separated list of {', '.join(ISA_LEVELS)}", field="isa_matrix")
         if self.max_drop < 0:
             raise InputError(f"max_drop must be >= 0; got {self.max_drop}", field="max_drop")
 
@@ -136,11 +149,13 @@ class QuantSettings:
     # SmoothQuant (transformer type only) for convolutions and MatMuls; None: NNCF's default
     smooth_quant_alpha: float | None = None
     subset_size: int = 300
+    overflow_fix: OverflowFix = "enable"
 
     def __post_init__(self) -> None:
         check_choice(self.preset, PRESETS, "preset")
         check_choice(self.model_type, (None, *get_args(NNCFModelType)), "model_type")
         check_choice(self.activation_range, ACTIVATION_RANGES, "activation_range")
+        check_choice(self.overflow_fix, OVERFLOW_FIXES, "overflow_fix")
         self.ignored_scope = tuple(e if isinstance(e, ScopeEntry) else ScopeEntry.parse(e) for e in self.ignored_scope)
         check_count(self.subset_size, "subset_size")
         if self.smooth_quant_alpha is not None and not (self.smooth_quant_alpha < 0 or
@@ -153,7 +168,11 @@ class QuantSettings:
 
     def nncf_kwargs(self) -> dict[str, Any]:
         import nncf
-        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters
+        from nncf.quantization.advanced_parameters import (
+            AdvancedQuantizationParameters,
+            AdvancedSmoothQuantParameters,
+        )
+        from nncf.quantization.advanced_parameters import OverflowFix as NNCFOverflowFix
         from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
         kw: dict[str, Any] = dict(
@@ -167,7 +186,9 @@ class QuantSettings:
                                                     types=self.scope("type"), validate=False)
         adv: dict[str, Any] = {"activations_range_estimator_params":
                                getattr(RangeEstimatorParametersSet, self.activation_range.upper()),
-                               "disable_bias_correction": self.fast_bias_correction is None}
+                               "disable_bias_correction": self.fast_bias_correction is None,
+                               "overflow_fix": {"enable": NNCFOverflowFix.ENABLE, "disable": NNCFOverflowFix.DISABLE,
+                                                "first_layer": NNCFOverflowFix.FIRST_LAYER}[self.overflow_fix]}
         if self.smooth_quant_alpha is not None:
             a = self.smooth_quant_alpha
             adv["smooth_quant_alphas"] = AdvancedSmoothQuantParameters(convolution=a, matmul=a)

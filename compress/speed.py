@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .report import OpTime, SpeedReport, SpeedRow
-from .runtime import cpu_isa
+from .runtime import cpu_config, cpu_isa
 
 ROUNDS = 3
 BASELINE = "plain FP32"  # ov.convert_model of the unpruned checkpoint at the device's defaults
@@ -100,7 +100,8 @@ def _compile_all(models: dict[str, Any], input_size: int, batch: int, device: st
     def compile_one(loaded: Future, hint: str, n: int, perf: bool) -> Any:
         m = loaded.result().clone()
         m.reshape([n, 3, input_size, input_size])
-        return core.compile_model(m, device, {"PERFORMANCE_HINT": hint, "PERF_COUNT": perf})
+        return core.compile_model(m, device, {"PERFORMANCE_HINT": hint, "PERF_COUNT": perf,
+                                              **cpu_config(device, None)})
 
     with ThreadPoolExecutor(2, thread_name_prefix="compile") as pool:
         bases = {label: pool.submit(load, model) for label, model in models.items()}

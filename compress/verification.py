@@ -15,8 +15,8 @@ import reference_np as rn
 
 from .export import Exported, convert_deploy_float64
 from .loading import LoadedModel
-from .metrics import agreement_ci95, cosine, rel_max, sqnr_db, top1_changes, topk_accuracy
-from .report import Check, GraphAgreement, Int8Comparison, LayerSQNR
+from .metrics import graph_agreement, rel_max, sqnr_db
+from .report import Check, GraphAgreement, LayerSQNR
 from .runtime import compile_ov, default_precision, run_ov
 from .tolerances import FLOAT32_REL, FLOAT64_ATOL
 
@@ -71,18 +71,6 @@ def verify_fp32(loaded: LoadedModel, exported: Exported, x: np.ndarray) -> list[
     checks.append(Check(f"torch <-> OpenVINO deploy IR, CPU default precision ({default_precision()})",
                         "max|d| / max|ref|", rel_max(ov_default, t), None, None))
     return checks
-
-
-def compare_int8(fp32_logits: np.ndarray, int8_logits: np.ndarray, labels: np.ndarray | None,
-                 source: str) -> Int8Comparison:
-    n = len(fp32_logits)
-    differ = top1_changes(int8_logits, fp32_logits)
-    acc = {(m, k): topk_accuracy(lg, labels, k) if labels is not None else None
-           for m, lg in (("fp32", fp32_logits), ("int8", int8_logits)) for k in (1, 5)}
-    drop = None if labels is None else acc["fp32", 1] - acc["int8", 1]
-    return Int8Comparison(n, source, labels is not None, acc["fp32", 1], acc["fp32", 5], acc["int8", 1],
-                          acc["int8", 5], drop, 100.0 * (n - differ) / n, cosine(int8_logits, fp32_logits),
-                          sqnr_db(int8_logits, fp32_logits), differ, agreement_ci95(n - differ, n))
 
 
 # The MVN node's eps is a float32 attribute in OpenVINO's opset, so an IR holds 9.9999997e-06 where the
@@ -163,11 +151,7 @@ def runtime_vs_graph(run: GraphRun, int8_xml: Path, int8_taps_model: Any | None,
         n = len(next(iter(run.taps.values())))
         dev_taps = run_ov(compile_ov(int8_taps_model, device, precision), run.x[:n])
         layers = [(name, sqnr_db(dev_taps[k + 1], mine)) for k, (name, mine) in enumerate(run.taps.items())]
-    differ = top1_changes(got, run.logits)
-    n_img = len(run.x)
-    return GraphAgreement(device, precision or "default", n_img, float(np.abs(got - run.logits).max()),
-                          sqnr_db(got, run.logits), 100.0 * (n_img - differ) / n_img, differ, layers,
-                          min(layers, key=lambda t: t[1])[0] if layers else None, run.f32_sqnr_db)
+    return graph_agreement(got, run.logits, device, precision or "default", layers, run.f32_sqnr_db)
 
 
 def diagnose(loaded: LoadedModel, exported: Exported, int8_taps_model: Any, x: np.ndarray) -> list[LayerSQNR]:

@@ -165,3 +165,27 @@ def test_sweep_rows_state_every_setting_they_depend_on() -> None:
     assert SETTINGS["float stem + SDPA, full bias correction"].activation_range == "minmax"
     (default_name,) = [k for k in SETTINGS if k.endswith("(default)")]
     assert SETTINGS[default_name] == QuantSettings()
+
+
+def test_imposed_isa_rows_run_under_their_isa_against_their_own_baseline(tmp_path, capsys) -> None:
+    """Issue 26 (5): tools.benchmark --isa: each imposed row runs benchmark_app under ONEDNN_MAX_CPU_ISA, at f32
+    where that ISA has no BF16 (as such a CPU defaults to), and is compared with the baseline run under the same ISA."""
+    from dataclasses import replace
+
+    from tools.benchmark import Target, ratios
+
+    base = Target("plain FP32 default", "openvino", "default", "p.xml", "g", 64, 1, role="plain",
+                  latencies_ms=[10.0], throughputs_fps=[100.0])
+    int8 = Target("g/int8", "openvino", "int8", "q.xml", "g", 64, 1, role="int8", latencies_ms=[5.0],
+                  throughputs_fps=[200.0])
+    base2 = replace(base, label="plain @AVX2", isa="AVX2", latencies_ms=[20.0], throughputs_fps=[50.0])
+    int82 = replace(int8, label="int8 @AVX2", isa="AVX2", latencies_ms=[16.0], throughputs_fps=[60.0])
+    r = ratios([base, int8, base2, int82])
+    assert r["g/int8"]["vs_plain_latency"] == 2.0 and r["int8 @AVX2"]["vs_plain_latency"] == 1.25
+    assert r["int8 @AVX2"]["vs_plain_throughput"] == pytest.approx(1.2)
+    assert int82.app_env()["ONEDNN_MAX_CPU_ISA"] == "AVX2" and int82.app_precision() == "f32"
+    assert int8.app_env() is None and int8.app_precision() is None
+    assert replace(int8, isa="AVX512_CORE_BF16").app_precision() is None
+    with pytest.raises(SystemExit) as e:
+        benchmark.main([str(tmp_path), "--isa", "AVX9"])
+    assert e.value.code == 2 and "--isa 'AVX9'" in capsys.readouterr().err

@@ -126,8 +126,9 @@ def test_int8_runtime_graph_bars(int8_224) -> None:
     """Executed nodes are deterministic for an ISA up to the plugin's layout choice (a spread of one or two), so
     they make a bar that timing noise cannot move. Measured on AVX-512 VNNI/BF16: plain FP32 303 nodes
     (38 Reorders), deploy FP32 293 (38), INT8 of the deploy graph with the default scope 295 (37); on
-    AMX-INT8/BF16: deploy FP32 293 (38), INT8 292 (37). On other ISAs (AVX2) only the relations are held."""
-    from compress.runtime import cpu_isa, runtime_graph
+    AMX-INT8/BF16: deploy FP32 293 (38), INT8 292 (37). On AVX2 (a real CPU, and imposed on AMX) only the
+    relations are held: there the INT8 graph runs 3 eltwise Subgraphs [u8] that AVX-512 fuses (295 against 292)."""
+    from compress.runtime import own_isa, runtime_graph
 
     loaded, exported, xml = int8_224
     int8 = runtime_graph(xml, "int8", compiles=3)
@@ -136,9 +137,10 @@ def test_int8_runtime_graph_bars(int8_224) -> None:
     assert deploy.executed <= plain.executed - 8  # AvgPool folded into global_kv (10 nodes)
     # every convolution still one node (dense and depthwise alike), none split off
     assert int8.by_type.get("Convolution", 0) == count_layers(loaded.weights)["convolutions"]
-    # every ISA: quantizing adds no executed node to the deploy graph (a spread of two for layout choices)
-    assert int8.executed <= deploy.executed + 2, (int8, deploy)
-    isa = cpu_isa().split()
-    if "avx512f" in isa:  # measured: AVX-512 VNNI/BF16 without AMX 295 (37); AMX-INT8/BF16 292 (37)
+    # quantizing adds no executed node to the deploy graph (a spread of two for layout choices), but for the 3
+    # unfused Subgraphs of AVX2 kernels (the ISA this process runs: ONEDNN_MAX_CPU_ISA may impose an older one)
+    isa = own_isa()
+    assert int8.executed <= deploy.executed + (3 if isa.startswith("AVX2") else 2), (isa, int8, deploy)
+    if isa.startswith("AVX512"):  # measured: AVX-512 VNNI/BF16 without AMX 295 (37); AMX-INT8/BF16 292 (37)
         assert int8.executed <= 300 and int8.reorders <= 40, int8  # the issue's bar for AVX-512 CPUs
         assert int8.executed <= plain.executed

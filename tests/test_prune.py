@@ -16,6 +16,7 @@ from cloformer.registry import checkpoint_metadata
 from compress import prune, pruning, structured
 from compress.errors import InputError
 from compress.report import read_report
+from compress.settings import TARGET_MIN_GRAPH_SQNR_DB
 from compress.tolerances import FLOAT64_ATOL
 from reference_np.macs import count_macs
 from reference_np.specs import VARIANTS, plan_from_spec, plan_from_weights
@@ -172,6 +173,11 @@ def test_structured_then_quantize(tmp_path) -> None:
     md = (out / "report.md").read_text()
     assert "Fine-tuned at 64 px; exported, evaluated and timed at 96x96." in md
     assert "## The fast model against its targets" in md and "latency at batch 1: " in md
+    # issue 26: the pruned INT8 IR as AVX2 computes it (a row of its own, AVX2 kernels), the graph target held
+    avx2 = back.int8.isa_matrix[0]
+    assert avx2.isa == "AVX2" and avx2.kernels_as_imposed and any(k.startswith("jit_avx2") for k in avx2.kernels)
+    assert avx2.vs_graph.sqnr_db >= TARGET_MIN_GRAPH_SQNR_DB and avx2.vs_graph.top1_agreement >= 99.5
+    assert "## INT8 on each instruction set" in (out / "report_int8.md").read_text()
 
 
 def test_prune_speed_section_without_quantize(tmp_path) -> None:

@@ -12,6 +12,7 @@ the order between rounds so machine drift hits all alike:
   - plain FP32 (first folder only), at the device default and with `-infer_precision f32`,
   - the deploy FP32 IR at the device default and at f32, and the INT8 IR at the device default,
   - torch eager FP32, ONNX Runtime FP32 and the NumPy reference (latency only; Python-timed).
+`--isa AVX2,...` runs every IR again under each imposed ISA (ONEDNN_MAX_CPU_ISA), with its own baseline.
 `--hint latency` times batch-1 latency, `throughput` the FPS under the throughput hint, `both` (default) does
 both in the same rounds, and with --batch N (default 8) the FPS at batch N under the throughput hint too (every
 IR reshapes to it). Medians over rounds; MACs and achieved GMAC/s.
@@ -31,21 +32,33 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from compress import isa
 from compress.atomic import staging_dir
 from compress.errors import InputError
 from compress.render import md_table, runtime_table
 from compress.report import read_report, versions
+from compress.runtime import (
+    BF16_LEVELS,
+    ISA_ENV,
+    RuntimeGraph,
+    cpu_isa,
+    cpu_model,
+    isa_levels,
+    own_isa,
+    runtime_graph,
+)
 from compress.runtime import ISA_FLAGS as FLAGS
-from compress.runtime import RuntimeGraph, cpu_isa, cpu_model, runtime_graph
 from tools.benchmark_app import aggregate_perf, benchmark_app_cmd, parse_perf_counters, run_benchmark_app
 
+IMPOSED_NOTE = ("An imposed ISA shows that ISA's kernels and numerics on this CPU, not an older CPU's clocks, "
+                "caches or memory: read its ratios, not its milliseconds, as what a CPU of that ISA would gain.")
 VNNI_MACS_PER_CYCLE = 128  # int8 MACs/cycle/core: two 512-bit VPDPBUSD per cycle (an assumption; see README)
 BASELINE = "plain FP32"
 
@@ -66,6 +79,16 @@ class Target:
     throughputs_bn_fps: list[float] = field(default_factory=list)  # throughput hint at batch N, images/s
     perf_by_type: dict[str, dict[str, float]] = field(default_factory=dict)  # --pc: op type -> ms, nodes
     runtime: RuntimeGraph | None = None
+    isa: str = ""  # oneDNN ISA imposed with ONEDNN_MAX_CPU_ISA (--isa); "": this CPU's own
+
+    def app_env(self) -> dict[str, str] | None:
+        """benchmark_app's environment: the imposed ISA, if any."""
+        return {**os.environ, ISA_ENV: self.isa} if self.isa else None
+
+    def app_precision(self) -> str | None:
+        """-infer_precision: f32 where asked, and under an imposed ISA without bf16 (what such a CPU defaults to:
+        the plugin would pick bf16 from this CPU's flags and find no kernels for it)."""
+        return "f32" if self.precision == "f32" or (self.isa and self.isa not in BF16_LEVELS) else None
 
     @property
     def latency_ms(self) -> float | None:
@@ -92,10 +115,9 @@ class Target:
 
 def perf_counters(t: Target, seconds: float, hint: str, device: str) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as tmp:
-        prec = "f32" if t.precision == "f32" else None
-        cmd = [*benchmark_app_cmd(t.path, t.input_size, seconds, hint, prec, device),
+        cmd = [*benchmark_app_cmd(t.path, t.input_size, seconds, hint, t.app_precision(), device),
                "-report_type", "average_counters", "-report_folder", tmp]
-        run_benchmark_app(cmd)
+        run_benchmark_app(cmd, t.app_env())
         csv = Path(tmp) / "benchmark_average_counters_report.csv"
         if not csv.is_file():
             raise RuntimeError(f"benchmark_app wrote no {csv.name}: {' '.join(cmd)}")
@@ -246,9 +268,8 @@ def measure(targets: list[Target], rounds: int, seconds: float, hint: str, devic
         for t in order:
             if t.backend == "openvino":
                 for h, n in runs:
-                    cmd = benchmark_app_cmd(t.path, t.input_size, seconds, h, "f32" if t.precision == "f32" else None,
-                                            device, n)
-                    stats, raw = run_benchmark_app(cmd)
+                    cmd = benchmark_app_cmd(t.path, t.input_size, seconds, h, t.app_precision(), device, n)
+                    stats, raw = run_benchmark_app(cmd, t.app_env())
                     if n > 1:
                         t.throughputs_bn_fps.append(stats["throughput_fps"])
                         h = f"{h}_b{n}"
@@ -271,13 +292,15 @@ def measure(targets: list[Target], rounds: int, seconds: float, hint: str, devic
 
 def ratios(targets: list[Target]) -> dict[str, dict[str, float | None]]:
     """Speed-ups against the plain FP32 baseline at the device default (latency: base/own; throughput:
-    own/base) and against plain FP32 with the f32 hint; falls back to the first FP32 IR without a baseline."""
-    def pick(precision: str) -> Target | None:
-        return next((t for t in targets if t.role == "plain" and t.precision == precision), None) or next(
-            (t for t in targets if t.backend == "openvino" and t.precision == precision), None)
-    base, base_f32 = pick("default"), pick("f32")
+    own/base) and against plain FP32 with the f32 hint; falls back to the first FP32 IR without a baseline. A
+    target run under an imposed ISA is compared with the baseline run under the same ISA."""
+    def pick(precision: str, isa: str) -> Target | None:
+        same = [t for t in targets if t.isa == isa]
+        return next((t for t in same if t.role == "plain" and t.precision == precision), None) or next(
+            (t for t in same if t.backend == "openvino" and t.precision == precision), None)
     out = {}
     for t in targets:
+        base, base_f32 = pick("default", t.isa), pick("f32", t.isa)
         lat, fps = t.latency_ms, t.throughput_fps
         fps_bn = t.throughput_bn_fps
         out[t.label] = {
@@ -327,6 +350,9 @@ def write_outputs(targets: list[Target], rat: dict, mach: dict, args: argparse.N
         f"Baseline: {BASELINE} = "
         "`ov.convert_model(torch_model, example_input)` at the device's default precision. INT8 peak estimate: "
         f"{peak if peak else 'n/a'} GMAC/s ({VNNI_MACS_PER_CYCLE} int8 MAC/cycle/core assumed).", "",
+        *([f"Rows marked `@ISA` ran under `ONEDNN_MAX_CPU_ISA=ISA` ({', '.join(args.isa)}), each against the "
+           f"{BASELINE} baseline run under the same ISA, beside this CPU's own ({own_isa()}). {IMPOSED_NOTE}", ""]
+          if args.isa else []),
         md_table(header, rows),
         "", "## Executed nodes (runtime graph, each IR at its precision)", "",
         f"ISA: {next((t.runtime.isa for t in targets if t.runtime), 'n/a')}. Deterministic for one OpenVINO version "
@@ -383,8 +409,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-baseline", action="store_true", help=f"skip the {BASELINE} baseline")
     ap.add_argument("--pc", action="store_true",
                     help="also tabulate benchmark_app performance counters per op type for every IR")
+    ap.add_argument("--isa", type=lambda v: [s.strip().upper() for s in v.split(",")], default=[],
+                    metavar="ISA[,ISA...]",
+                    help="also run every IR under these oneDNN ISAs (ONEDNN_MAX_CPU_ISA), e.g. AVX2,AVX512_CORE_VNNI, "
+                         f"beside this CPU's own; this CPU allows {', '.join(isa_levels()) or 'none'}. " + IMPOSED_NOTE)
     ap.add_argument("--out", type=Path, default=None, help="default: outputs/benchmark-<time>")
     args = ap.parse_args(argv)
+    try:
+        args.isa = isa.resolve(",".join(args.isa)) if args.isa else []
+    except InputError as e:
+        ap.error(str(e).replace("isa_matrix", "--isa"))
     if args.rounds < 1:
         ap.error("--rounds must be >= 1")
     out = args.out or Path("outputs") / f"benchmark-{datetime.now():%Y%m%d-%H%M%S}"
@@ -394,8 +428,10 @@ def main(argv: list[str] | None = None) -> int:
             base_dir.mkdir()
             targets = discover(args.folders, not args.no_python, not args.no_numpy,
                                None if args.no_baseline else base_dir)
+            targets += [replace(t, label=f"{t.label} @{lv}", isa=lv, latencies_ms=[], throughputs_fps=[],
+                                throughputs_bn_fps=[]) for lv in args.isa for t in targets if t.backend == "openvino"]
             for t in targets:
-                if t.backend == "openvino":
+                if t.backend == "openvino" and not t.isa:  # (an imposed ISA needs a process of its own)
                     t.runtime = runtime_graph(t.path, t.label, args.device, "f32" if t.precision == "f32" else None,
                                               compiles=3)
             measure(targets, args.rounds, args.t, args.hint, args.device, tmp, args.python_seconds, args.batch)

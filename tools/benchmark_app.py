@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from compress.runtime import cpu_config
+
 # ---------------------------------------------------------------- benchmark_app
 _NUM = r"([0-9]+(?:\.[0-9]+)?)"
 
@@ -84,13 +86,15 @@ def benchmark_app_cmd(xml: str, size: int, seconds: float, hint: str, precision:
     exe = shutil.which("benchmark_app") or str(Path(sys.executable).with_name("benchmark_app"))
     cmd = [exe, "-m", xml, "-d", device, "-hint", hint, "-t", str(max(1, round(seconds))),  # whole seconds
            "-shape", f"[{batch},3,{size},{size}]"]
-    if precision:
+    precision = precision or cpu_config(device, None).get("INFERENCE_PRECISION_HINT")  # f32 under an imposed
+    if precision:  # ISA without bf16, as on a CPU of that ISA
         cmd += ["-infer_precision", precision]
     return cmd
 
 
-def run_benchmark_app(cmd: list[str]) -> tuple[dict[str, float], str]:
-    r = subprocess.run(cmd, capture_output=True, text=True)
+def run_benchmark_app(cmd: list[str], env: dict[str, str] | None = None) -> tuple[dict[str, float], str]:
+    """Run benchmark_app (with `env`, e.g. an imposed ONEDNN_MAX_CPU_ISA) and parse its statistics."""
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode != 0:
         raise RuntimeError(f"benchmark_app failed ({r.returncode}): {' '.join(cmd)}\n"
                            f"{r.stdout[-1500:]}{r.stderr[-1500:]}")

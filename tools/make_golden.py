@@ -113,13 +113,39 @@ def quantize_golden(folder: Path):
     exported = export.export(loaded, folder)
     # No bias correction: NNCF computes it by running the model in OpenVINO float32 on this CPU, and kernels of
     # other ISAs sum in other orders, so the corrected biases (and through FakeQuantize thresholds, the logits:
-    # 0.165 of 2.5 between an AVX-512 VNNI CPU and an AMX CPU, with identical ranges) depend on the machine. The
-    # ranges, the int8 weights and their scales do not: the golden pins those, on every CPU.
+    # 0.165 of 2.5 between an AVX-512 VNNI CPU and an AMX CPU, with identical ranges) depend on the machine.
+    # Global min/max ranges, not the default histogram: the statistics are float32 activations of this CPU's
+    # kernels, and the histogram's MSE search turns their last-digit differences into bin-sized steps (measured:
+    # one quantizer 3.2% apart between AMX and imposed AVX2), where min/max ranges move by summation order alone
+    # (1.1e-5, tolerances.INT8_FQ_RTOL). The int8 weights and their scales do not depend on the CPU at all.
     q = quantization.quantize(exported.taps_model, int8_calibration(),
-                   QuantSettings(subset_size=INT8_CALIB_N, fast_bias_correction=None))
+                              QuantSettings(subset_size=INT8_CALIB_N, fast_bias_correction=None,
+                                            activation_range="minmax"))
     xml = folder / "model_int8.xml"
     export.save_deployable(q, xml)
     return q, xml
+
+
+def with_golden_ranges(model, gold: dict[str, np.ndarray]):
+    """A copy of a quantized ov.Model whose FakeQuantize ranges are the golden's stored ones (matched by name):
+    the re-quantized graph with the golden's numbers, so that running it reproduces the stored logits on a CPU
+    whose float32 statistics moved the ranges within INT8_FQ_RTOL (a value next to a rounding threshold then
+    lands one step away, which would move the logits far more than the ranges)."""
+    import openvino as ov
+
+    model = model.clone()
+    fqs = {op.get_friendly_name(): op for op in model.get_ops() if op.get_type_name() == "FakeQuantize"}
+    if sorted(fqs) != list(gold["fq_names"]):
+        raise ValueError("the quantizers moved: the model's FakeQuantize names are not the golden's")
+    off = gold["fq_offsets"]
+    for j, name in enumerate(gold["fq_names"]):
+        op = fqs[str(name)]
+        for i, key in enumerate(("input_low", "input_high", "output_low", "output_high"), start=1):
+            old = op.input_value(i).get_node()
+            data = gold[f"fq_{key}"][off[j]:off[j + 1]].reshape(old.get_data().shape).astype(old.get_data().dtype)
+            op.input(i).replace_source_output(ov.op.Constant(data).output(0))
+    model.validate_nodes_and_infer_types()
+    return model
 
 
 def int8_case() -> dict[str, np.ndarray]:

@@ -6,8 +6,9 @@ accuracy together.
 Exports the deploy graph once, then for each setting: nncf.quantize, INT8 (at the device's default
 precision, as deployed) vs FP32 on the held-out set (top-1 drop, agreement, logit SQNR), the worst
 per-layer SQNR against the NumPy reference, the quantize time, the executed nodes and Reorders of the
-INT8 runtime graph, and benchmark_app latency (the same settings applied to an export at --latency-size,
-since the proxy model's own 64 px input is too small to show CPU kernel differences). Latencies are
+INT8 runtime graph, with --isa-matrix the agreement under each imposed ISA (compress.isa), and benchmark_app
+latency (the same settings applied to an export at --latency-size, since the proxy model's own 64 px input is
+too small to show CPU kernel differences). Latencies are
 measured after all quantizations, in --rounds alternating rounds together with the plain FP32 baseline
 (`ov.convert_model` of the training form at the device default); the table gives medians and ratios.
 """
@@ -21,7 +22,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from compress import export, loading, proxy, quantization, verification
+from compress import export, isa, loading, metrics, proxy, quantization, verification
 from compress.cli import configure_logging
 from compress.evaluation import AS_DEPLOYED, F32, Preloaded, evaluate_openvino
 from compress.render import md_table
@@ -42,7 +43,7 @@ _MUL = "type:Multiply"
 # global min/max ranges (NNCF's mean-of-per-sample ranges clip the input image), fast bias correction, no model
 # type, everything int8.
 BASE = QuantSettings(preset="performance", model_type=None, fast_bias_correction=True, activation_range="minmax",
-                     ignored_scope=(), smooth_quant_alpha=None, subset_size=300)
+                     ignored_scope=(), smooth_quant_alpha=None, subset_size=300, overflow_fix="first_layer")
 _HIST, _FULL_BC = {"activation_range": "histogram"}, {"fast_bias_correction": False}
 _TF = {"model_type": "transformer"}
 
@@ -67,8 +68,12 @@ SETTINGS: dict[str, QuantSettings] = {
     "float stem, SDPA, Multiply + full bias correction": _row(_STEM, _SDPA, _MUL, **_FULL_BC),
     "float stem, SDPA, Multiply + transformer, SmoothQuant 0.8": _row(_STEM, _SDPA, _MUL, **_TF,
                                                                       smooth_quant_alpha=0.8),
-    "float stem, SDPA, Multiply + histogram + full bias correction (default)": _row(_STEM, _SDPA, _MUL, **_HIST,
-                                                                                   **_FULL_BC),
+    "float stem, SDPA, Multiply + histogram + full bias correction": _row(_STEM, _SDPA, _MUL, **_HIST, **_FULL_BC),
+    # issue 26: the overflow fix (7-bit weights), which decides what CPUs without VNNI compute (--isa-matrix all)
+    "float stem, SDPA, Multiply + histogram + full bias correction + overflow fix (default)":
+        _row(_STEM, _SDPA, _MUL, **_HIST, **_FULL_BC, overflow_fix="enable"),
+    "float stem, SDPA, Multiply + histogram + full bias correction, no overflow fix":
+        _row(_STEM, _SDPA, _MUL, **_HIST, **_FULL_BC, overflow_fix="disable"),
     # issue 19 (3): the default with an int8 stem (the first convolution's input range from the normalised image,
     # per-channel weights as everywhere): kept only if it holds agreement >= 99.5% and drop <= 0.3 pt
     "int8 stem; SDPA, Multiply float + histogram + full bias correction": _row(_SDPA, _MUL, **_HIST, **_FULL_BC),
@@ -95,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-t", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3, help="alternating latency rounds (median)")
     ap.add_argument("--only", nargs="*", default=None, help="names of SETTINGS to run")
+    ap.add_argument("--isa-matrix", default="none", metavar="{none,default,all,ISA[,ISA...]}",
+                    help="also run each INT8 IR under these ISAs (compress.isa): OpenVINO against the IR's NumPy run "
+                         "on 32 images and INT8 against FP32 on the evaluation set, per ISA (default: %(default)s)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     configure_logging(False)
@@ -107,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         resolve_source(args.val, loaded.input_size)
     val = Preloaded.of(val_src)
     diag_x = val.xs[-32:]
-    rows, results = [], {}
+    levels = isa.resolve(args.isa_matrix)
+    rows, results, per_isa = [], {}, {}
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         (tmp / "s").mkdir()
@@ -129,8 +138,12 @@ def main(argv: list[str] | None = None) -> int:
             q_s = time.perf_counter() - t0
             export.save_deployable(q, tmp / "int8.xml")
             int8 = evaluate_openvino(tmp / "int8.xml", val, AS_DEPLOYED, name)  # as deployed
-            c = verification.compare_int8(fp32.logits, int8.logits, fp32.labels, val.name)
+            c = metrics.compare_int8(fp32.logits, int8.logits, fp32.labels, val.name)
             worst = min(verification.diagnose(loaded, exported, q, diag_x), key=lambda d: d.int8_db)
+            if levels:
+                graph = verification.graph_run(tmp / "int8.xml", None, [], diag_x, tmp)
+                per_isa[name] = isa.isa_matrix(tmp / "int8.xml", levels, graph.x, graph.logits, graph.f32_sqnr_db,
+                                               val.xs, fp32.logits, fp32.labels, val.name)
             nodes = None
             if big:
                 qb = quantization.quantize(exported_big.taps_model, calib_big, s)
@@ -159,6 +172,23 @@ def main(argv: list[str] | None = None) -> int:
     print(md_table(["setting", "top-1 drop (pt)", "agreement %", "differ", "logit SQNR dB", "worst layer (dB)",
                     "FQ nodes", "quantize s", *(["executed nodes (Reorders)", f"INT8 ms @{args.latency_size}",
                                                  "vs plain FP32"] if big else [])], rows))
+    if per_isa:
+        print(f"\nEach INT8 IR under each ISA: OpenVINO (f32 hint) vs the IR's NumPy run on {len(diag_x)} images "
+              f"(SQNR dB, agreement %); INT8 (the ISA's default precision) vs FP32 on {val.name} (agreement %, "
+              "images that differ, SQNR dB)\n")
+        print(md_table(["setting", *[f"{lv}{' (native)' if r.native else ''}" for lv, r in
+                                      zip(levels, next(iter(per_isa.values())), strict=True)]],
+                       [[name, *[f"graph {r.vs_graph.sqnr_db:.1f} dB {r.vs_graph.top1_agreement:.1f}%; FP32 "
+                                 f"{r.vs_fp32.top1_agreement:.2f}% ({r.vs_fp32.disagreements}) "
+                                 f"{r.vs_fp32.sqnr_db:.1f} dB"
+                                 for r in matrix]] for name, matrix in per_isa.items()]))
+        for name, matrix in per_isa.items():
+            results[name]["isa"] = {r.isa: {"graph_sqnr_db": r.vs_graph.sqnr_db,
+                                            "graph_agreement": r.vs_graph.top1_agreement,
+                                            "agreement": r.vs_fp32.top1_agreement, "differ": r.vs_fp32.disagreements,
+                                            "sqnr_db": r.vs_fp32.sqnr_db, "top1_drop": r.vs_fp32.top1_drop,
+                                            "default_precision": r.default_precision, "kernels": r.kernels}
+                                    for r in matrix}
     if args.json:
         args.json.write_text(json.dumps({"fp32_top1": fp32.top1, "plain_latency_ms": base, "settings": results},
                                         indent=2, default=float))
