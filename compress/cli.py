@@ -260,6 +260,17 @@ def configure_logging(verbose: bool) -> None:
         os.environ.setdefault("TQDM_MININTERVAL", "0.5")
 
 
+def exit_status(prog: str, report: typing.Any, out: os.PathLike | str) -> int:
+    """The one exit rule of every command, once its report is written: 1 when a check of any stage failed (the
+    report and the output are kept, to see why), else 0. Targets are reported, never exit codes."""
+    failed = report.failed_checks()
+    if failed:
+        print(f"{prog}: error: {len(failed)} check(s) failed ({'; '.join(failed)}); see {out}/report.md",
+              file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
 def _terminate(signum: int, frame: object) -> None:
     raise Terminated
 

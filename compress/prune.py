@@ -25,6 +25,7 @@ from .cli import (
     add_common,
     add_quant_options,
     data_parts_from_args,
+    exit_status,
     input_size,
     int_in,
     positive_int,
@@ -34,7 +35,7 @@ from .cli import (
 )
 from .loading import load
 from .pruning import METHODS, PruneJob, PruneSettings, prune_model, simd_block
-from .render import fast_lines, fmt, verdict
+from .render import fast_lines, fmt, isa_target_lines, verdict
 from .sources import resolve_source, source_help
 
 
@@ -100,12 +101,14 @@ def main(argv: list[str] | None = None) -> int:
         speed = report.timings
         if speed is not None:
             print("\n".join(f"speed: {verdict(speed, r.label)}" for r in speed.rows if r.label != speed.baseline))
+        if report.int8 is not None:
+            print("\n".join(line.strip() for line in isa_target_lines(report.int8)))
         if report.targets is not None:
             lines = fast_lines(report, markdown=False)
             print("fast model (pruned INT8 vs unpruned):\n" + "\n".join(f"  {t}" for t in lines))
         print(f"wrote {out}/ (pruned.safetensors, model_fp32.xml{', model_int8.xml' if report.int8 else ''}, "
               f"report.json, report.md, pruning.png{', speed.png' if speed is not None else ''})")
-        return 0 if report.numpy_float64_agreement.passed else 1
+        return exit_status("compress.prune", report, out)
     return run_main("compress.prune", go, args.verbose)
 
 

@@ -303,20 +303,25 @@ def targets(evaluation: Evaluation, diagnosis: Diagnosis, rows: list[IsaRow], se
     precision, and OpenVINO against the graph (SQNR, agreement; f32 hint), in this run and on every ISA row; a
     missed one carries its likely cause. Reported, not enforced (the exit status is the checks')."""
     graph = next((g for g in diagnosis.vs_graph if g.device.upper() == "CPU" and g.precision == "f32"), None)
+    f32 = evaluation.int8_f32_hint_vs_fp32  # this process's ISA at the f32 hint: what BF16 adds, by difference
     out = blame(fp32_targets(evaluation.int8_vs_fp32, f"this run ({precision})")
-                + (graph_targets(graph, "this run (f32 hint)") if graph is not None else []), own_isa(), settings)
+                + (graph_targets(graph, "this run (f32 hint)") if graph is not None else []), own_isa(), settings,
+                f32 if precision != "f32" else None)
     for row in rows:
         out += blame(graph_targets(row.vs_graph, f"{row.label} (f32 hint)")
-                     + fp32_targets(row.vs_fp32, f"{row.label} ({row.default_precision})"), row.isa, settings)
+                     + fp32_targets(row.vs_fp32, f"{row.label} ({row.default_precision})"), row.isa, settings,
+                     f32 if row.native and row.default_precision != "f32" else None)
     return out
 
 
-def blame(judged: list[Target], level: str, settings: QuantSettings) -> list[Target]:
-    """`judged` (one scope's targets) with the likely cause written into each missed one."""
+def blame(judged: list[Target], level: str, settings: QuantSettings,
+          f32_hint: Int8Comparison | None = None) -> list[Target]:
+    """`judged` (one scope's targets) with the likely cause written into each missed one; `f32_hint` is the same
+    comparison at the f32 hint when the scope's own precision is lower (bf16)."""
     graph_missed = any(t.met is False and t.metric.startswith(GRAPH_METRIC) for t in judged)
     for t in judged:
         if t.met is False:
-            t.cause = miss_cause(level, settings, graph_missed, t.metric.startswith(GRAPH_METRIC))
+            t.cause = miss_cause(level, settings, graph_missed, t, f32_hint)
     return judged
 
 
@@ -333,8 +338,10 @@ def graph_targets(g: GraphAgreement, scope: str) -> list[Target]:
                          TARGET_MIN_GRAPH_AGREEMENT_PCT, True)]
 
 
-def miss_cause(level: str, settings: QuantSettings, graph_missed: bool, graph_target: bool) -> str:
+def miss_cause(level: str, settings: QuantSettings, graph_missed: bool, target: Target,
+               f32_hint: Int8Comparison | None = None) -> str:
     """The likely cause of a missed target on ISA `level`, in words a user can act on."""
+    graph_target = target.metric.startswith(GRAPH_METRIC)
     if level in SATURATING_LEVELS and graph_missed:
         if settings.overflow_fix != "enable":
             return (f"{level} has no VNNI: int8 products are summed pairwise in int16 with saturation; quantize "
@@ -342,6 +349,11 @@ def miss_cause(level: str, settings: QuantSettings, graph_missed: bool, graph_ta
         return f"{level} has no VNNI and departs even with --overflow-fix enable: see tools.check_int8_ir"
     if graph_target or graph_missed:
         return f"OpenVINO's {level} int8 kernels depart from the IR's semantics (tools.check_int8_ir names the layers)"
+    if f32_hint is not None:
+        again = next(t for t in fp32_targets(f32_hint, "f32 hint") if t.metric == target.metric)
+        if again.met:
+            return (f"the float ops at this ISA's default precision (bf16) add the rest: at the f32 hint it is "
+                    f"{again.value:.2f}, met (deploy with INFERENCE_PRECISION_HINT=f32 to keep that)")
     return ("the quantization error of these settings (the runtime holds the graph target): try --accuracy-control, "
             "another --activation-range or a larger --ignored-scope (tools.sweep_quant compares them)")
 

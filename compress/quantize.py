@@ -26,6 +26,7 @@ from .cli import (
     add_common,
     add_quant_options,
     data_parts_from_args,
+    exit_status,
     input_size,
     run_config_from_args,
     run_main,
@@ -66,11 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         parts = data_parts_from_args(args, args.checkpoint, loaded.input_size)
         report = quantize_model(loaded, parts, settings, out, run)
         print(quant_summary(report, out))
-        failed = [ch.stage for ch in report.fp32_checks if ch.passed is False]
-        if failed:
-            print(f"error: FP32 agreement failed: {', '.join(failed)}", file=sys.stderr)
-            return 1
-        return 0
+        return exit_status("compress.quantize", report, out)
     return run_main("compress.quantize", go, args.verbose)
 
 

@@ -246,6 +246,20 @@ def targets_section(report: QuantReport) -> list[str]:
             md_table(["where", "target", "value", "bound", "", "likely cause"], rows), ""]
 
 
+def isa_target_lines(report: QuantReport) -> list[str]:
+    """The summary's lines for the ISA matrix (one a row) and the targets (every missed one, with its cause)."""
+    lines = []
+    for r in report.isa_matrix:
+        lines.append(f"  ISA {r.label}: vs graph {r.vs_graph.sqnr_db:.1f} dB, {r.vs_graph.top1_agreement:.2f}%; "
+                     f"vs FP32 {r.vs_fp32.top1_agreement:.2f}% ({r.vs_fp32.disagreements} differ), "
+                     f"{r.vs_fp32.sqnr_db:.1f} dB ({r.default_precision}); kernels {short_kernels(r.kernels, 2)}"
+                     + ("" if r.kernels_as_imposed else " (NOT IMPOSED: a newer ISA's kernels ran)"))
+    missed = report.missed()
+    lines.append(f"  INT8 targets: all {len(report.targets)} met" if not missed else
+                 f"  INT8 targets: {len(missed)} of {len(report.targets)} NOT MET (reported, not enforced):")
+    return lines + [f"    {t} - {t.cause}" for t in missed]
+
+
 def quant_summary(report: QuantReport, out: Path) -> str:
     c = report.int8_vs_fp32
     lines = [f"\n{'stage':58s} {'value':>10s} {'tol':>8s}  pass"]
@@ -269,16 +283,7 @@ def quant_summary(report: QuantReport, out: Path) -> str:
     for g in report.int8_runtime_vs_graph:
         lines.append(f"  OpenVINO {g.device} ({g.precision}) vs NumPy run of model_int8.xml, {g.n} images: logit SQNR "
                      f"{g.sqnr_db:.1f} dB, top-1 agreement {g.top1_agreement:.2f}%, worst layer {g.worst_layer}")
-    for r in report.isa_matrix:
-        lines.append(f"  ISA {r.label}: vs graph {r.vs_graph.sqnr_db:.1f} dB, {r.vs_graph.top1_agreement:.2f}%; "
-                     "vs FP32 "
-                     f"{r.vs_fp32.top1_agreement:.2f}% ({r.vs_fp32.disagreements} differ), {r.vs_fp32.sqnr_db:.1f} dB "
-                     f"({r.default_precision}); kernels {short_kernels(r.kernels, 2)}"
-                     + ("" if r.kernels_as_imposed else " (NOT IMPOSED: a newer ISA's kernels ran)"))
-    missed = report.missed()
-    lines.append(f"  targets: all {len(report.targets)} met" if not missed else
-                 f"  targets: {len(missed)} of {len(report.targets)} NOT MET (reported, not enforced):")
-    lines += [f"    {t} - {t.cause}" for t in missed]
+    lines += isa_target_lines(report)
     lines += [f"  FakeQuantize nodes {report.quantizers}; worst layers: {', '.join(report.worst_layers[:3])}",
               f"  total {report.seconds.get('total', 0):.1f} s; wrote {out}/ (model_fp32.xml, model_int8.xml, "
               "model_fp32.onnx, report.json, report.md, per_layer_sqnr.png"

@@ -148,6 +148,10 @@ class QuantReport:
 
     def missed(self) -> list[Target]:
         return [t for t in self.targets if t.met is False]
+
+    def failed_checks(self) -> list[str]:
+        """The checks (not targets) that failed: what makes a command exit 1."""
+        return [ch.stage for ch in self.fp32_checks if ch.passed is False]
 @dataclass
 class Macs:
     before: float
@@ -199,6 +203,11 @@ class PruneReport:
     targets: dict[str, Any] | None = None  # the fast model's (pruned INT8 vs unpruned FP32), when there is one
     seconds: dict[str, float] = field(default_factory=dict)
     file_bytes: dict[str, int] = field(default_factory=dict)
+
+    def failed_checks(self) -> list[str]:
+        """The checks that failed, the INT8 job's included: what makes a command exit 1."""
+        own = [self.numpy_float64_agreement.stage] if self.numpy_float64_agreement.passed is False else []
+        return own + (self.int8.failed_checks() if self.int8 is not None else [])
 
     @property
     def timings(self) -> SpeedReport | None:

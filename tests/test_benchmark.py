@@ -186,6 +186,10 @@ def test_imposed_isa_rows_run_under_their_isa_against_their_own_baseline(tmp_pat
     assert int82.app_env()["ONEDNN_MAX_CPU_ISA"] == "AVX2" and int82.app_precision() == "f32"
     assert int8.app_env() is None and int8.app_precision() is None
     assert replace(int8, isa="AVX512_CORE_BF16").app_precision() is None
+    f32 = replace(base, label="plain FP32 f32", precision="f32")
+    labels = [t.label for t in benchmark.imposed([base, f32, int8], ["AVX2", "AVX512_CORE_BF16"])]
+    assert labels == ["plain FP32 default @AVX2", "g/int8 @AVX2", "plain FP32 default @AVX512_CORE_BF16",
+                      "plain FP32 f32 @AVX512_CORE_BF16", "g/int8 @AVX512_CORE_BF16"]  # (no f32 twin without BF16)
     with pytest.raises(SystemExit) as e:
         benchmark.main([str(tmp_path), "--isa", "AVX9"])
     assert e.value.code == 2 and "--isa 'AVX9'" in capsys.readouterr().err

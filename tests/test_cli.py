@@ -574,3 +574,31 @@ def test_full_disk_is_refused_early_or_reported_as_the_machine(small_disk, capsy
     assert "Traceback" not in err and "please report it" not in err
     assert sorted(p.name for p in small_disk.iterdir()) == ["old"]
     assert (old / "keep.txt").read_text() == "previous output"
+
+
+@pytest.mark.parametrize("command", ["quantize", "prune --quantize"])
+def test_a_failed_check_exits_1_in_every_command(tmp_path, monkeypatch, capsys, command: str) -> None:
+    """The one exit rule (compress.cli.exit_status): a deploy form that departs from the NumPy reference (one sign
+    flipped in every ConvFFN) fails the INT8 job's FP32 checks, and both commands exit 1 with the report written
+    and passed: false in it. prune --quantize used to look only at its own float64 check and exit 0."""
+    import json
+
+    from cloformer import deploy
+
+    orig = deploy.DeployConvFFN.forward
+    monkeypatch.setattr(deploy.DeployConvFFN, "forward", lambda self, u: -orig(self, u))
+    out = tmp_path / "o"
+    args = [*FAST, "--input-size", "32", "--isa-matrix", "none", "--out", str(out)]
+    if command == "quantize":
+        assert quantize.main(args) == 1
+        rep = json.loads((out / "report.json").read_text())
+    else:
+        assert prune.main(["--ratio", "0.3", "--finetune-steps", "1", "--finetune-batch", "4", "--data", "sample",
+                           "--quantize", *args]) == 1
+        rep = json.loads((out / "report.json").read_text())
+        assert rep["numpy_float64_agreement"]["passed"]  # the pruned checkpoint itself is fine: only INT8's fail
+        rep = rep["int8"]
+    failed = [c["stage"] for c in rep["fp32_checks"] if c["passed"] is False]
+    assert "deploy form <-> NumPy reference, float64" in failed
+    err = capsys.readouterr().err
+    assert f"{len(failed)} check(s) failed" in err and str(out) in err

@@ -145,11 +145,19 @@ def test_a_missed_target_is_said_with_its_cause(default_run) -> None:
     rep = replace(rep, targets=[*rep.targets, *judged])
     summary = quant_summary(rep, out)
     n = len(rep.missed())  # (16 calibration images also miss the FP32 SQNR target: measured 22 dB)
-    assert f"targets: {n} of {len(rep.targets)} NOT MET" in summary and "--overflow-fix enable" in summary
+    assert f"INT8 targets: {n} of {len(rep.targets)} NOT MET" in summary and "--overflow-fix enable" in summary
     assert summary.count("NOT MET") == 1 + n and f"**{n} of" in "\n".join(targets_section(rep))
     # a miss on a VNNI ISA is not blamed on saturation
     other = quantization.blame(quantization.graph_targets(low, "X"), "AVX512_CORE_VNNI", QuantSettings())
     assert other[0].met is False and "overflow" not in other[0].cause and "depart" in other[0].cause
+    # an FP32 target missed at bf16 but met at the f32 hint is blamed on bf16; missed at both, on the settings
+    c = rep.int8_vs_fp32
+    bf16 = replace(c, top1_agreement=98.88)
+    for f32_agreement, word in ((99.5, "bf16"), (98.5, "quantization error")):
+        (t,) = [t for t in quantization.blame(quantization.fp32_targets(bf16, "X (bf16)"), "AVX512_CORE_AMX",
+                                              QuantSettings(), replace(c, top1_agreement=f32_agreement))
+                if t.met is False and "agreement" in t.metric]
+        assert word in t.cause, t.cause
 
 
 def test_ir_is_static_fp32(default_run) -> None:
