@@ -332,3 +332,57 @@ def test_shared_images_found_among_equal_names(tmp_path) -> None:
     (tmp_path / "b" / "n02102040" / "x.bmp").write_bytes((tmp_path / "a" / "n02102040" / "x.bmp").read_bytes())
     a, b = resolve_source(tmp_path / "a", 32), resolve_source(tmp_path / "b", 32)
     assert shared_items(a, b) == [str(tmp_path / "a" / "n02102040" / "x.bmp")]
+
+
+# ---------------------------------------------------------------- the preprocessing golden (a real photo)
+@pytest.fixture(scope="module")
+def pp_golden() -> dict[str, np.ndarray]:
+    from tools.make_golden import GOLDEN_DIR
+
+    with np.load(GOLDEN_DIR / "preprocess.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory, pp_golden) -> Path:
+    folder = tmp_path_factory.mktemp("photo")
+    Image.fromarray(pp_golden["photo"]).save(folder / "chelsea.png")  # lossless: the same pixels back
+    return folder
+
+
+def test_preprocess_matches_the_pil_golden(pp_golden) -> None:
+    """Issue 27: the evaluation transform on a real photo crop, at a size that shrinks it (64) and one that
+    enlarges it (160), against tools/make_golden.py's PIL code with literal constants: a changed interpolation
+    (bicubic -> bilinear), resize rule or crop moves the crops; any changed mean or std moves the values."""
+    from compress.data import crop
+    from compress.tolerances import PREPROCESS_ATOL
+    from tools.make_golden import PREPROCESS_SIZES
+
+    img = Image.fromarray(pp_golden["photo"])
+    assert img.size == (200, 150)
+    for size in PREPROCESS_SIZES:
+        assert np.array_equal(crop(img, size), pp_golden[f"crop_{size}"]), size
+    x = preprocess(img, 64)
+    assert x.dtype == np.float32 and np.abs(x - pp_golden["x_64"]).max() <= PREPROCESS_ATOL
+    assert pp_golden["x_64"].std() > 0.5  # a photo, not a flat colour
+
+
+def test_calibration_and_evaluation_see_the_golden_input(pp_golden, photo_folder) -> None:
+    """The calibration stage and both evaluation paths (preloaded float arrays, and streamed uint8 crops normalised
+    inside the model) feed the model what the golden says, normalised once: calibrating on raw or twice-normalised
+    images, or a wrong constant in the in-model normalisation, fails here."""
+    from compress import export, loading, quantization
+    from compress.evaluation import F32, Preloaded, evaluate_openvino
+    from compress.metrics import rel_max
+    from compress.runtime import compile_ov, run_ov
+    from compress.settings import QuantSettings
+    from compress.tolerances import FLOAT32_REL, PREPROCESS_ATOL
+
+    cal = quantization.calibrate(resolve_source(str(photo_folder), 64), QuantSettings(subset_size=1))
+    assert len(cal.arrays) == 1 and np.abs(cal.arrays[0][0] - pp_golden["x_64"]).max() <= PREPROCESS_ATOL
+    loaded = loading.load("cloformer_xxs", "proxy", 64)
+    xml = export.save_deployable(export.convert_deploy(loaded), photo_folder.parent / "pp_fp32.xml")
+    ref = run_ov(compile_ov(str(xml), "CPU", "f32"), pp_golden["x_64"][None].astype(np.float32))[0]
+    streamed = evaluate_openvino(xml, resolve_source(str(photo_folder), 64), F32, progress=False).logits
+    preloaded = evaluate_openvino(xml, Preloaded.of(resolve_source(str(photo_folder), 64)), F32, progress=False)
+    assert rel_max(streamed, ref) <= FLOAT32_REL and rel_max(preloaded.logits, ref) <= FLOAT32_REL

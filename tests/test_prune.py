@@ -278,3 +278,40 @@ def test_finetuning_data_must_not_overlap_validation(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "fine-tuning --data proxy-val shares 800 image(s) with the validation data proxy-val" in err
     assert "--allow-overlap" in err and not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_distillation_moves_the_student_toward_the_teacher() -> None:
+    """Issue 27: fine-tuning really trains. A student made from the teacher by weight noise is distilled for 40 steps
+    at the default lr: the loss falls, and on 16 images it did not train on the student's softened outputs come
+    closer to the teacher's (measured on AVX2: loss 1.65 -> 0.64 over the first and last 10 steps, held-out KL
+    0.86 -> 0.48); a step that did not update the weights, or the wrong sign, leaves both where they were."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from compress import distill, loading
+    from compress.pruning import PruneSettings
+    from compress.sources import resolve_source
+
+    teacher = loading.load("cloformer_xxs", "proxy", 32).model
+    student = copy.deepcopy(teacher)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in student.parameters():
+            if p.dim() > 1:
+                p.add_(p.std() * torch.randn(p.shape, generator=g))
+    pool = distill.load_pool(resolve_source("sample", 32, limit=64))
+    held, train = pool.x[:16], distill.Pool(pool.x[16:], None)
+    T = distill.TEMPERATURE
+
+    def kl() -> float:
+        student.eval()  # finetune leaves it in train mode (batch statistics)
+        with torch.no_grad():
+            return float(F.kl_div(F.log_softmax(student(held) / T, -1), F.softmax(teacher(held) / T, -1),
+                                  reduction="batchmean"))
+
+    before = kl()
+    losses = distill.finetune(student, teacher, train, PruneSettings(finetune_steps=40, finetune_batch=16))
+    after = kl()
+    assert len(losses) == 40 and np.mean(losses[-10:]) < 0.6 * np.mean(losses[:10]), losses
+    assert after < 0.75 * before, (before, after)

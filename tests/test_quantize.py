@@ -116,7 +116,10 @@ def test_default_run_has_an_isa_matrix(default_run, capsys) -> None:
         assert r.vs_graph.sqnr_db >= TARGET_MIN_GRAPH_SQNR_DB and r.vs_graph.top1_agreement >= \
             TARGET_MIN_GRAPH_AGREEMENT_PCT, r
     scopes = {t.scope for t in rep.targets}
-    assert {"this run (f32 hint)", "AVX2 (f32 hint)", "AVX2 (f32)", f"{native.label} (f32 hint)"} <= scopes
+    # one scope per row ("AVX2", or "AVX2 (native)" on a CPU without AVX-512), each at the f32 hint (graph) and
+    # at the row's default precision (against FP32)
+    expected = {"this run (f32 hint)"} | {f"{r.label} ({p})" for r in rows for p in ("f32 hint", r.default_precision)}
+    assert expected <= scopes, scopes - expected
     assert len(rep.targets) == 5 * (1 + len(rows))
     for t in rep.targets:  # each judged from its own value
         assert t.met is None or t.met == (t.value >= t.bound if t.at_least else t.value <= t.bound)
@@ -261,3 +264,21 @@ def test_main_job_meets_the_int8_targets_at_the_f32_hint(tmp_path) -> None:
     assert c.top1_drop <= TARGET_MAX_TOP1_DROP_PT
     assert c.top1_agreement >= TARGET_MIN_AGREEMENT_PCT
     assert c.sqnr_db >= TARGET_MIN_SQNR_DB
+
+
+def test_bias_correction_and_overflow_fix_reach_nncf_as_set() -> None:
+    """Issue 27: a swapped or dropped bias-correction setting fails here, in the fast suite. The default is NNCF's
+    full bias correction (fast_bias_correction=False, not disabled); True is the fast one; None disables it. The
+    overflow fix maps to NNCF's own enum values."""
+    from nncf.quantization.advanced_parameters import OverflowFix
+
+    from compress.settings import QuantSettings
+
+    for setting, fast, disabled in ((False, False, False), (True, True, False), (None, True, True)):
+        kw = QuantSettings(fast_bias_correction=setting).nncf_kwargs()
+        assert kw["fast_bias_correction"] is fast and kw["advanced_parameters"].disable_bias_correction is disabled
+    assert QuantSettings().fast_bias_correction is False  # full bias correction is the default
+    for value, enum in (("enable", OverflowFix.ENABLE), ("first_layer", OverflowFix.FIRST_LAYER),
+                        ("disable", OverflowFix.DISABLE)):
+        assert QuantSettings(overflow_fix=value).nncf_kwargs()["advanced_parameters"].overflow_fix == enum
+    assert QuantSettings().nncf_kwargs()["advanced_parameters"].overflow_fix == OverflowFix.ENABLE

@@ -17,7 +17,7 @@ from compress import export, loading, quantization, quantize, runtime, structure
 from compress.evaluation import OVRun, evaluate_openvino, openvino_predictor
 from compress.metrics import sqnr_db
 from compress.runtime import runtime_graph
-from compress.settings import QuantSettings
+from compress.settings import TARGET_MIN_GRAPH_SQNR_DB, QuantSettings
 from compress.sources import resolve_source
 from compress.tolerances import FLOAT32_REL, INT8_RUNTIME_MARGIN_DB
 from reference_np import ir
@@ -133,12 +133,20 @@ def test_batch_option_writes_static_batch_irs(tmp_path) -> None:
     assert int8_check["passed"] and int8_check["tolerance"] > 10  # value: null when identical (SQNR inf)
     assert int8_check["value"] is None or int8_check["value"] >= int8_check["tolerance"]
     assert "[4,3,32,32]" in (out / "report.md").read_text()
-    # issue 26: the ISA matrix runs the batch-4 IR as shipped, AVX2 included, 4 images a request; against the
-    # graph (the batch-1 IR's NumPy run) it holds the bound of the batch check itself
-    for row in rep["isa_matrix"]:
-        assert row["kernels_as_imposed"] and row["vs_fp32"]["n"] == 24, row["isa"]
-        assert row["vs_graph"]["sqnr_db"] is None or row["vs_graph"]["sqnr_db"] >= int8_check["tolerance"]
-    assert rep["isa_matrix"][0]["isa"] == "AVX2"
+    # issue 26: the ISA matrix runs the batch-4 IR as shipped, AVX2 included, 4 images a request. Images fed out of
+    # order or padding scored as an image would put a row near 0 dB against the graph (the batch-1 IR's NumPy run);
+    # the AVX2 row measured 35.2-35.3 dB here at 32 px (on AVX2 and AMX CPUs). The native row repeats this process's
+    # batch-1 measurement where the batch check found batch 4 bit-identical (as measured on both): at 32 px the AMX
+    # int8 kernels depart from the graph (7.2 dB, the whole run's INT8 too), which no bound here may hide or fail on.
+    rows = rep["isa_matrix"]
+    assert rows[0]["isa"] == "AVX2" and rows[-1]["native"]
+    for row in rows:
+        assert row["kernels_as_imposed"] and row["vs_fp32"]["n"] == 24 and row["vs_graph"]["n"] > 0, row["isa"]
+    assert rows[0]["vs_graph"]["sqnr_db"] >= TARGET_MIN_GRAPH_SQNR_DB - 5
+    if int8_check["value"] is None:
+        in_process = rep["int8_runtime_vs_graph"][0]
+        assert rows[-1]["vs_graph"]["sqnr_db"] == pytest.approx(in_process["sqnr_db"], abs=0.05)
+        assert rows[-1]["vs_graph"]["top1_agreement"] == pytest.approx(in_process["top1_agreement"])
     # compress.evaluate feeds a batch-4 IR 4 images a request: 10 images = 3 requests, the last one padded
     src = resolve_source("proxy-val", 32, limit=10)
     res = evaluate_openvino(out / "model_fp32.xml", src, OVRun("CPU", "f32", 2), progress=False)

@@ -3,7 +3,9 @@
     python -m tools.make_golden            # all variants
     python -m tools.make_golden --check    # recompute and compare with the files, write nothing
 
-tests/golden/input.npz holds the shared input (float32 values, run in float64). Each
+tests/golden/preprocess.npz holds a real photo crop and its evaluation transform at two sizes, made from PIL
+and literal constants (preprocess_case). tests/golden/input.npz holds the shared input (float32 values, run in
+float64). Each
 tests/golden/<variant>.npz holds the seed that makes the weights (reference_np.random_weights), the
 sha256 of those weights, the float64 logits, and the first TAP_CHANNELS channels of every named
 intermediate (all of them, sliced, to keep the fixtures under 2 MB in all).
@@ -50,6 +52,33 @@ def golden_case(name: str) -> dict[str, np.ndarray]:
     case = {"weight_seed": np.array(seed), "weights_sha256": np.array(rn.weights_sha256(w)), "logits": logits}
     case.update({f"tap/{k}": v[:, :TAP_CHANNELS] for k, v in taps.items()})
     return case
+
+
+# The preprocessing golden: a real photo (scikit-image's `chelsea`, 300x451, bundled with the package), a 200x150
+# crop of it stored in the file, and what the evaluation transform must make of it, computed here from PIL and
+# literal constants, not from compress.data: 64 px (shorter side 150 -> 73, a downscale) and 160 px (150 -> 182, an
+# upscale), each a bicubic resize of the shorter side to int(size / 0.875) and a centre crop; the 64 px crop also
+# normalised with timm's IMAGENET_DEFAULT_MEAN/STD written out.
+PHOTO_ROWS, PHOTO_COLS = slice(40, 190), slice(100, 300)
+PREPROCESS_SIZES = (64, 160)
+
+
+def preprocess_case() -> dict[str, np.ndarray]:
+    from PIL import Image
+    from skimage import data as skdata
+
+    photo = np.ascontiguousarray(skdata.chelsea()[PHOTO_ROWS, PHOTO_COLS])  # [150, 200, 3] uint8
+    out: dict[str, np.ndarray] = {"photo": photo}
+    h, w = photo.shape[:2]
+    for size in PREPROCESS_SIZES:
+        short = int(size / 0.875)
+        new = (int(short * w / h), short) if h <= w else (short, int(short * h / w))
+        resized = Image.fromarray(photo).resize(new, Image.BICUBIC)
+        left, top = round((new[0] - size) / 2), round((new[1] - size) / 2)
+        out[f"crop_{size}"] = np.asarray(resized.crop((left, top, left + size, top + size)))
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    out["x_64"] = ((out["crop_64"] / 255.0 - mean) / std).transpose(2, 0, 1)  # float64 [3, 64, 64]
+    return out
 
 
 INT8_VARIANT, INT8_SIZE, INT8_CALIB_SEED, INT8_CALIB_N = "cloformer_xxs", 64, 11, 32
@@ -174,7 +203,7 @@ def compare(old: dict[str, np.ndarray], new: dict[str, np.ndarray], int8: bool =
     INT8_FQ_RTOL and its NumPy-executor logits to INT8_LOGIT_ATOL (tolerances.py says why)."""
     if set(old) != set(new):
         return False, f"keys differ: {sorted(set(old) ^ set(new))}"
-    same = all(str(old[k]) == str(new[k]) for k in new if new[k].dtype.kind not in "f" and k != "versions")
+    same = all(np.array_equal(old[k], new[k]) for k in new if new[k].dtype.kind not in "f" and k != "versions")
     shapes = {k for k in new if old[k].shape != new[k].shape}
     if shapes:
         return False, f"shapes differ ({', '.join(sorted(shapes))}): the quantizers moved or the model changed"
@@ -201,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     bad = 0
-    cases = [("input", {"input": golden_input()})] + [(n, golden_case(n)) for n in args.variants]
+    cases = [("input", {"input": golden_input()}), ("preprocess", preprocess_case())]
+    cases += [(n, golden_case(n)) for n in args.variants]
     if args.int8:
         cases.append((f"int8_{INT8_VARIANT}", int8_case()))
     for name, case in cases:

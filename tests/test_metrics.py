@@ -1,0 +1,41 @@
+"""The agreement metrics against values computed by hand: a wrong formula would silently loosen every threshold
+that uses it (SQNR targets, the INT8 tolerances, the cosine in reports)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from compress.metrics import cosine, max_abs, rel_max, sqnr_db, top1_changes, topk_accuracy
+
+
+def test_sqnr_is_ten_log10_of_signal_over_noise_power() -> None:
+    ref = np.array([[1.0, 2.0, 3.0]])  # power 1 + 4 + 9 = 14
+    a = ref + np.array([[0.1, -0.1, 0.0]])  # noise power 0.01 + 0.01 = 0.02
+    assert sqnr_db(a, ref) == pytest.approx(28.450980400142567, abs=1e-12)  # 10 log10(700)
+    assert sqnr_db(2 * ref, ref) == pytest.approx(0.0, abs=1e-12)  # noise as strong as the signal: 0 dB
+    assert sqnr_db(ref, ref) == math.inf
+
+
+def test_cosine_is_the_mean_of_per_row_cosines() -> None:
+    a = np.array([[1.0, 0.0], [1.0, 1.0]])
+    ref = np.array([[2.0, 0.0], [1.0, 0.0]])
+    assert cosine(a, ref) == pytest.approx((1.0 + 1 / math.sqrt(2)) / 2, abs=1e-12)  # 0.853553...
+    assert cosine(-a, ref) == pytest.approx(-(1.0 + 1 / math.sqrt(2)) / 2, abs=1e-12)
+
+
+def test_max_and_relative_differences() -> None:
+    ref = np.array([[1.0, -4.0]])
+    a = np.array([[1.5, -4.0]])
+    assert max_abs(a, ref) == 0.5 and rel_max(a, ref) == 0.125  # 0.5 / max |ref| = 0.5 / 4
+
+
+def test_top1_changes_and_topk_accuracy() -> None:
+    logits = np.array([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.2, 0.3, 0.5]])  # argmax 1, 0, 2
+    other = np.array([[0.9, 0.1, 0.0], [0.8, 0.1, 0.1], [0.2, 0.3, 0.5]])  # argmax 0, 0, 2
+    assert top1_changes(logits, other) == 1
+    labels = np.array([1, 1, 1])
+    assert topk_accuracy(logits, labels, 1) == pytest.approx(100 / 3)
+    assert topk_accuracy(logits, labels, 2) == pytest.approx(100.0)  # label 1 is second in rows 2 and 3
