@@ -402,17 +402,30 @@ def test_help_defaults_are_the_settings_defaults(parser: str) -> None:
     assert "(default: histogram)" in help_text and "(default: False)" in help_text
 
 
-def test_second_run_on_a_locked_target_stops_naming_the_first(tmp_path, capsys) -> None:
+def _stages_recorded(monkeypatch) -> list[str]:
+    """quantization.int8_stages (every stage of the INT8 job, the first one included) made to record each call and
+    go on: 'before any work' is then a fact of the run, not a time."""
+    calls: list[str] = []
+    real = quantization.int8_stages
+
+    def recorded(*a, **k):
+        calls.append("int8_stages")
+        return real(*a, **k)
+    monkeypatch.setattr(quantization, "int8_stages", recorded)
+    return calls
+
+
+def test_second_run_on_a_locked_target_stops_naming_the_first(tmp_path, capsys, monkeypatch) -> None:
     """Issue 20 (1): while a run writes --out (it holds the lock), another run on the same --out exits 2 before
     any work, naming the first one's PID; afterwards nothing is left but what the first run wrote."""
     from compress.atomic import staging_dir
 
     out = tmp_path / "out"
+    calls = _stages_recorded(monkeypatch)
     with staging_dir(out) as tmp:
         (tmp / "first.txt").write_text("first run")
-        t0 = time.perf_counter()
         assert quantize.main([*FAST, "--out", str(out)]) == 2
-        assert time.perf_counter() - t0 < 10
+        assert calls == []
         err = capsys.readouterr().err
         assert f"is being written by another run (PID {os.getpid()})" in err and "Traceback" not in err
         with pytest.raises(InputError, match="being written by another run"):  # the lock itself, past the check
@@ -457,11 +470,9 @@ def test_ignored_scope_refused_before_data_and_finetuning(tmp_path, monkeypatch,
     monkeypatch.setattr(pruning, "load_pool", lambda *a, **k: calls.append("fine-tuning data"))
     monkeypatch.setattr(pruning, "finetune", lambda *a, **k: calls.append("fine-tune"))
     for main, extra in ((quantize.main, []), (prune.main, ["--quantize", "--finetune-steps", "600"])):
-        t0 = time.perf_counter()
         assert main([*FAST, *extra, "--ignored-scope", "type:NoSuchOp", "--out", str(tmp_path / "o")]) == 2
-        took = time.perf_counter() - t0
         assert "'type:NoSuchOp' matches no node" in capsys.readouterr().err
-        assert calls == [] and took < 30, (calls, took)
+        assert calls == [], calls
         assert not list(tmp_path.iterdir())
 
 
@@ -558,10 +569,10 @@ def test_full_disk_is_refused_early_or_reported_as_the_machine(small_disk, capsy
     that fills during the run is one line naming the path and the free space (exit 1, no traceback, no
     'please report it'), nothing left behind, and the previous output untouched."""
     out = small_disk / "run"
-    t0 = time.perf_counter()
+    calls = _stages_recorded(monkeypatch)
     assert quantize.main([*FAST, "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "not enough free space" in err and "MB free" in err and time.perf_counter() - t0 < 20
+    assert "not enough free space" in err and "MB free" in err and calls == []
     assert not list(small_disk.iterdir())
     # the estimate passes, then the disk fills while the run writes
     old = small_disk / "old"
