@@ -54,7 +54,12 @@ def test_default_run_writes_every_artifact(default_run) -> None:
     assert rep["settings"]["ignored_scope"] == ["pattern:.*stem.*", "type:ScaledDotProductAttention", "type:Multiply"]
     c = rep["int8_vs_fp32"]
     assert c["n"] == 48 and c["source"] == "proxy-val" and c["labelled"]
-    assert 0 <= c["top1_agreement"] <= 100 and c["cosine"] > 0.9
+    # the fast settings' (16 calibration images, min/max ranges, fast bias correction) own figures, measured on AVX2
+    # (2026-12-01): 48 of 48 agree, 22.4 dB, cosine 0.9969, the worst layer 15.5 dB; held with room for one image
+    # and 3 dB. The stated targets (28 dB) are for the default settings: test_main_job_meets_the_int8_targets.
+    assert c["top1_agreement"] >= 100 * (1 - 1 / 48) and c["top1_drop"] <= 100 / 48 + 1e-9
+    assert c["sqnr_db"] >= 19 and c["cosine"] >= 0.99
+    assert min(d["int8_db"] for d in rep["per_layer_sqnr"]) >= 12
     assert c["top1_agreement"] == pytest.approx(100 * (1 - c["disagreements"] / c["n"]))
     assert c["agreement_ci95"][0] <= c["top1_agreement"] <= c["agreement_ci95"][1]
     assert len(rep["per_layer_sqnr"]) == 1 + 3 * 12 + 1
