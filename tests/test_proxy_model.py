@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from compress import evaluate
 from compress import evaluation as ev
 from compress.sources import resolve_source
 from compress.tolerances import FLOAT32_REL
+from tools.make_golden import GOLDEN_DIR
 
 CARD = cloformer.model_card("proxy")
 
@@ -53,14 +55,21 @@ def near_ties(logits: np.ndarray, labels: np.ndarray, k: int, eps: float) -> int
 
 @pytest.mark.parametrize("backend", ["torch", "numpy"])
 def test_heldout_accuracy_reproduced(proxy_val, backend: str) -> None:
-    """The card's accuracy as image counts. Float32 summation order differs between CPUs (AVX2, AVX-512), so
-    an image may change its hit only where its margin is within float32 noise (FLOAT32_REL x max |logit|);
-    every other image must score exactly as on the machine that wrote the card."""
+    """The card's accuracy as image counts, and every image's prediction as the float64 NumPy reference's
+    (tests/golden/proxy_val.npz, by tools/make_golden.py). Float32 summation order differs between CPUs (AVX2,
+    AVX-512), so an image may change only where its margin is within float32 noise (FLOAT32_REL x max |logit|
+    on each of the two logits); every other image must score exactly as the reference."""
     predict, size = ev.load_predictor("proxy", backend=backend)
     assert size == CARD["input_size"]
     res = ev.evaluate(predict, proxy_val, backend=backend, progress=False)
     assert res.n == CARD["heldout_n"] == 800
     eps = FLOAT32_REL * float(np.abs(res.logits).max())
+    with np.load(Path(GOLDEN_DIR) / "proxy_val.npz") as gold:
+        assert np.array_equal(res.labels, gold["labels"]), "proxy-val's images or their order changed"
+        decided = gold["margin"] > 2 * eps
+        moved = np.flatnonzero(decided & (res.logits.argmax(1) != gold["argmax"]))
+        assert moved.size == 0, f"{moved.size} images predicted otherwise than the reference: {moved[:10].tolist()}"
+        assert decided.mean() >= 0.95, f"only {decided.mean():.1%} of images outside float32 noise: margin too wide"
     for k, got, card in ((1, res.top1, CARD["heldout_top1"]), (5, res.top5, CARD["heldout_top5"])):
         hits, card_hits = round(got * res.n / 100), round(card * res.n / 100)
         assert abs(hits - card_hits) <= near_ties(res.logits, res.labels, k, eps), (k, hits, card_hits)

@@ -4,10 +4,10 @@
     python -m tools.make_golden --check    # recompute and compare with the files, write nothing
 
 tests/golden/preprocess.npz holds a real photo crop and its evaluation transform at two sizes, made from PIL
-and literal constants (preprocess_case). tests/golden/input.npz holds the shared input (float32 values, run in
-float64). Each
-tests/golden/<variant>.npz holds the seed that makes the weights (reference_np.random_weights), the
-sha256 of those weights, the float64 logits, and the first TAP_CHANNELS channels of every named
+and literal constants (preprocess_case). tests/golden/proxy_val.npz holds the shipped proxy checkpoint's float64
+argmax and top-2 margin on each proxy-val image (proxy_case). tests/golden/input.npz holds the shared input
+(float32 values, run in float64). Each tests/golden/<variant>.npz holds the seed that makes the weights
+(reference_np.random_weights), the sha256 of those weights, the float64 logits, and the first TAP_CHANNELS channels of every named
 intermediate (all of them, sliced, to keep the fixtures under 2 MB in all).
 
 tests/golden/int8_cloformer_xxs.npz is the INT8 golden: the golden XXS weights at 64 px, quantized through
@@ -20,6 +20,7 @@ versions that made them: an upgrade that changes INT8 numerics fails tests/test_
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -79,6 +80,26 @@ def preprocess_case() -> dict[str, np.ndarray]:
     mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
     out["x_64"] = ((out["crop_64"] / 255.0 - mean) / std).transpose(2, 0, 1)  # float64 [3, 64, 64]
     return out
+
+
+def proxy_case() -> dict[str, np.ndarray]:
+    """The shipped proxy checkpoint on proxy-val (800 images), run by the NumPy reference in float64: each image's
+    label, argmax and margin (its best logit minus the runner-up). tests/test_proxy_model.py holds every image whose
+    margin is above float32 noise to this argmax, so flips that cancel in the accuracy count still fail. The images
+    come through compress's evaluation transform, which preprocess.npz pins on its own."""
+    from cloformer.registry import SHIPPED
+    from compress.sources import resolve_source
+
+    card = json.loads(SHIPPED["proxy"][2].read_text())
+    w = rn.load_weights(SHIPPED["proxy"][1])
+    logits, labels = [], []
+    for x, y in resolve_source("proxy-val", card["input_size"]).batches(50):
+        logits.append(rn.forward(w, x.astype(np.float64)))
+        labels.append(np.asarray(y))
+    z = np.concatenate(logits)
+    top2 = -np.sort(-z, axis=1)[:, :2]
+    return {"labels": np.concatenate(labels).astype(np.int64), "argmax": z.argmax(1).astype(np.int64),
+            "margin": top2[:, 0] - top2[:, 1]}
 
 
 INT8_VARIANT, INT8_SIZE, INT8_CALIB_SEED, INT8_CALIB_N = "cloformer_xxs", 64, 11, 32
@@ -230,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     bad = 0
-    cases = [("input", {"input": golden_input()}), ("preprocess", preprocess_case())]
+    cases = [("input", {"input": golden_input()}), ("preprocess", preprocess_case()), ("proxy_val", proxy_case())]
     cases += [(n, golden_case(n)) for n in args.variants]
     if args.int8:
         cases.append((f"int8_{INT8_VARIANT}", int8_case()))
