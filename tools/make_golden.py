@@ -7,8 +7,8 @@ tests/golden/preprocess.npz holds a real photo crop and its evaluation transform
 and literal constants (preprocess_case). tests/golden/proxy_val.npz holds the shipped proxy checkpoint's float64
 argmax and top-2 margin on each proxy-val image (proxy_case). tests/golden/input.npz holds the shared input
 (float32 values, run in float64). Each tests/golden/<variant>.npz holds the seed that makes the weights
-(reference_np.random_weights), the sha256 of those weights, the float64 logits, and the first TAP_CHANNELS channels of every named
-intermediate (all of them, sliced, to keep the fixtures under 2 MB in all).
+(reference_np.random_weights), the sha256 of those weights, the float64 logits, and the first TAP_CHANNELS
+channels of every named intermediate (all of them, sliced, to keep the fixtures under 2 MB in all).
 
 tests/golden/int8_cloformer_xxs.npz is the INT8 golden: the golden XXS weights at 64 px, quantized through
 the pipeline (compress: deploy export, nncf.quantize with the default QuantSettings) on a fixed seeded
