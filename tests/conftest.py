@@ -14,6 +14,11 @@ import cloformer
 import reference_np as rn
 from reference_np.specs import VARIANTS, plan_from_spec
 
+# The fast end-to-end INT8 runs (16 calibration images, 48 proxy-val crops) held to their measured figures (48 of 48
+# agree, 22.3-22.4 dB on AVX2 and AVX-512 VNNI/BF16) with room for one image and 3 dB: test_quantize, test_library
+FAST_INT8_MIN_AGREEMENT = 100 * (1 - 1 / 48)
+FAST_INT8_MIN_SQNR_DB = 19
+
 TEST_SEED = 1234  # weights of variant v: random_weights(plan, TEST_SEED + sorted index of v)
 INPUT_SEED = 99
 ALL_VARIANTS = sorted(VARIANTS)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,7 +63,7 @@ def test_heldout_accuracy_reproduced(proxy_val, backend: str) -> None:
     res = ev.evaluate(predict, proxy_val, backend=backend, progress=False)
     assert res.n == CARD["heldout_n"] == 800
     eps = FLOAT32_REL * float(np.abs(res.logits).max())
-    with np.load(Path(GOLDEN_DIR) / "proxy_val.npz") as gold:
+    with np.load(GOLDEN_DIR / "proxy_val.npz") as gold:
         assert np.array_equal(res.labels, gold["labels"]), "proxy-val's images or their order changed"
         decided = gold["margin"] > 2 * eps
         moved = np.flatnonzero(decided & (res.logits.argmax(1) != gold["argmax"]))

@@ -20,7 +20,6 @@ versions that made them: an upgrade that changes INT8 numerics fails tests/test_
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -87,10 +86,11 @@ def proxy_case() -> dict[str, np.ndarray]:
     label, argmax and margin (its best logit minus the runner-up). tests/test_proxy_model.py holds every image whose
     margin is above float32 noise to this argmax, so flips that cancel in the accuracy count still fail. The images
     come through compress's evaluation transform, which preprocess.npz pins on its own."""
+    import cloformer
     from cloformer.registry import SHIPPED
     from compress.sources import resolve_source
 
-    card = json.loads(SHIPPED["proxy"][2].read_text())
+    card = cloformer.model_card("proxy")
     w = rn.load_weights(SHIPPED["proxy"][1])
     logits, labels = [], []
     for x, y in resolve_source("proxy-val", card["input_size"]).batches(50):
