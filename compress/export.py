@@ -9,6 +9,7 @@ quantizers that ship.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,20 @@ def save_deployable(model: Any, xml: Path) -> Path:
     return xml
 
 
+def as_read_back(model: Any) -> Any:
+    """`model` (every output kept) saved as an IR and read back, owning its weights: the graph a user's runtime
+    loads. Every model this project compiles is one, because OpenVINO 2026.4.1's CPU plugin can crash (SIGSEGV
+    in JIT code) on an in-memory ov.Model that runs once read back: seen under ONEDNN_MAX_CPU_ISA=AVX2 on an
+    AVX-512 BF16 CPU, at f32, for the converted deploy form with every ConvFFN negated (test_cli's failed-check
+    twin) and for its nncf.quantize result; the two graphs hold the same ops and types."""
+    import openvino as ov
+
+    with tempfile.TemporaryDirectory() as scratch:
+        xml = Path(scratch) / "model.xml"
+        ov.save_model(model, str(xml), compress_to_fp16=False)
+        return ov.Core().read_model(str(xml), config={"ENABLE_MMAP": False})
+
+
 def convert_deploy(loaded: LoadedModel, taps: bool = False) -> Any:
     """The deploy form through OpenVINO's PyTorch frontend, static [1,3,S,S] yet reshapeable: it is converted
     with a dynamic input, so every Reshape takes its shape from ShapeOf of the tensor (a static conversion
@@ -69,7 +84,7 @@ def _convert_reshapeable(module: torch.nn.Module, size: int) -> Any:
     with torch.no_grad():
         model = ov.convert_model(module, example_input=torch.zeros(1, 3, size, size), input=[[-1, 3, -1, -1]])
     model.reshape([1, 3, size, size])
-    return model
+    return as_read_back(model)
 
 
 def set_batch(xml: Path, batch: int, x: np.ndarray, min_sqnr_db: float | None = None) -> Check:

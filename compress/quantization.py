@@ -211,6 +211,7 @@ def quantize_deploy(exported: E.Exported, calibration: Calibration, settings: Qu
                                               [(x[None], int(y)) for x, y in tuning], settings, max_drop)
     else:
         taps = quantize(exported.taps_model, calibration.arrays, settings)
+    taps = E.as_read_back(taps)  # as compiled from disk (E.as_read_back says why)
     xml = exported.fp32_xml.with_name("model_int8.xml")
     E.save_deployable(taps, xml)
     return Quantized(taps, xml, count_fake_quantize(taps))

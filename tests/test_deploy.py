@@ -144,3 +144,35 @@ def test_int8_runtime_graph_bars(int8_224) -> None:
     if isa.startswith("AVX512"):  # measured: AVX-512 VNNI/BF16 without AMX 295 (37); AMX-INT8/BF16 292 (37)
         assert int8.executed <= 300 and int8.reorders <= 40, int8  # the issue's bar for AVX-512 CPUs
         assert int8.executed <= plain.executed
+
+
+
+AVX2_NEGATED_CONVFFN = """
+import numpy as np, torch
+from cloformer import deploy
+from compress import export, loading, metrics, runtime
+orig = deploy.DeployConvFFN.forward
+deploy.DeployConvFFN.forward = lambda self, u: -orig(self, u)
+loaded = loading.load("cloformer_xxs", "proxy", 32)
+x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+got = runtime.run_ov(runtime.compile_ov(export.convert_deploy(loaded, taps=True), "CPU", "f32"), x)[0]
+with torch.no_grad():
+    want = loaded.deploy()(torch.from_numpy(x)).numpy()
+print(metrics.rel_max(got, want))
+"""
+
+
+def test_converted_graph_runs_under_imposed_avx2() -> None:
+    """export.as_read_back: every converted graph is compiled as read back from an IR. Compiled in memory, this
+    graph (test_cli's failed-check twin: every ConvFFN negated) crashed OpenVINO 2026.4.1 with SIGSEGV under
+    ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 BF16 CPU, killing the job before its report (and a pytest worker).
+    Read back, it runs and computes the negated twin."""
+    import os
+    import subprocess
+    import sys
+
+    assert "AVX2" in runtime.isa_levels()  # every x86-64 CPU this suite supports
+    r = subprocess.run([sys.executable, "-c", AVX2_NEGATED_CONVFFN], env={**os.environ, runtime.ISA_ENV: "AVX2"},
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert float(r.stdout.split()[-1]) <= FLOAT32_REL
