@@ -28,8 +28,10 @@ from tools import make_imagenet_subset
 ROOT = Path(__file__).resolve().parents[1]
 # quick settings for runs whose subject is not the quantization itself (the defaults' full bias correction and
 # histogram ranges double the quantize time)
-FAST = ["--subset-size", "8", "--val-limit", "16", "--fast-bias-correction", "--activation-range", "minmax",
-        "--benchmark-seconds", "0"]
+# the cheapest run that goes through every stage: these tests are about the commands, not the numbers (32 px, no
+# speed section, no ISA matrix: test_quantize.py runs those); a test's own later options override these
+FAST = ["--input-size", "32", "--subset-size", "8", "--val-limit", "16", "--fast-bias-correction",
+        "--activation-range", "minmax", "--benchmark-seconds", "0", "--isa-matrix", "none"]
 
 
 def leftovers(parent: Path) -> list[str]:
@@ -226,6 +228,10 @@ def test_existing_output_refused_without_force(tmp_path, capsys) -> None:
 
 
 def test_stale_partial_folder_of_a_dead_run_is_removed(tmp_path, caplog) -> None:
+    """The staging step every command goes through removes a dead run's staging folder, with a warning naming it,
+    and leaves a live one alone (end to end, after a real SIGKILL: test_killed_run_then_next_run)."""
+    from compress.atomic import staging_dir
+
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     stale = tmp_path / ".out.partial-abc123"
@@ -235,33 +241,38 @@ def test_stale_partial_folder_of_a_dead_run_is_removed(tmp_path, caplog) -> None
     alive = tmp_path / ".out.partial-alive"
     alive.mkdir()
     (alive / ".staging-pid").write_text(f"{os.getpid()}\n")  # a run still going on: not touched
-    assert quantize.main([*FAST, "--out", str(tmp_path / "out")]) == 0
-    assert not stale.exists() and alive.exists()
+    with staging_dir(tmp_path / "out") as tmp:
+        assert not stale.exists() and alive.exists()  # removed before the new run writes anything
+        (tmp / "report.json").write_text("{}")
+    assert (tmp_path / "out" / "report.json").is_file() and alive.exists()
     assert "removing stale partial output" in caplog.text and str(stale) in caplog.text
 
 
 @pytest.mark.slow
 def test_killed_run_then_next_run(tmp_path) -> None:
     """SIGKILL mid-quantize in a subprocess (as an OOM kill would), then a normal run on the same --out: it
-    removes the dead run's staging folder, says so, and completes. Its default output has no INFO lines."""
+    removes the dead run's staging folder, says so, and completes. The killed run was --verbose and showed NNCF's
+    messages; the default output has no INFO lines."""
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "compress.quantize", *FAST, "--out", str(out)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "killed.log"
+    with log.open("w") as f:  # unbuffered: a SIGKILL must not lose what the run printed
+        proc = subprocess.Popen([*cmd, "--verbose"], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    # killed once NNCF is done (model_int8.xml staged), during the evaluation that follows it
     deadline = time.time() + 300
-    while time.time() < deadline and not any((p / "model_fp32.xml").exists() for p in tmp_path.glob(".run.partial-*")):
+    while time.time() < deadline and not any((p / "model_int8.xml").exists() for p in tmp_path.glob(".run.partial-*")):
         time.sleep(0.2)
     assert proc.poll() is None, "the run ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert "INFO" in log.read_text()  # --verbose shows NNCF's messages
     assert [p.name[:13] for p in tmp_path.glob(".run.partial-*")] == [".run.partial-"]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "removing stale partial output" in r.stderr
     assert not list(tmp_path.glob(".run.partial-*")) and (out / "model_int8.xml").is_file()
     assert "INFO:nncf" not in r.stdout + r.stderr and "INFO" not in r.stdout + r.stderr  # quiet by default
-    r = subprocess.run([*cmd[:-2], "--out", str(tmp_path / "v"), "--verbose"], cwd=ROOT, capture_output=True,
-                       text=True, timeout=600)
-    assert r.returncode == 0 and "INFO" in r.stdout + r.stderr  # --verbose shows NNCF's messages
 
 
 # ---------------------------------------------------------------- evaluate
