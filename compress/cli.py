@@ -24,6 +24,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from reference_np.specs import INPUT_MULTIPLE
 
+from .data import DEFAULT_EXIF, EXIF_MODES
 from .errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -57,7 +58,7 @@ FLAGS: dict[str, str] = {
     "batch": "--batch", "benchmark_seconds": "--benchmark-seconds", "benchmark_batch": "--benchmark-batch",
     "ratio": "--ratio", "head_ratio": "--head-ratio", "method": "--method", "round_to": "--round-to",
     "finetune_steps": "--finetune-steps", "finetune_batch": "--finetune-batch", "lr": "--lr", "data": "--data",
-    "input_size": "--input-size", "finetune_size": "--finetune-size",
+    "input_size": "--input-size", "finetune_size": "--finetune-size", "exif": "--exif",
     "backend": "--backend", "precision": "--precision", "checkpoint": "--checkpoint", "model": "--model",
 }
 
@@ -105,6 +106,14 @@ def input_size(text: str) -> int:
     return v
 
 
+def add_exif_option(ap: argparse.ArgumentParser) -> None:
+    """--exif, on every command that preprocesses images (data.EXIF_MODES)."""
+    ap.add_argument("--exif", choices=EXIF_MODES, default=DEFAULT_EXIF,
+                    help="EXIF orientation of image files: ignore = preprocess the pixels as stored (timm, torchvision "
+                         "ImageFolder: what published ImageNet accuracies assume), apply = turn each image upright "
+                         "first, as a photo viewer shows it (default: %(default)s)")
+
+
 def add_quant_options(ap: argparse.ArgumentParser) -> None:
     """The INT8 options, shared with `compress.prune --quantize`."""
     d = QuantSettings()
@@ -143,6 +152,7 @@ def add_quant_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--allow-overlap", action="store_true",
                     help="accept a --val that shares images with --calib (compress.prune: or with --data)")
     ap.add_argument("--val-limit", type=positive_int, default=None, help="evaluate a seeded subset of --val")
+    add_exif_option(ap)
     ap.add_argument("--max-drop", type=float, default=DEFAULT_RUN.max_drop,
                     help="top-1 points (accuracy control; default: %(default)s)")
     ap.add_argument("--device", default=DEFAULT_RUN.device,
@@ -180,7 +190,7 @@ def settings_from_args(args: argparse.Namespace) -> QuantSettings:
 
 def data_spec_from_args(args: argparse.Namespace) -> DataSpec:
     return DataSpec(args.calib, args.val, args.val_fraction, args.val_limit, args.accuracy_control,
-                    args.allow_overlap, args.seed)
+                    args.allow_overlap, args.seed, args.exif)
 
 
 def data_parts_from_args(args: argparse.Namespace, checkpoint: str, size: int) -> DataParts:

@@ -21,7 +21,7 @@ from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from reference_np.specs import CROP_PCT, IMAGENET_MEAN, IMAGENET_STD, check_input_size
 
@@ -30,6 +30,10 @@ from .errors import InputError
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif"}
 DEFAULT_DATA_ROOT = Path.home() / ".cache" / "cloformer" / "data"
 SYNSETS_FILE = Path(__file__).resolve().parent / "resources" / "imagenet_synsets.txt"
+# EXIF orientation (a phone photo tagged "rotate 90°"): 'ignore' preprocesses the pixels as stored, as timm's and
+# torchvision's ImageFolder do and so as published ImageNet accuracies assume; 'apply' turns them upright first
+EXIF_MODES = ("ignore", "apply")
+DEFAULT_EXIF = "ignore"
 
 
 # ---------------------------------------------------------------- preprocessing
@@ -60,6 +64,13 @@ def center_crop(img: Image.Image, size: int) -> Image.Image:
         raise ValueError(f"image {w}x{h} is smaller than the {size}x{size} crop")
     left, top = round((w - size) / 2.0), round((h - size) / 2.0)  # as torchvision CenterCrop
     return img.crop((left, top, left + size, top + size))
+
+
+def orient(img: Image.Image, exif: str = DEFAULT_EXIF) -> Image.Image:
+    """The image as stored ('ignore') or as displayed ('apply': its EXIF orientation tag applied)."""
+    if exif not in EXIF_MODES:
+        raise InputError(f"exif must be one of {', '.join(EXIF_MODES)}; got {exif!r}", field="exif")
+    return ImageOps.exif_transpose(img) if exif == "apply" else img
 
 
 def normalize(rgb: np.ndarray) -> np.ndarray:
@@ -117,6 +128,7 @@ class DataSource:
     used: list[Item] = field(default_factory=list, repr=False)
     skipped: list[str] = field(default_factory=list, repr=False)
     warn: bool = True
+    exif: str = DEFAULT_EXIF  # EXIF_MODES
     _done: bool = field(default=False, repr=False)
 
     def __len__(self) -> int:
@@ -134,7 +146,7 @@ class DataSource:
         return list(self.used) if self._done else self.items[:self.limit]
 
     def _derive(self, name: str, items: list[Item], limit: int | None) -> DataSource:
-        return DataSource(name, items, self.size, self.classes, limit, warn=self.warn)
+        return DataSource(name, items, self.size, self.classes, limit, warn=self.warn, exif=self.exif)
 
     def subset(self, n: int | None, seed: int = 0) -> DataSource:
         """A seeded subset of n images: n candidates drawn at random (kept in source order), then the rest of
@@ -175,7 +187,7 @@ class DataSource:
         """(preprocessed float32 [3,S,S], None) (with `pixels`: the uint8 [S,S,3] crop before normalisation), or
         (None, why) for an unreadable image."""
         try:
-            img = it.load()
+            img = orient(it.load(), self.exif)
             return (crop(img, self.size) if pixels else preprocess(img, self.size)), None
         except UNREADABLE as e:
             return None, f"{it.key}: {type(e).__name__}: {e}"
@@ -262,7 +274,8 @@ class DataSource:
 
     def manifest(self, hashes: bool = True) -> dict[str, object]:
         items = self.planned()
-        return {"name": self.name, "n": len(items), "input_size": self.size, "sha256_of_items": self.digest(),
+        return {"name": self.name, "n": len(items), "input_size": self.size, "exif": self.exif,
+                "sha256_of_items": self.digest(),
                 "skipped": len(self.skipped),
                 "classes": self.classes if self.classes and len(self.classes) <= 64 else
                 (len(self.classes) if self.classes else None),

@@ -26,7 +26,7 @@ log = logging.getLogger("compress")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .cli import add_common, input_size, positive_int
+    from .cli import add_common, add_exif_option, input_size, positive_int
     from .sources import source_help
 
     ap = argparse.ArgumentParser(prog="python -m compress.evaluate", description=__doc__,
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch-size", type=positive_int, default=32)
     ap.add_argument("--limit", type=positive_int, default=None, help="evaluate a seeded subset of this many images")
     ap.add_argument("--workers", type=positive_int, default=None, help="decoding threads (default: all cores)")
+    add_exif_option(ap)
     ap.add_argument("--json", type=Path, help="write {top1, top5, n, images_per_s, ...} here")
     add_common(ap)
     return ap
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json is not None and not args.json.parent.is_dir():
             raise InputError(f"--json {args.json}: folder {args.json.parent} does not exist")
         res = run_eval(EvalJob(checkpoint, args.data, variant, args.backend, args.device, args.precision or None,
-                               args.input_size, args.batch_size, args.limit, args.workers))
+                               args.input_size, args.batch_size, args.limit, args.workers, args.exif))
         acc = (f"top-1 {res.top1:.2f}%  top-5 {res.top5:.2f}%" if res.top1 is not None else "no labels: accuracy n/a")
         print(f"{checkpoint} on {res.source} ({res.n} images): {acc}  [{res.images_per_s:.1f} images/s]")
         if args.json:

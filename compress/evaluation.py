@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from reference_np.specs import IMAGENET_MEAN, IMAGENET_STD
 
-from .data import DataSource, no_images
+from .data import DEFAULT_EXIF, DataSource, no_images
 from .errors import InputError
 from .metrics import topk_accuracy
 from .settings import BACKENDS, PRECISIONS, Backend, Precision, check_choice
@@ -34,11 +34,13 @@ class EvalResult:
     backend: str
     images_per_s: float | None = None
     skipped: int = 0
+    exif: str = DEFAULT_EXIF  # how the source read EXIF orientation
     logits: np.ndarray | None = field(default=None, repr=False)
     labels: np.ndarray | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, object]:
-        return {k: getattr(self, k) for k in ("n", "top1", "top5", "source", "backend", "images_per_s", "skipped")}
+        return {k: getattr(self, k) for k in ("n", "top1", "top5", "source", "backend", "images_per_s", "skipped",
+                                                "exif")}
 
 
 def _result(logits: list[np.ndarray], labels: list[int | None], source: DataSource | Preloaded, backend: str,
@@ -51,7 +53,7 @@ def _result(logits: list[np.ndarray], labels: list[int | None], source: DataSour
     if lab is not None:
         top1, top5 = topk_accuracy(out, lab, 1), topk_accuracy(out, lab, 5)
     return EvalResult(len(out), top1, top5, source.name, backend, len(out) / max(seconds, 1e-9),
-                      len(source.skipped), out, lab)
+                      len(source.skipped), source.exif, out, lab)
 
 
 def evaluate(predict: Predict, source: DataSource | Preloaded, batch_size: int = 32, backend: str = "",
@@ -77,6 +79,7 @@ class Preloaded:
     ys: list[int | None]
     skipped: list[str] = field(default_factory=list)
     sha256_of_items: str = ""  # the source's digest of the images it holds
+    exif: str = DEFAULT_EXIF  # how the source read EXIF orientation (data.EXIF_MODES)
 
     def digest(self) -> str:
         """As DataSource.digest: names this data in a report."""
@@ -100,7 +103,7 @@ class Preloaded:
         if not pairs:
             raise no_images("data source", source.name)
         return cls(source.name, np.stack([x for x, _ in pairs]), [y for _, y in pairs], list(source.skipped),
-                   source.digest())
+                   source.digest(), source.exif)
 
 
 def pad_batch(x: np.ndarray, n: int) -> np.ndarray:
@@ -307,6 +310,7 @@ class EvalJob:
     batch_size: int = 32
     limit: int | None = None
     workers: int | None = None
+    exif: str = DEFAULT_EXIF  # data.EXIF_MODES
 
     def __post_init__(self) -> None:
         check_choice(self.backend, (*BACKENDS, "auto"), "backend")
@@ -328,7 +332,7 @@ def run_eval(job: EvalJob) -> EvalResult:
         if size is not None and job.input_size is not None and job.input_size != size:
             raise InputError(f"{ckpt} takes {size}x{size} input; {job.input_size} does not fit", field="input_size")
         size = job.input_size or size or 224
-        source = resolve_source(job.data, size, job.limit)
+        source = resolve_source(job.data, size, job.limit, exif=job.exif)
         out_classes = model.output(0).get_partial_shape()[-1]
         if out_classes.is_static:
             source.check_labels(out_classes.get_length())
@@ -342,6 +346,6 @@ def run_eval(job: EvalJob) -> EvalResult:
         raise InputError(f"backend openvino needs an .xml IR; {ckpt} is a checkpoint (torch or numpy)",
                          field="backend")
     predict, loaded = _checkpoint_predictor(ckpt, backend, job.variant)
-    source = resolve_source(job.data, job.input_size or loaded.input_size, job.limit)
+    source = resolve_source(job.data, job.input_size or loaded.input_size, job.limit, exif=job.exif)
     source.check_labels(loaded.num_classes)
     return evaluate(predict, source, job.batch_size, backend=f"{ckpt} ({backend})")

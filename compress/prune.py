@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or Path("outputs") / f"{args.model}-pruned-{args.method}-{datetime.now():%Y%m%d-%H%M%S}"
         check_target(out, args.force)
         loaded = load(args.model, args.checkpoint, args.input_size)
-        data = resolve_source(args.data, args.finetune_size or loaded.trained_size)
+        data = resolve_source(args.data, args.finetune_size or loaded.trained_size, exif=args.exif)
         parts = data_parts_from_args(args, args.checkpoint, loaded.input_size)
         report = prune_model(PruneJob(loaded, settings, data, parts, quant_settings, run), out)
         a, m = report.accuracy, report.macs

@@ -189,7 +189,7 @@ def int8_stages(job: QuantJob, folder: Path, lap: Timer) -> QuantReport:
 
 # ------------------------------------------------------------------ the stages
 def data_part(src: DataSource | Preloaded) -> DataPart:
-    return DataPart(src.name, len(src), src.digest(), len(src.skipped))
+    return DataPart(src.name, len(src), src.digest(), len(src.skipped), src.exif)
 
 
 def hold_out(val: DataSource, input_size: int, seed: int) -> HeldOut:

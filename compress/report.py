@@ -106,6 +106,7 @@ class DataPart:
     n: int
     sha256_of_items: str
     skipped: int = 0
+    exif: str = "ignore"  # compress.data.EXIF_MODES: EXIF orientation applied before preprocessing or not
 
 
 @dataclass

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from reference_np.specs import check_input_size
 
 from . import proxy
-from .data import DEFAULT_DATA_ROOT, DataSource, Item, data_root, file_sha256, folder_source
+from .data import DEFAULT_DATA_ROOT, DEFAULT_EXIF, EXIF_MODES, DataSource, Item, data_root, file_sha256, folder_source
 from .errors import InputError
 from .settings import check_count
 
@@ -37,10 +37,14 @@ NAMED_SOURCES: dict[str, tuple[Callable[[int], DataSource], str]] = {
 }
 
 
-def resolve_source(spec: str | os.PathLike, size: int, limit: int | None = None, seed: int = 0) -> DataSource:
-    """A data source by registered name or folder path; `limit` takes a seeded subset of that many images.
+def resolve_source(spec: str | os.PathLike, size: int, limit: int | None = None, seed: int = 0,
+                   exif: str = DEFAULT_EXIF) -> DataSource:
+    """A data source by registered name or folder path; `limit` takes a seeded subset of that many images; `exif`
+    (data.EXIF_MODES) says whether images are turned upright by their EXIF orientation before preprocessing.
     Every problem with it (missing, not a folder, no images, mixed layout) is an InputError naming it."""
     check_input_size(size, size)
+    if exif not in EXIF_MODES:
+        raise InputError(f"exif must be one of {', '.join(EXIF_MODES)}; got {exif!r}", field="exif")
     try:
         if isinstance(spec, str) and spec in NAMED_SOURCES:
             src = NAMED_SOURCES[spec][0](size)
@@ -48,6 +52,7 @@ def resolve_source(spec: str | os.PathLike, size: int, limit: int | None = None,
             src = folder_source(spec, size)
     except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
         raise InputError(str(e)) from None
+    src.exif = exif
     return src.subset(limit, seed)
 
 
@@ -109,11 +114,14 @@ class DataSpec:
     accuracy_control: bool = False  # validation split again into a tuning and a held-out half
     allow_overlap: bool = False  # accept a val that shares images with calib
     seed: int = 0
+    exif: str = DEFAULT_EXIF  # data.EXIF_MODES, for every part
 
     def __post_init__(self) -> None:
         if not 0 < self.val_fraction < 1:
             raise InputError(f"val_fraction must be in (0, 1); got {self.val_fraction}", field="val_fraction")
         check_count(self.val_limit, "val_limit")
+        if self.exif not in EXIF_MODES:
+            raise InputError(f"exif must be one of {', '.join(EXIF_MODES)}; got {self.exif!r}", field="exif")
 
 
 def quant_parts(spec: DataSpec, size: int, default_val: str | None = None) -> DataParts:
@@ -121,7 +129,7 @@ def quant_parts(spec: DataSpec, size: int, default_val: str | None = None) -> Da
     - an explicit `val` (or the checkpoint's own held-out set, `default_val`) is checked for overlap;
     - with neither, the calibration source is split (seeded, class-balanced) into disjoint parts."""
     calib, val, seed, val_fraction = spec.calib, spec.val, spec.seed, spec.val_fraction
-    calib_src = resolve_source(calib, size)
+    calib_src = resolve_source(calib, size, exif=spec.exif)
     val_spec = val if val is not None else default_val
     if val_spec is None:
         calib_part, val_src = calib_src.split(val_fraction, seed)
@@ -131,7 +139,7 @@ def quant_parts(spec: DataSpec, size: int, default_val: str | None = None) -> Da
                 f"no validation data given: {calib_src.name} split into disjoint parts (seed {seed})")
         calib_src, overlap = calib_part, 0
     else:
-        val_src = resolve_source(val_spec, size)
+        val_src = resolve_source(val_spec, size, exif=spec.exif)
         shared = shared_items(calib_src, val_src)
         overlap = len(shared)
         if shared and not spec.allow_overlap:

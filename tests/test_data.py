@@ -386,3 +386,48 @@ def test_calibration_and_evaluation_see_the_golden_input(pp_golden, photo_folder
     streamed = evaluate_openvino(xml, resolve_source(str(photo_folder), 64), F32, progress=False).logits
     preloaded = evaluate_openvino(xml, Preloaded.of(resolve_source(str(photo_folder), 64)), F32, progress=False)
     assert rel_max(streamed, ref) <= FLOAT32_REL and rel_max(preloaded.logits, ref) <= FLOAT32_REL
+
+
+# ---------------------------------------------------------------- EXIF orientation (issue 30)
+@pytest.fixture(scope="module")
+def exif_folder(tmp_path_factory, pp_golden) -> Path:
+    """The golden photo as a phone stores a portrait shot: landscape pixels in a JPEG tagged orientation 6
+    ("rotate 90° clockwise to display")."""
+    folder = tmp_path_factory.mktemp("exif")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation
+    Image.fromarray(pp_golden["photo"]).save(folder / "portrait.jpg", quality=95, exif=exif.tobytes())
+    return folder
+
+
+@pytest.mark.parametrize("exif", ["ignore", "apply"])
+def test_exif_orientation_ignored_or_applied(exif_folder, exif: str) -> None:
+    """--exif ignore (the default, as timm and torchvision's ImageFolder) preprocesses the pixels as stored;
+    --exif apply turns the photo upright first, as a viewer shows it. Expected crops come from PIL directly: the
+    decoded JPEG, and for 'apply' that JPEG rotated 90° clockwise (Transpose.ROTATE_270)."""
+    from compress.data import crop
+
+    src = resolve_source(exif_folder, 64, exif=exif)
+    assert src.manifest(hashes=False)["exif"] == exif
+    ((px, _),) = list(src.decoded(workers=1, pixels=True))
+    with Image.open(exif_folder / "portrait.jpg") as f:
+        assert f.getexif()[0x0112] == 6 and f.size == (200, 150)
+        stored = f.convert("RGB")
+    upright = stored.transpose(Image.Transpose.ROTATE_270)
+    assert upright.size == (150, 200)
+    want = crop(stored if exif == "ignore" else upright, 64)
+    other = crop(upright if exif == "ignore" else stored, 64)
+    assert np.array_equal(px, want)
+    assert np.abs(want.astype(int) - other.astype(int)).max() > 100  # the two settings really differ
+
+
+def test_exif_setting_refused_when_unknown_and_recorded_by_the_commands(tmp_path, exif_folder) -> None:
+    """A bad --exif value is one InputError naming the field; compress.evaluate writes what it used."""
+    from compress import evaluate
+
+    with pytest.raises(InputError, match="exif"):
+        resolve_source(exif_folder, 64, exif="rotate")
+    out = tmp_path / "r.json"
+    assert evaluate.main(["--checkpoint", "proxy", "--data", str(exif_folder), "--exif", "apply", "--input-size",
+                          "64", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["exif"] == "apply"
