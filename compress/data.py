@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -325,18 +326,45 @@ def open_image(path: Path) -> Image.Image:
         return img
 
 
+def _broken_link(e: os.DirEntry) -> str | None:
+    """Why a symbolic link cannot be read as data ('dangling link to X', 'link loop', 'link to its own
+    ancestor X'), or None for anything else. One stat per link (cached by DirEntry); a resolve only for links to
+    folders, which are few."""
+    if not e.is_symlink():
+        return None
+    try:
+        st = e.stat()
+    except FileNotFoundError:
+        return f"dangling link to {os.readlink(e.path)}"
+    except OSError:  # ELOOP
+        return "link loop"
+    if stat.S_ISDIR(st.st_mode):
+        target, parent = Path(e.path).resolve(), Path(e.path).parent.resolve()
+        if parent == target or target in parent.parents:
+            return f"link to its own ancestor {target}"
+    return None
+
+
 def scan_folder(folder: Path) -> tuple[list[Path], list[Path]]:
     """(image files, visible subfolders) of a folder, sorted; one scandir, no per-file stat beyond it. Hidden
-    entries (dot names: .ipynb_checkpoints/, .DS_Store) are ignored: the one rule of every folder reader."""
-    files, dirs = [], []
+    entries (dot names: .ipynb_checkpoints/, .DS_Store) are ignored: the one rule of every folder reader.
+    Symbolic links that lead nowhere (dangling, a loop, a folder's own ancestor) are skipped with one warning
+    that names them: counted as a class or followed, they would mislabel or never end."""
+    files, dirs, broken = [], [], []
     with os.scandir(folder) as it:
         for e in it:
             if e.name.startswith("."):
                 continue
-            if e.is_dir():
+            why = _broken_link(e)
+            if why is not None:
+                broken.append(f"{e.path} ({why})")
+            elif e.is_dir():
                 dirs.append(Path(e.path))
             elif os.path.splitext(e.name)[1].lower() in IMAGE_EXTS and e.is_file():
                 files.append(Path(e.path))
+    if broken:
+        warnings.warn(f"{folder}: skipped {len(broken)} symbolic link(s) that lead nowhere: "
+                      f"{'; '.join(sorted(broken)[:3])}{'; ...' if len(broken) > 3 else ''}", stacklevel=2)
     return sorted(files), sorted(dirs)
 
 
@@ -346,6 +374,8 @@ def folder_source(root: str | os.PathLike, size: int, name: str | None = None) -
     other class names, or class folders with loose images, is refused: its labels would be ambiguous."""
     root = Path(root)
     if not root.exists():
+        if root.is_symlink():
+            raise FileNotFoundError(f"data source {root} is a dangling symbolic link (to {os.readlink(root)})")
         raise FileNotFoundError(f"data source folder not found: {root}")
     if not root.is_dir():
         raise NotADirectoryError(f"data source is not a folder: {root}")

@@ -431,3 +431,27 @@ def test_exif_setting_refused_when_unknown_and_recorded_by_the_commands(tmp_path
     assert evaluate.main(["--checkpoint", "proxy", "--data", str(exif_folder), "--exif", "apply", "--input-size",
                           "64", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["exif"] == "apply"
+
+
+# ---------------------------------------------------------------- links that lead nowhere (issue 30)
+def test_links_that_lead_nowhere_are_named(tmp_path) -> None:
+    """A loop link, a link to the folder's own ancestor and a dangling link inside a class-layout folder are
+    skipped with one warning naming each (they used to be a traceback, or counted as a class); a dangling link
+    given as the folder is called that, not 'not found'."""
+    root = tmp_path / "data"
+    write_images(root / "cat", ["a.png", "b.png"])
+    write_images(root / "dog", ["c.png", "d.png"])
+    (root / "loop_a").symlink_to(root / "loop_b")
+    (root / "loop_b").symlink_to(root / "loop_a")
+    (root / "self").symlink_to(root)
+    (root / "cat" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    with pytest.warns(UserWarning) as seen:
+        src = resolve_source(root, 32)
+    text = " ".join(str(w.message) for w in seen)
+    for name, why in [("loop_a", "link loop"), ("loop_b", "link loop"), ("self", "link to its own ancestor"),
+                      ("gone.png", "dangling link")]:
+        assert f"{name} ({why}" in text, (name, text)
+    assert src.classes == ["cat", "dog"] and len(src) == 4
+    (tmp_path / "dangling").symlink_to(tmp_path / "no_such_folder")
+    with pytest.raises(InputError, match=r"dangling symbolic link \(to .*no_such_folder\)"):
+        resolve_source(tmp_path / "dangling", 32)
