@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -164,6 +164,24 @@ def check_target(out: Path, force: bool, need_bytes: int = 0) -> None:
     if need_bytes and free < need_bytes:
         raise InputError(f"not enough free space for {out}: {existing} has {free / 1e6:.1f} MB free, the output "
                          f"needs about {need_bytes / 1e6:.0f} MB")
+
+
+def check_apart(out: Path, inputs: Mapping[str, str | os.PathLike | None]) -> None:
+    """Refuse an output inside an input folder (the next run would read the output as data: loose images, or
+    a 17th class) and an input inside the output (replacing the output would delete it). `inputs` maps each
+    input's field name to its path; None and paths that do not exist (named sources, errors found later) are
+    passed over. Links are followed: a link to a data folder is that folder."""
+    real_out = Path(os.path.realpath(out))
+    for name, path in inputs.items():
+        if path is None or not os.path.exists(path):
+            continue
+        real_in = Path(os.path.realpath(path))
+        if real_out == real_in or real_in in real_out.parents:
+            raise InputError(f"output {out} is inside {name} {path}: the next run would read it as data; "
+                             "choose an out outside every input folder", field=("out", name))
+        if real_out in real_in.parents:
+            raise InputError(f"{name} {path} is inside output {out}, which the run replaces; choose another out",
+                             field=(name, "out"))
 
 
 @contextmanager

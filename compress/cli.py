@@ -60,6 +60,7 @@ FLAGS: dict[str, str] = {
     "finetune_steps": "--finetune-steps", "finetune_batch": "--finetune-batch", "lr": "--lr", "data": "--data",
     "input_size": "--input-size", "finetune_size": "--finetune-size", "exif": "--exif",
     "backend": "--backend", "precision": "--precision", "checkpoint": "--checkpoint", "model": "--model",
+    "src": "--src", "labels": "--labels",
 }
 
 

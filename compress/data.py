@@ -130,6 +130,7 @@ class DataSource:
     skipped: list[str] = field(default_factory=list, repr=False)
     warn: bool = True
     exif: str = DEFAULT_EXIF  # EXIF_MODES
+    root: Path | None = None  # the folder it was read from (None: embedded crops)
     _done: bool = field(default=False, repr=False)
 
     def __len__(self) -> int:
@@ -147,7 +148,7 @@ class DataSource:
         return list(self.used) if self._done else self.items[:self.limit]
 
     def _derive(self, name: str, items: list[Item], limit: int | None) -> DataSource:
-        return DataSource(name, items, self.size, self.classes, limit, warn=self.warn, exif=self.exif)
+        return DataSource(name, items, self.size, self.classes, limit, warn=self.warn, exif=self.exif, root=self.root)
 
     def subset(self, n: int | None, seed: int = 0) -> DataSource:
         """A seeded subset of n images: n candidates drawn at random (kept in source order), then the rest of
@@ -368,6 +369,11 @@ def scan_folder(folder: Path) -> tuple[list[Path], list[Path]]:
     return sorted(files), sorted(dirs)
 
 
+def is_output_folder(folder: Path) -> bool:
+    """A folder this toolkit wrote (compress.quantize/prune): a report.json beside at least one IR."""
+    return (folder / "report.json").is_file() and any(folder.glob("*.xml"))
+
+
 def folder_source(root: str | os.PathLike, size: int, name: str | None = None) -> DataSource:
     """ImageNet layout (class subfolders named by WordNet id map to the ILSVRC2012 indices; other names are
     numbered in sorted order) or a flat folder of images (unlabelled). A folder that mixes WordNet ids with
@@ -380,6 +386,11 @@ def folder_source(root: str | os.PathLike, size: int, name: str | None = None) -
     if not root.is_dir():
         raise NotADirectoryError(f"data source is not a folder: {root}")
     files, subdirs = scan_folder(root)
+    ours = [d for d in subdirs if is_output_folder(d)]
+    if ours:
+        warnings.warn(f"{root}: skipped {len(ours)} output folder(s) of this toolkit (report.json beside its IRs): "
+                      f"{', '.join(d.name for d in ours[:3])}{', ...' if len(ours) > 3 else ''}", stacklevel=2)
+        subdirs = [d for d in subdirs if d not in ours]
     if subdirs:
         synsets = imagenet_synsets()
         wnid = [d.name for d in subdirs if d.name in synsets]
@@ -402,7 +413,7 @@ def folder_source(root: str | os.PathLike, size: int, name: str | None = None) -
         classes = None
     if not items:
         raise InputError(f"data source {root} holds no images ({', '.join(sorted(IMAGE_EXTS))})")
-    return DataSource(name or str(root), items, size, classes)
+    return DataSource(name or str(root), items, size, classes, root=root)
 
 
 def data_root() -> Path:

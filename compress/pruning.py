@@ -34,7 +34,7 @@ from reference_np.macs import count_macs, count_params
 from reference_np.specs import ModelPlan
 
 from . import export as E
-from .atomic import staging_dir
+from .atomic import check_apart, staging_dir
 from .data import DataSource
 from .distill import Pool, finetune, load_pool
 from .errors import InputError
@@ -154,6 +154,8 @@ def prune_model(job: PruneJob, out: Path) -> PruneReport:
     `out`. Fine-tuning runs at the fine-tuning images' size (`job.data.size`); export, evaluation and timing at
     the model's input size, which may be larger (fine-tune at 64 px, deploy at 224: CloFormer runs at any
     multiple of 32)."""
+    check_apart(out, {"data": job.data.root, "calib": job.parts.calibration.root, "val": job.parts.validation.root,
+                      "checkpoint": job.loaded.checkpoint})
     check_job(job)
     loaded, run = job.loaded, job.run
     lap = Timer.since(run.started, "load")

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from . import export as E
 from . import isa
 from . import verification as V
-from .atomic import staging_dir
+from .atomic import check_apart, staging_dir
 from .data import DataSource, no_images
 from .errors import InputError
 from .evaluation import F32, OVRun, Preloaded, evaluate_openvino
@@ -134,6 +134,7 @@ def quantize_model(loaded: LoadedModel, parts: DataParts, settings: QuantSetting
                    out: Path = Path("outputs/int8"), run: RunConfig = DEFAULT_RUN) -> QuantReport:
     """Quantize `loaded` to INT8 into the folder `out` (built under a temporary name, renamed when complete)."""
     job = QuantJob(loaded, parts, settings or QuantSettings(), run)
+    check_apart(out, {"calib": parts.calibration.root, "val": parts.validation.root, "checkpoint": loaded.checkpoint})
     lap = Timer.since(run.started, "load")
     with staging_dir(out, run.force, output_bytes(loaded)) as tmp:
         report = finish(int8_stages(job, tmp, lap), lap.times, tmp)  # the model files' sizes; reports follow

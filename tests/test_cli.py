@@ -111,6 +111,53 @@ def test_quantize_bad_input(tmp_path, capsys, bad_files, argv: list[str], messag
     assert leftovers(bad_files["afile"].parent) == []
 
 
+def test_output_and_inputs_kept_apart(tmp_path, capsys, bad_files) -> None:
+    """Issue 30: an output inside an input folder (the next run would read it as data) and an input inside the
+    output (replacing the output would delete it) are refused with exit 2 and one line, before any work, by
+    every command and tool; nothing is written and the inputs are untouched."""
+    from tools import benchmark
+
+    flat = tmp_path / "flat"
+    write_images(flat, ["a.png", "b.png", "c.png", "d.png"])
+    wn = tmp_path / "wn"
+    write_images(wn / "n01440764", ["a.jpg"])
+    ckpt_dir = tmp_path / "ckpts"
+    ckpt_dir.mkdir()
+    (ckpt_dir / "good.npz").write_bytes(bad_files["good"].read_bytes())
+    runs = [
+        (quantize.main, [*FAST, "--calib", str(flat), "--out", str(flat / "run")], "is inside --calib"),
+        (quantize.main, [*FAST, "--calib", str(flat), "--val", "proxy-val", "--out", str(flat), "--force"],
+         "is inside --calib"),
+        (quantize.main, [*FAST, "--checkpoint", str(ckpt_dir / "good.npz"), "--out", str(ckpt_dir), "--force"],
+         "is inside output"),
+        (prune.main, ["--ratio", "0.3", "--data", str(flat), *FAST, "--out", str(flat / "p")], "is inside --data"),
+        (make_imagenet_subset.main, ["--src", str(wn), "--per-class", "1", "--out", str(wn / "sub")],
+         "is inside --src"),
+        (benchmark.main, [str(bad_files["run"]), "--out", str(bad_files["run"]), "--no-python"], "is inside"),
+    ]
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    for main, argv, message in runs:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and err.strip().count("\n") == 0, (argv, err)
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+    assert (bad_files["run"] / "model_int8.xml").is_file()
+
+
+def test_an_output_folder_inside_data_is_skipped_with_a_warning(tmp_path, bad_files) -> None:
+    """A run's output left inside a data folder (report.json beside its IRs) is not read as a class or as
+    loose images: the scan skips it and names it."""
+    import shutil
+
+    from compress.sources import resolve_source
+
+    flat = tmp_path / "flat"
+    write_images(flat, ["a.png", "b.png"])
+    shutil.copytree(bad_files["run"], flat / "old_run")
+    with pytest.warns(UserWarning, match="skipped 1 output folder.*old_run"):
+        src = resolve_source(flat, 32)
+    assert src.classes is None and len(src) == 2
+
 def test_checkpoint_errors_list_every_key(bad_files) -> None:
     with pytest.raises(InputError) as e:
         loading.load("cloformer_xxs", bad_files["keys"])

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from compress import isa
-from compress.atomic import staging_dir
+from compress.atomic import check_apart, staging_dir
 from compress.errors import InputError
 from compress.render import md_table, runtime_table
 from compress.report import read_report, versions
@@ -440,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--rounds must be >= 1")
     out = args.out or Path("outputs") / f"benchmark-{datetime.now():%Y%m%d-%H%M%S}"
     try:
+        for folder in args.folders:  # the output replaces an existing --out: never one that holds the IRs
+            check_apart(out, {"folder": folder})
         with staging_dir(out, force=True) as tmp:
             base_dir = tmp / "baseline"
             base_dir.mkdir()

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from compress.atomic import staging_dir
+from compress.atomic import check_apart, staging_dir
 from compress.cli import run_main
 from compress.data import data_root, file_sha256, imagenet_synsets, scan_folder
 from compress.errors import InputError
@@ -93,6 +93,7 @@ def build(src: Path, per_class: int, out: Path, seed: int = 0, mode: str = "copy
         raise InputError("--per-class must be >= 1")
     if not src.is_dir():
         raise InputError(f"source folder not found: {src}")
+    check_apart(out, {"src": src, "labels": labels})
     by_class = class_files(src, labels)
     index = {s: i for i, s in enumerate(imagenet_synsets())}
     rng = np.random.default_rng(seed)
