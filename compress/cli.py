@@ -213,33 +213,6 @@ def add_common(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--verbose", action="store_true", help="show NNCF/OpenVINO INFO messages")
 
 
-class _Fallbacks(logging.Filter):
-    """NNCF's known, expected fallbacks, said once by this tool instead of once per quantizer."""
-
-    KNOWN: typing.ClassVar[dict[str, str]] = {"Rollback to RangeEstimatorParametersSet.MINMAX":
-             "histogram ranges fell back to min/max for {n} per-channel activation quantizer(s) (NNCF's histogram "
-             "aggregator is per-tensor only); expected"}
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.counts: dict[str, int] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        for key in self.KNOWN:
-            if key in record.getMessage():
-                self.counts[key] = self.counts.get(key, 0) + 1
-                return False
-        return True
-
-    def report(self) -> None:
-        for key, n in self.counts.items():
-            logging.getLogger("compress").warning(self.KNOWN[key].format(n=n))
-        self.counts.clear()
-
-
-FALLBACKS = _Fallbacks()
-
-
 def _warning_as_log(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                     file: object = None, line: str | None = None) -> None:
     # one line in the tool's words, through logging (and so above the progress bars), not "file:line: ..."
@@ -251,7 +224,7 @@ def configure_logging(verbose: bool) -> None:
     level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     logging.getLogger("compress").setLevel(logging.INFO)
-    for name in ("nncf", "openvino"):
+    for name in ("nncf", "openvino", "matplotlib"):  # matplotlib: "generated new fontManager" is INFO
         logging.getLogger(name).setLevel(level)
     try:
         from nncf.common.logging.logger import set_log_level
@@ -259,12 +232,7 @@ def configure_logging(verbose: bool) -> None:
         set_log_level(level)
     except ImportError:
         pass
-    nncf_log = logging.getLogger("nncf")
-    FALLBACKS.counts.clear()  # counted per run
-    if verbose:
-        nncf_log.removeFilter(FALLBACKS)
-    else:
-        nncf_log.addFilter(FALLBACKS)
+    if not verbose:
         warnings.filterwarnings("ignore", module=r"torch\.onnx.*")
         warnings.filterwarnings("ignore", category=UserWarning, module=r"nncf.*")
         warnings.filterwarnings("ignore", message=r".*TracerWarning.*")
@@ -307,7 +275,6 @@ def run_main(prog: str, job: Callable[[], int], verbose: bool = False) -> int:
         # above the progress bars, not glued to them
         with logging_redirect_tqdm(loggers=[logging.getLogger(), logging.getLogger("nncf")]):
             status = job()
-        FALLBACKS.report()
         return status
     except InputError as e:
         print(f"{prog}: error: {cli_message(e)}", file=sys.stderr)

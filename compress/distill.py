@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 import reference_np as rn
 
 from .augment import augment
 from .data import DataSource, no_images
 from .nncf_pruning import SCHED_EPOCHS
+from .progress import Progress
 
 if TYPE_CHECKING:
     from .pruning import PruneSettings
@@ -43,7 +43,7 @@ class Masks:
 
 def load_pool(source: DataSource) -> Pool:
     xs, ys = [], []
-    for x, y in tqdm(source, total=len(source), desc=f"load {source.name}", unit="img"):
+    for x, y in Progress(source, total=len(source), desc=f"load {source.name}", unit="img"):
         xs.append(x)
         ys.append(y)
     if not xs:
@@ -70,7 +70,7 @@ def finetune(student: torch.nn.Module, teacher: torch.nn.Module, pool: Pool, set
     teacher.eval()
     student.train()
     losses = []
-    bar = tqdm(range(steps), desc="fine-tune (distillation)", unit="step")
+    bar = Progress(range(steps), desc="fine-tune (distillation)", unit="step")
     for step in bar:
         idx = torch.randint(0, len(pool_x), (min(batch, len(pool_x)),), generator=g)
         x = (augment(pool_x[idx] * std * 255 + mean * 255, g) / 255 - mean) / std  # augment in pixel space

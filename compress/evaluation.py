@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from tqdm import tqdm
 
 from reference_np.specs import IMAGENET_MEAN, IMAGENET_STD
 
 from .data import DEFAULT_EXIF, DataSource, no_images
 from .errors import InputError
 from .metrics import topk_accuracy
+from .progress import Progress
 from .settings import BACKENDS, PRECISIONS, Backend, Precision, check_choice
 
 Predict = Callable[[np.ndarray], np.ndarray]  # float32 [B,3,S,S] -> logits [B,classes]
@@ -61,7 +61,7 @@ def evaluate(predict: Predict, source: DataSource | Preloaded, batch_size: int =
     """Run `predict` over the source batch by batch; keep all logits (for agreement metrics)."""
     logits, labels = [], []
     t0 = time.perf_counter()
-    with tqdm(total=len(source), desc=f"eval {backend} on {source.name}", unit="img", disable=not progress,
+    with Progress(total=len(source), desc=f"eval {backend} on {source.name}", unit="img", disable=not progress,
               leave=False) as bar:
         for x, y in source.batches(batch_size):
             logits.append(np.asarray(predict(x), dtype=np.float64))
@@ -98,7 +98,7 @@ class Preloaded:
 
     @classmethod
     def of(cls, source: DataSource, workers: int | None = None) -> Preloaded:
-        pairs = list(tqdm(source.decoded(workers), total=len(source), desc=f"load {source.name}",
+        pairs = list(Progress(source.decoded(workers), total=len(source), desc=f"load {source.name}",
                           unit="img", leave=False))
         if not pairs:
             raise no_images("data source", source.name)
@@ -164,7 +164,7 @@ def evaluate_openvino(model: Any, source: DataSource | Preloaded, run: OVRun = A
     queue = ov.AsyncInferQueue(compiled, 0)  # 0: the plugin's optimal number of requests
     logits: dict[int, np.ndarray] = {}
     labels: list[int | None] = []
-    bar = tqdm(total=len(source), desc=f"eval {backend} on {source.name}", unit="img", disable=not progress,
+    bar = Progress(total=len(source), desc=f"eval {backend} on {source.name}", unit="img", disable=not progress,
                leave=False)
 
     def done(request: Any, first: tuple[int, int]) -> None:

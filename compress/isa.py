@@ -104,8 +104,8 @@ def isa_matrix(xml: Path, levels: list[str], graph_x: np.ndarray, graph_logits: 
                source: str) -> list[Any]:
     """One IsaRow per level, each measured by a child process that runs under ONEDNN_MAX_CPU_ISA=level (the
     native level inherits this process's environment)."""
-    from tqdm import tqdm
 
+    from .progress import Progress
     from .report import IsaRow, from_plain
 
     rows = []
@@ -115,7 +115,7 @@ def isa_matrix(xml: Path, levels: list[str], graph_x: np.ndarray, graph_logits: 
         np.savez(data, graph_x=graph_x, graph_logits=graph_logits, graph_f32_sqnr_db=graph_f32_sqnr_db,
                  val_x=val_x, fp32_logits=fp32_logits, labels=np.array([]) if labels is None else labels,
                  source=source)
-        for level in tqdm(levels, desc="ISA matrix", unit="ISA"):
+        for level in Progress(levels, desc="ISA matrix", unit="ISA"):
             env = dict(os.environ)
             if level != own or imposed_isa() is not None:
                 env[ISA_ENV] = level

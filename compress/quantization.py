@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from tqdm import tqdm
 
 from . import export as E
 from . import isa
@@ -30,6 +29,7 @@ from .errors import InputError
 from .evaluation import F32, OVRun, Preloaded, evaluate_openvino
 from .loading import LoadedModel, output_bytes
 from .metrics import compare_int8
+from .progress import Progress
 from .render import write_quant_outputs
 from .report import (
     AccuracyControl,
@@ -107,6 +107,7 @@ class Quantized:
     taps_model: Any  # ov.Model: the quantized deploy graph with its named intermediates
     xml: Path  # model_int8.xml: the same graph with only the logits
     fake_quantize: int
+    notes: list[str] = field(default_factory=list)  # NNCF's expected messages, counted (ExpectedMessages)
 
 
 @dataclass
@@ -185,7 +186,7 @@ def int8_stages(job: QuantJob, folder: Path, lap: Timer) -> QuantReport:
         worst_layers=[w.name for w in sorted(diagnosis.layers, key=lambda d: d.int8_db)[:5]],
         targets=targets(evaluation, diagnosis, matrix, settings, default_precision(run.device)),
         runtime=diagnosis.runtime, int8_runtime_vs_graph=diagnosis.vs_graph,
-        accuracy_control=evaluation.accuracy_control, speed=speed, isa_matrix=matrix)
+        accuracy_control=evaluation.accuracy_control, speed=speed, isa_matrix=matrix, notes=quantized.notes)
 
 
 # ------------------------------------------------------------------ the stages
@@ -207,15 +208,16 @@ def quantize_deploy(exported: E.Exported, calibration: Calibration, settings: Qu
     """nncf.quantize of the deploy graph (with accuracy control on `tuning` when given), saved as model_int8.xml
     beside the FP32 IR."""
 
-    if tuning is not None:
-        taps = quantize_with_accuracy_control(exported.taps_model, calibration.arrays,
-                                              [(x[None], int(y)) for x, y in tuning], settings, max_drop)
-    else:
-        taps = quantize(exported.taps_model, calibration.arrays, settings)
+    with ExpectedMessages() as expected:
+        if tuning is not None:
+            taps = quantize_with_accuracy_control(exported.taps_model, calibration.arrays,
+                                                  [(x[None], int(y)) for x, y in tuning], settings, max_drop)
+        else:
+            taps = quantize(exported.taps_model, calibration.arrays, settings)
     taps = E.as_read_back(taps)  # as compiled from disk (E.as_read_back says why)
     xml = exported.fp32_xml.with_name("model_int8.xml")
     E.save_deployable(taps, xml)
-    return Quantized(taps, xml, count_fake_quantize(taps))
+    return Quantized(taps, xml, count_fake_quantize(taps), expected.notes)
 
 
 def verify(loaded: LoadedModel, exported: E.Exported, x: np.ndarray) -> list[Check]:
@@ -370,7 +372,7 @@ def finish(report: R, times: dict[str, float], folder: Path) -> R:
 # ------------------------------------------------------------------ NNCF
 def calibration_data(source: DataSource) -> list[np.ndarray]:
     """Preprocessed [1,3,S,S] arrays of a calibration source (already sized by the caller)."""
-    out = [x[None] for x, _ in tqdm(source, total=len(source), desc=f"calibration ({source.name})", unit="img")]
+    out = [x[None] for x, _ in Progress(source, total=len(source), desc=f"calibration ({source.name})", unit="img")]
     if not out:
         raise no_images("calibration source", source.name)
     return out
@@ -405,6 +407,39 @@ def check_ignored_scope(model: Any, settings: QuantSettings) -> None:
             hint = f" (op types here: {', '.join(sorted(types))})" if e.kind == "type" else \
                 " (node names look like __module.layers.0.0.attn.qkvs.0/aten::_convolution/Convolution)"
             raise InputError(f"ignored_scope '{e}' matches no node of the model{hint}", field="ignored_scope")
+
+
+# NNCF's known, expected messages (one per quantizer): counted into the report's notes while NNCF runs, not printed
+NNCF_EXPECTED = {"Rollback to RangeEstimatorParametersSet.MINMAX":
+                 "histogram ranges fell back to min/max for {n} per-channel activation quantizer(s) (NNCF's "
+                 "histogram aggregator is per-tensor only); expected"}
+
+
+class ExpectedMessages(logging.Filter):
+    """Counts NNCF_EXPECTED on the 'nncf' logger while installed; they reach the console only with --verbose (the
+    logger at INFO), and the report gets one note each (`notes`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key in NNCF_EXPECTED:
+            if key in record.getMessage():
+                self.counts[key] = self.counts.get(key, 0) + 1
+                return logging.getLogger("nncf").isEnabledFor(logging.INFO)
+        return True
+
+    def __enter__(self) -> ExpectedMessages:
+        logging.getLogger("nncf").addFilter(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("nncf").removeFilter(self)
+
+    @property
+    def notes(self) -> list[str]:
+        return [NNCF_EXPECTED[k].format(n=n) for k, n in self.counts.items()]
 
 
 def quantize(taps_model: Any, calib: list[np.ndarray], settings: QuantSettings) -> Any:

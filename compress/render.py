@@ -188,6 +188,7 @@ def write_quant_outputs(report: QuantReport, folder: Path, stem: str = "report")
                   runtime_table(report.runtime), ""]
     lines += [f"FakeQuantize nodes: {report.quantizers}. Ignored scope: "
               f"{', '.join(str(e) for e in report.settings.ignored_scope) or 'none'}.", "",
+              *(f"Note: NNCF {n}." for n in report.notes), *([""] if report.notes else []),
               "## Per-layer SQNR against the NumPy reference (worst first)", "",
               md_table(["layer", "INT8 dB", "FP32 IR dB"],
                        [[d.name, d.int8_db, d.fp32_db] for d in sorted(report.per_layer_sqnr,

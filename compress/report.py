@@ -144,6 +144,7 @@ class QuantReport:
     accuracy_control: AccuracyControl | None = None
     speed: SpeedReport | None = None  # None: skipped (--benchmark-seconds 0)
     isa_matrix: list[IsaRow] = field(default_factory=list)  # the INT8 IR under each imposed ISA (compress.isa)
+    notes: list[str] = field(default_factory=list)  # expected messages of the tools, said here instead of on stderr
     seconds: dict[str, float] = field(default_factory=dict)
     file_bytes: dict[str, int] = field(default_factory=dict)
 

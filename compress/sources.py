@@ -23,8 +23,8 @@ def imagenet_subset(size: int) -> DataSource:
     if not root.is_dir():
         raise InputError(
             f"data source 'imagenet_subset' not found at {root} (data root: $CLOFORMER_DATA, default "
-            f"{DEFAULT_DATA_ROOT}). Build it from your ILSVRC2012 validation folder with:\n"
-            f"  python -m tools.make_imagenet_subset --src /path/to/ILSVRC2012/val --per-class 1")
+            f"{DEFAULT_DATA_ROOT}); build it from your ILSVRC2012 validation folder: "
+            "python -m tools.make_imagenet_subset --src /path/to/ILSVRC2012/val --per-class 1")
     return folder_source(root, size, name="imagenet_subset")
 
 

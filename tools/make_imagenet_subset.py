@@ -20,12 +20,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from compress.atomic import check_apart, staging_dir
 from compress.cli import run_main
 from compress.data import data_root, file_sha256, imagenet_synsets, scan_folder
 from compress.errors import InputError
+from compress.progress import Progress
 
 
 def read_labels(path: Path) -> dict[str, str]:
@@ -99,7 +99,7 @@ def build(src: Path, per_class: int, out: Path, seed: int = 0, mode: str = "copy
     rng = np.random.default_rng(seed)
     with staging_dir(out, force) as tmp:
         entries = []
-        for wnid in tqdm(sorted(by_class), desc="imagenet_subset", unit="class"):
+        for wnid in Progress(sorted(by_class), desc="imagenet_subset", unit="class"):
             files = by_class[wnid]
             pick = sorted(rng.choice(len(files), min(per_class, len(files)), replace=False)) if files else []
             (tmp / wnid).mkdir()

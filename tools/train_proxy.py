@@ -29,7 +29,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tqdm import tqdm
 
 import cloformer
 import reference_np as rn
@@ -37,6 +36,7 @@ from cloformer.registry import SHIPPED
 from compress import proxy
 from compress.augment import augment, mix, random_erase
 from compress.evaluation import evaluate, torch_predictor
+from compress.progress import Progress
 
 # the shipped model's recipe, from its model card: one source for the defaults
 CARD_RECIPE = {k: cloformer.model_card("proxy")[k] for k in ("train_steps", "batch", "seed")}
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     warm = max(1, int(args.warmup * args.steps))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * (
         0.5 * (1 + np.cos(np.pi * min(1.0, max(0, s - warm) / max(1, args.steps - warm)))) * 0.99 + 0.01))
-    bar = tqdm(range(args.steps), desc="train proxy", unit="step")
+    bar = Progress(range(args.steps), desc="train proxy", unit="step")
     for _step in bar:
         idx = torch.randint(0, len(pool_y), (args.batch,), generator=g)
         x = (augment(pool_x[idx], g) - mean) / std
