@@ -71,13 +71,14 @@ def _source(n: int, size: int = 32, limit: int | None = None, fail_at: int | Non
 def busy_runtimes(folder: Path) -> Path:
     """OpenVINO and torch thread pools started in this process, as they are when the pipeline preprocesses; the
     proxy model's FP32 IR (32 px) written into `folder`."""
-    import openvino as ov
     import torch
 
-    from compress import export, loading
+    from compress import export, loading, runtime
 
     xml = export.export(loading.load("cloformer_xxs", "proxy", 32), folder).fp32_xml
-    compiled = ov.Core().compile_model(str(xml), "CPU")
+    # the device's default precision, as deployed (under an imposed ISA without bf16: f32, as on such a CPU; the
+    # plugin would otherwise pick bf16 from the CPU's own flags and find no bf16 Softmax kernel under the cap)
+    compiled = runtime.compile_ov(xml, "CPU", None)
     compiled(np.zeros((1, 3, 32, 32), np.float32))
     torch.ones(256, 256) @ torch.ones(256, 256)
     return xml
