@@ -67,10 +67,16 @@ def center_crop(img: Image.Image, size: int) -> Image.Image:
     return img.crop((left, top, left + size, top + size))
 
 
-def orient(img: Image.Image, exif: str = DEFAULT_EXIF) -> Image.Image:
-    """The image as stored ('ignore') or as displayed ('apply': its EXIF orientation tag applied)."""
+def check_exif(exif: str) -> str:
+    """`exif` if it is one of EXIF_MODES, else an InputError naming the field."""
     if exif not in EXIF_MODES:
         raise InputError(f"exif must be one of {', '.join(EXIF_MODES)}; got {exif!r}", field="exif")
+    return exif
+
+
+def orient(img: Image.Image, exif: str = DEFAULT_EXIF) -> Image.Image:
+    """The image as stored ('ignore') or as displayed ('apply': its EXIF orientation tag applied)."""
+    check_exif(exif)
     return ImageOps.exif_transpose(img) if exif == "apply" else img
 
 

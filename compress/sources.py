@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from reference_np.specs import check_input_size
 
 from . import proxy
-from .data import DEFAULT_DATA_ROOT, DEFAULT_EXIF, EXIF_MODES, DataSource, Item, data_root, file_sha256, folder_source
+from .data import DEFAULT_DATA_ROOT, DEFAULT_EXIF, DataSource, Item, check_exif, data_root, file_sha256, folder_source
 from .errors import InputError
 from .settings import check_count
 
@@ -43,8 +43,7 @@ def resolve_source(spec: str | os.PathLike, size: int, limit: int | None = None,
     (data.EXIF_MODES) says whether images are turned upright by their EXIF orientation before preprocessing.
     Every problem with it (missing, not a folder, no images, mixed layout) is an InputError naming it."""
     check_input_size(size, size)
-    if exif not in EXIF_MODES:
-        raise InputError(f"exif must be one of {', '.join(EXIF_MODES)}; got {exif!r}", field="exif")
+    check_exif(exif)
     try:
         if isinstance(spec, str) and spec in NAMED_SOURCES:
             src = NAMED_SOURCES[spec][0](size)
@@ -120,8 +119,7 @@ class DataSpec:
         if not 0 < self.val_fraction < 1:
             raise InputError(f"val_fraction must be in (0, 1); got {self.val_fraction}", field="val_fraction")
         check_count(self.val_limit, "val_limit")
-        if self.exif not in EXIF_MODES:
-            raise InputError(f"exif must be one of {', '.join(EXIF_MODES)}; got {self.exif!r}", field="exif")
+        check_exif(self.exif)
 
 
 def quant_parts(spec: DataSpec, size: int, default_val: str | None = None) -> DataParts:

@@ -85,7 +85,7 @@ def test_parse_perf_counters_rejects_empty_report() -> None:
 def test_benchmark_smoke_tiny_input(tmp_path) -> None:
     run = tmp_path / "q32"
     assert quantize.main(["--input-size", "32", "--subset-size", "8", "--val-limit", "16", "--benchmark-seconds", "0",
-                          "--fast-bias-correction",
+                          "--fast-bias-correction", "--isa-matrix", "none",
                           "--activation-range", "minmax", "--out", str(run)]) == 0
     out = tmp_path / "bench"
     assert benchmark.main([str(run), "-t", "1", "--rounds", "2", "--python-seconds", "0.3", "--pc", "--hint", "both",

@@ -19,7 +19,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 SHRINK = {
     'sources.DataSpec(calib="sample", val="proxy-val")': 'sources.DataSpec(calib="sample", val="proxy-val", '
                                                          'val_limit=48)',
-    'settings.RunConfig(command="my script")': 'settings.RunConfig(command="my script", benchmark_seconds=1)',
+    'settings.RunConfig(command="my script")': 'settings.RunConfig(command="my script", benchmark_seconds=1, '
+                                                'isa_matrix="none")',  # the matrix: test_quantize
     "settings.QuantSettings()": "settings.QuantSettings(subset_size=16)",
     'pruning.PruneSettings("structured", ratio=0.45)': 'pruning.PruneSettings("structured", ratio=0.45, '
                                                        'finetune_steps=2, finetune_batch=8)',

@@ -20,7 +20,8 @@ from tools.make_golden import GOLDEN_DIR, golden_weights
 
 FAST = ["--subset-size", "16", "--val-limit", "48"]
 NO_SPEED = ["--benchmark-seconds", "0"]  # the speed section (~15 s) where it is not the subject
-QUICK = [*FAST, *NO_SPEED, "--fast-bias-correction", "--activation-range", "minmax"]  # defaults not the subject
+# defaults not the subject; the ISA matrix's rows (a child process each) are default_run's subject
+QUICK = [*FAST, *NO_SPEED, "--fast-bias-correction", "--activation-range", "minmax", "--isa-matrix", "none"]
 DELIVERABLES = {"model_fp32.xml", "model_fp32.bin", "model_int8.xml", "model_int8.bin", "model_fp32.onnx",
                 "report.json", "report.md", "per_layer_sqnr.png", "speed.png"}
 
@@ -205,7 +206,8 @@ def test_imagenet_subset_route(tmp_path, monkeypatch) -> None:
     assert make_imagenet_subset.main(["--src", str(tmp_path / "val"), "--per-class", "4"]) == 0
     out = tmp_path / "run"
     assert quantize.main(["--calib", "imagenet_subset", "--subset-size", "300", "--val-limit", "16", *NO_SPEED,
-                          "--fast-bias-correction", "--activation-range", "minmax", "--out", str(out)]) == 0
+                          "--fast-bias-correction", "--activation-range", "minmax", "--isa-matrix", "none",
+                          "--out", str(out)]) == 0
     rep = json.loads((out / "report.json").read_text())
     assert rep["calibration"]["name"] == "imagenet_subset" and rep["calibration"]["n"] == 8
     assert all("sha256" in it for it in rep["calibration_items"])
