@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .report import LayerSQNR, PruneReport, QuantReport, SpeedReport, write_report
+from .report import UNSTABLE_SPREAD, LayerSQNR, PruneReport, QuantReport, SpeedReport, write_report
 from .runtime import RuntimeGraph
 from .settings import (
     TARGET_MAX_TOP1_DROP_PT,
@@ -88,15 +88,20 @@ def speed_section(sp: SpeedReport) -> list[str]:
     rows = []
     for r in sp.rows:
         q = sp.ratios(r.label)
+        shaky = sp.unstable(r.label)
+
+        def ratio(key: str, q: dict = q, shaky: list = shaky) -> str:
+            return f"{q[key]:.2f}x" + (f" (±{q[key + '_spread'] / 2:.0%}: unstable here)" if key in shaky else "")
         rows.append([r.label, cell(r.latency_ms, ".2f", min(r.latency_ms)), cell(r.fps_b1, ".0f", max(r.fps_b1)),
-                     cell(r.fps_bn, ".0f", max(r.fps_bn)), f"{q['latency']:.2f}x", f"{q['fps_b1']:.2f}x",
-                     f"{q['fps_bn']:.2f}x"])
+                     cell(r.fps_bn, ".0f", max(r.fps_bn)), ratio("latency"), ratio("fps_b1"), ratio("fps_bn")])
     return ["## Speed on this machine", "",
             f"{sp.device}: {sp.isa_short} ({sp.isa}), {sp.cores} cores, OpenVINO {sp.openvino}, default precision "
             f"{sp.precision}. Medians of {sp.rounds} interleaved rounds of {sp.window_s:.2f} s per measurement (best "
             "of rounds in brackets); ratios are medians of per-round ratios against "
             f"{sp.baseline} (`ov.convert_model` of the unpruned checkpoint, the device's defaults), measured in the "
-            "same run. Latency: batch 1, LATENCY hint; throughput: THROUGHPUT hint, images/s.", "",
+            "same run. Latency: batch 1, LATENCY hint; throughput: THROUGHPUT hint, images/s. A ratio whose rounds "
+            f"disagree by more than {UNSTABLE_SPREAD:.0%} is marked unstable here: time it with "
+            "`python -m tools.benchmark` before relying on it.", "",
             md_table(["model", "latency ms", "throughput b1", f"throughput b{sp.batch}", "latency vs plain",
                       "thr. b1 vs plain", f"thr. b{sp.batch} vs plain"], rows), "",
             *[f"- {verdict(sp, r.label)}" for r in sp.rows if r.label != sp.baseline], "",
@@ -303,6 +308,9 @@ def verdict(speed: SpeedReport, label: str) -> str:
         ref = next((k for k in speed.counters if k.endswith("deploy FP32") and k != label), None)
         counters = bound(speed, label, ref)
         line += "; not faster here at batch 1" + (f" ({counters})" if counters else "")
+    shaky = speed.unstable(label)
+    if shaky:
+        line += f"; unstable here ({', '.join(shaky)}: the rounds disagree by more than {UNSTABLE_SPREAD:.0%})"
     return line
 
 

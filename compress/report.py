@@ -65,6 +65,9 @@ class OpTime:
     nodes: int
 
 
+UNSTABLE_SPREAD = 0.15  # per-round speed ratios further apart than this (range / median): "unstable here"
+
+
 @dataclass
 class SpeedReport:
     """How fast the artifacts run on the evaluation device, against the plain FP32 baseline measured in the
@@ -88,7 +91,8 @@ class SpeedReport:
 
     def ratios(self, label: str) -> dict[str, float]:
         """Median and best speed-ups against the baseline: latency base/own, throughput own/base. The median is
-        of per-round ratios (both measured in the same round), robust to a machine that changes speed."""
+        of per-round ratios (both measured in the same round), robust to a machine that changes speed; `_spread`
+        is their range over the median (UNSTABLE_SPREAD and above: the rounds disagree)."""
         own, base = self.row(label), self.row(self.baseline)
         out: dict[str, float] = {}
         for key, a, b, invert in (("latency", own.latency_ms, base.latency_ms, True),
@@ -97,7 +101,13 @@ class SpeedReport:
             per_round = [(y / x) if invert else (x / y) for x, y in zip(a, b, strict=True)]
             out[key] = statistics.median(per_round)
             out[f"{key}_best"] = (min(b) / min(a)) if invert else (max(a) / max(b))
+            out[f"{key}_spread"] = (max(per_round) - min(per_round)) / out[key]
         return out
+
+    def unstable(self, label: str) -> list[str]:
+        """The ratios of `label` whose rounds disagree by more than UNSTABLE_SPREAD."""
+        q = self.ratios(label)
+        return [k for k in ("latency", "fps_b1", "fps_bn") if q[f"{k}_spread"] > UNSTABLE_SPREAD]
 
 
 @dataclass

@@ -121,6 +121,29 @@ def test_benchmark_smoke_tiny_input(tmp_path) -> None:
     assert "## Time per op type" in md and "Convolution [" in md
 
 
+@pytest.mark.slow
+def test_speed_check_puts_the_section_beside_benchmark_app(tmp_path, capsys) -> None:
+    """Issue 30 (3): --check-speed times a report's IRs with the report's own speed section and with benchmark_app in
+    one run, and prints each ratio against plain FP32 from both and their ratio (the figures here are too short to
+    mean anything; the note quotes real runs)."""
+    run = tmp_path / "q32"
+    assert quantize.main(["--input-size", "32", "--subset-size", "8", "--val-limit", "8", "--benchmark-seconds", "0",
+                          "--fast-bias-correction", "--isa-matrix", "none", "--activation-range", "minmax",
+                          "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert benchmark.main([str(run), "--check-speed", "-t", "1", "--rounds", "2", "--budget", "1"]) == 0
+    out = capsys.readouterr().out
+    res = json.loads(out.strip().splitlines()[-1])
+    assert [r["model"] for r in res["rows"]] == ["deploy FP32", "INT8"] and res["rounds"] == 2 and res["batch"] == 8
+    for r in res["rows"]:
+        assert r["latency_ratio_of_ratios"] == pytest.approx(r["section_latency_x"] / r["app_latency_x"])
+        assert r["fps_bn_ratio_of_ratios"] == pytest.approx(r["section_fps_bn_x"] / r["app_fps_bn_x"])
+        assert all(v >= 0 for v in r["section_spread"].values())
+    assert res["within"] == all(abs(r[k] - 1) <= benchmark.SPEED_CHECK_TOLERANCE for r in res["rows"]
+                                for k in ("latency_ratio_of_ratios", "fps_bn_ratio_of_ratios"))
+    assert "ratio of ratios" in out and "benchmark_app" in out
+
+
 def test_runtime_graph_counts_what_the_plugin_executes(tmp_path) -> None:
     """compress.runtime counts the runtime model's executed nodes; the plugin's own per-node profiling
     (EXECUTED status, what benchmark_app's counters list) must count the same, per layer type."""
@@ -146,7 +169,8 @@ def test_runtime_graph_counts_what_the_plugin_executes(tmp_path) -> None:
 
 
 def test_benchmark_refuses_folder_without_report(tmp_path, capsys) -> None:
-    assert benchmark.main([str(tmp_path), "--out", str(tmp_path / "b")]) == 2
+    (tmp_path / "f").mkdir()
+    assert benchmark.main([str(tmp_path / "f"), "--out", str(tmp_path / "b")]) == 2
     assert "no report.json" in capsys.readouterr().err
 
 

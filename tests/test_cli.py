@@ -265,8 +265,9 @@ def test_cli_message_maps_every_field_it_names() -> None:
     assert cli_message(InputError("exists; pass force=True to replace it", field="force")).endswith("pass --force "
                                                                                                    "to replace it")
     assert set(FLAGS.values()) <= {a.option_strings[0] for p in (quantize.build_parser(), prune.build_parser(),
-                                                                 evaluate.build_parser()) for a in p._actions
-                                   if a.option_strings}  # every flag of the table exists
+                                                                 evaluate.build_parser(),
+                                                                 make_imagenet_subset.build_parser())
+                                   for a in p._actions if a.option_strings}  # every flag of the table exists
 
 
 def test_internal_error_exits_1_and_keeps_a_failed_folder(tmp_path, capsys, monkeypatch) -> None:

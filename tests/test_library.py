@@ -21,6 +21,9 @@ SHRINK = {
                                                          'val_limit=48)',
     'settings.RunConfig(command="my script")': 'settings.RunConfig(command="my script", benchmark_seconds=1, '
                                                 'isa_matrix="none")',  # the matrix: test_quantize
+    "quantize=settings.QuantSettings())": 'quantize=settings.QuantSettings(subset_size=16), '
+                                          'run=settings.RunConfig(command="my script", benchmark_seconds=1, '
+                                          'isa_matrix="none"))',
     "settings.QuantSettings()": "settings.QuantSettings(subset_size=16)",
     'pruning.PruneSettings("structured", ratio=0.45)': 'pruning.PruneSettings("structured", ratio=0.45, '
                                                        'finetune_steps=2, finetune_batch=8)',

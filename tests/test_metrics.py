@@ -39,3 +39,17 @@ def test_top1_changes_and_topk_accuracy() -> None:
     labels = np.array([1, 1, 1])
     assert topk_accuracy(logits, labels, 1) == pytest.approx(100 / 3)
     assert topk_accuracy(logits, labels, 2) == pytest.approx(100.0)  # label 1 is second in rows 2 and 3
+
+
+def test_speed_ratios_spread_and_unstable_by_hand() -> None:
+    """Issue 30 (3): per-round ratios 2.0, 2.5, 1.6 (latency base/own) have median 2.0 and spread (2.5 - 1.6) / 2.0 =
+    0.45: unstable; throughputs with per-round ratios 1.1, 1.0, 1.05 have spread 0.1 / 1.05, under 15%: stable."""
+    from compress.report import SpeedReport, SpeedRow
+
+    base = SpeedRow("plain FP32", [20.0, 25.0, 16.0], [100.0, 100.0, 100.0], [80.0, 80.0, 80.0])
+    own = SpeedRow("INT8", [10.0, 10.0, 10.0], [110.0, 100.0, 105.0], [88.0, 80.0, 84.0])
+    sp = SpeedReport("CPU", "avx2", "AVX2", "2026.4", 2, "f32", 8, 0.5, 3, [base, own])
+    q = sp.ratios("INT8")
+    assert q["latency"] == pytest.approx(2.0) and q["latency_spread"] == pytest.approx(0.45)
+    assert q["fps_b1"] == pytest.approx(1.05) and q["fps_b1_spread"] == pytest.approx(0.1 / 1.05)
+    assert sp.unstable("INT8") == ["latency"] and sp.unstable("plain FP32") == []

@@ -334,6 +334,76 @@ def ratios(targets: list[Target]) -> dict[str, dict[str, float | None]]:
     return out
 
 
+# ---------------------------------------------------------------- the speed section against benchmark_app
+SPEED_CHECK_TOLERANCE = 0.10  # the report's ratios within ±10% of benchmark_app's (issue 30)
+
+
+def check_speed(folder: Path, rounds: int, seconds: float, budget: float, device: str = "CPU") -> dict[str, Any]:
+    """The report's speed section (compress.speed.measure_speed with a `budget` of seconds, as compress.quantize
+    runs it) and benchmark_app (`rounds` interleaved rounds of `seconds` per run) on the same IRs, in one run:
+    latency and batch-N throughput ratios against plain FP32 from each, and their ratio. The section is timed
+    between the first and second benchmark_app rounds, so drift of the machine falls on both."""
+    from compress.speed import BASELINE as SECTION_BASELINE
+    from compress.speed import measure_speed
+
+    rep = read_report(folder / "report.json")
+    m = rep.model
+    int8 = getattr(rep, "int8", rep)  # a pruning report holds its INT8 job's
+    batch = int8.speed.batch if int8 is not None and int8.speed is not None else 8
+    with tempfile.TemporaryDirectory() as scratch:
+        plain = plain_ir(m.variant, m.checkpoint, m.input_size, Path(scratch))
+        irs = {SECTION_BASELINE: plain, "deploy FP32": folder / "model_fp32.xml", "INT8": folder / "model_int8.xml"}
+        missing = [str(p) for p in irs.values() if not Path(p).is_file()]
+        if missing:
+            raise InputError(f"{folder}: no {', '.join(missing)} (a compress.quantize or prune --quantize output)")
+        app: dict[str, dict[str, list[float]]] = {label: {"latency": [], "fps_bn": []} for label in irs}
+        section = None
+        for r in range(rounds):
+            for label in (list(irs) if r % 2 == 0 else list(irs)[::-1]):
+                lat, _ = run_benchmark_app(benchmark_app_cmd(str(irs[label]), m.input_size, seconds, "latency",
+                                                             None, device))
+                thr, _ = run_benchmark_app(benchmark_app_cmd(str(irs[label]), m.input_size, seconds, "throughput",
+                                                             None, device, batch))
+                app[label]["latency"].append(lat["median_ms"])
+                app[label]["fps_bn"].append(thr["throughput_fps"])
+                print(f"  benchmark_app round {r + 1}/{rounds} {label:12s} {lat['median_ms']:8.2f} ms "
+                      f"{thr['throughput_fps']:8.1f} FPS b{batch}", flush=True)
+            if r == 0:
+                section = measure_speed(irs, m.input_size, batch=batch, seconds=budget, device=device)
+                print(f"  report's speed section ({budget:g} s budget) done", flush=True)
+    assert section is not None
+    rows = []
+    for label in irs:
+        if label == SECTION_BASELINE:
+            continue
+        q = section.ratios(label)
+        base, own = app[SECTION_BASELINE], app[label]
+        a_lat = statistics.median(b / o for b, o in zip(base["latency"], own["latency"], strict=True))
+        a_bn = statistics.median(o / b for b, o in zip(base["fps_bn"], own["fps_bn"], strict=True))
+        rows.append({"model": label, "section_latency_x": q["latency"], "app_latency_x": a_lat,
+                     "latency_ratio_of_ratios": q["latency"] / a_lat, "section_fps_bn_x": q["fps_bn"],
+                     "app_fps_bn_x": a_bn, "fps_bn_ratio_of_ratios": q["fps_bn"] / a_bn,
+                     "section_spread": {k: q[f"{k}_spread"] for k in ("latency", "fps_bn")}})
+    return {"folder": str(folder), "isa": os.environ.get(ISA_ENV) or own_isa(), "batch": batch, "budget_s": budget,
+            "app_seconds": seconds, "rounds": rounds, "window_s": section.window_s, "rows": rows,
+            "within": all(abs(r[k] - 1) <= SPEED_CHECK_TOLERANCE for r in rows
+                          for k in ("latency_ratio_of_ratios", "fps_bn_ratio_of_ratios"))}
+
+
+def speed_check_text(res: dict[str, Any]) -> str:
+    b = res["batch"]
+    rows = [[r["model"], f"{r['section_latency_x']:.2f}x", f"{r['app_latency_x']:.2f}x",
+             f"**{r['latency_ratio_of_ratios']:.3f}**", f"{r['section_fps_bn_x']:.2f}x", f"{r['app_fps_bn_x']:.2f}x",
+             f"**{r['fps_bn_ratio_of_ratios']:.3f}**"] for r in res["rows"]]
+    verdict = "within" if res["within"] else "NOT within"
+    return "\n".join([
+        f"Speed section against benchmark_app, {res['folder']} ({res['isa']}; section budget {res['budget_s']:g} s, "
+        f"{res['window_s']:.2f} s windows; benchmark_app {res['rounds']} rounds of {res['app_seconds']:g} s):", "",
+        md_table(["model", "latency x (section)", "latency x (benchmark_app)", "ratio of ratios",
+                  f"b{b} FPS x (section)", f"b{b} FPS x (benchmark_app)", "ratio of ratios"], rows), "",
+        f"Ratios against plain FP32: the section is {verdict} ±{SPEED_CHECK_TOLERANCE:.0%} of benchmark_app."])
+
+
 def write_outputs(targets: list[Target], rat: dict, mach: dict, args: argparse.Namespace, out: Path,
                   argv: list[str]) -> str:
     rows = []
@@ -431,7 +501,27 @@ def main(argv: list[str] | None = None) -> int:
                     help="also run every IR under these oneDNN ISAs (ONEDNN_MAX_CPU_ISA), e.g. AVX2,AVX512_CORE_VNNI, "
                          f"beside this CPU's own; this CPU allows {', '.join(isa_levels()) or 'none'}. " + IMPOSED_NOTE)
     ap.add_argument("--out", type=Path, default=None, help="default: outputs/benchmark-<time>")
+    ap.add_argument("--check-speed", action="store_true",
+                    help="instead: time one report's IRs with its own speed section and with benchmark_app (-t, "
+                         "--rounds) in one run, and print the ratio of their ratios against plain FP32; impose an "
+                         f"ISA by exporting {ISA_ENV}")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="--check-speed: the speed section's budget in seconds (default: compress.quantize's)")
     args = ap.parse_args(argv)
+    if args.check_speed:
+        from compress.settings import DEFAULT_RUN
+
+        if len(args.folders) != 1:
+            ap.error("--check-speed takes one output folder")
+        try:
+            res = check_speed(args.folders[0], args.rounds, args.t, args.budget or DEFAULT_RUN.benchmark_seconds,
+                              args.device)
+        except InputError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(speed_check_text(res))
+        print(json.dumps(res))
+        return 0
     try:
         args.isa = isa.resolve(",".join(args.isa)) if args.isa else []
     except InputError as e:

@@ -120,7 +120,7 @@ def build(src: Path, per_class: int, out: Path, seed: int = 0, mode: str = "copy
     return manifest
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--src", type=Path, required=True, help="ILSVRC2012 validation folder")
     ap.add_argument("--per-class", type=int, required=True)
@@ -130,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="default: $CLOFORMER_DATA/imagenet_subset")
     ap.add_argument("--force", action="store_true", help="replace an existing subset")
     ap.add_argument("--verbose", action="store_true")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     out = args.out or data_root() / "imagenet_subset"
 
     def go() -> int:
