@@ -1,5 +1,5 @@
-"""Run issue 20's bad-input cases as a user would (each a fresh `python -m ...` process) and tabulate what the
-tool does: exit status, seconds to the answer, its last line, and what is left on disk beside --out.
+"""Run issue 20's and issue 30's bad-input cases as a user would (each a fresh `python -m ...` process) and
+tabulate what the tool does: exit status, seconds to the answer, its last line, and what is left on disk beside --out.
 
     python -m tools.robustness_cases [--only NAME ...] [--json out.json]
 
@@ -170,6 +170,93 @@ def case_wordnet_on_16_classes(tmp: Path) -> dict:
     return {"exit": code, "seconds": secs, "says": line, "left": "(no output folder)"}
 
 
+# ---------------------------------------------------------------- round 4 (issue 30)
+def case_out_inside_calib(tmp: Path) -> dict:
+    """--out inside the --calib folder: refused before any work (it used to poison the folder)."""
+    _images(tmp / "calib", [f"{i}.jpg" for i in range(6)])
+    code, secs, line = _run(["compress.quantize", *QUICK, "--calib", str(tmp / "calib"), "--val", "proxy-val",
+                             "--out", str(tmp / "calib" / "run")], tmp)
+    return {"exit": code, "seconds": secs, "says": line, "left": _left(tmp / "calib")}
+
+
+def case_out_is_checkpoint_folder(tmp: Path) -> dict:
+    """--out --force over the folder that holds --checkpoint: refused (the run would delete its input)."""
+    import reference_np as rn
+    from reference_np.specs import VARIANTS, plan_from_spec
+
+    (tmp / "ck").mkdir()
+    rn.save_weights(rn.random_weights(plan_from_spec(VARIANTS["cloformer_xxs"]), 0), tmp / "ck" / "w.safetensors")
+    code, secs, line = _run(["compress.quantize", *QUICK, "--model", "cloformer_xxs", "--checkpoint",
+                             str(tmp / "ck" / "w.safetensors"), "--out", str(tmp / "ck"), "--force"], tmp)
+    return {"exit": code, "seconds": secs, "says": line, "left": _left(tmp / "ck")}
+
+
+def case_subset_inside_src(tmp: Path) -> dict:
+    for w in WNIDS:
+        _images(tmp / "val" / w, ["a.JPEG"])
+    code, secs, line = _run(["tools.make_imagenet_subset", "--src", str(tmp / "val"), "--per-class", "1", "--out",
+                             str(tmp / "val" / "sub")], Path(__file__).resolve().parents[1])
+    return {"exit": code, "seconds": secs, "says": line, "left": _left(tmp / "val")}
+
+
+def case_old_output_in_data(tmp: Path) -> dict:
+    """An earlier run's output folder left inside a flat data folder: skipped with a warning naming it."""
+    _images(tmp / "flat", [f"{i}.jpg" for i in range(6)])
+    code, _, _ = _run(["compress.quantize", *QUICK, "--isa-matrix", "none", "--out", str(tmp / "flat" / "old")], tmp)
+    assert code == 0
+    code, secs, line = _run(["compress.evaluate", "--checkpoint", "proxy", "--data", str(tmp / "flat"),
+                             "--input-size", "32"], tmp)
+    return {"exit": code, "seconds": secs, "says": line, "left": _left(tmp / "flat")}
+
+
+def case_exif(tmp: Path) -> dict:
+    """A photo tagged orientation 6, evaluated with --exif apply: the report (here the JSON) records it."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    (tmp / "ex").mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 80, 3), np.uint8)).save(
+        tmp / "ex" / "p.jpg", exif=exif.tobytes())
+    code, secs, line = _run(["compress.evaluate", "--checkpoint", "proxy", "--data", str(tmp / "ex"), "--exif",
+                             "apply", "--input-size", "32", "--json", str(tmp / "r.json")], tmp)
+    recorded = json.loads((tmp / "r.json").read_text())["exif"]
+    return {"exit": code, "seconds": secs, "says": f"{line} / json exif: {recorded}", "left": "(no output folder)"}
+
+
+def case_loop_link(tmp: Path) -> dict:
+    _images(tmp / "d" / "a", ["x.jpg"])
+    (tmp / "d" / "loop").symlink_to(tmp / "d" / "loop2")
+    (tmp / "d" / "loop2").symlink_to(tmp / "d" / "loop")
+    (tmp / "d" / "self").symlink_to(tmp / "d")
+    code, secs, _ = _run(["compress.evaluate", "--checkpoint", "proxy", "--data", str(tmp / "d")], tmp)
+    p = subprocess.run([sys.executable, "-m", "compress.evaluate", "--checkpoint", "proxy", "--data", str(tmp / "d")],
+                       capture_output=True, text=True, cwd=tmp)
+    warn = next((ln for ln in p.stderr.splitlines() if "symbolic link" in ln), "")
+    return {"exit": code, "seconds": secs, "says": warn, "left": "(no output folder)"}
+
+
+def case_dangling_data(tmp: Path) -> dict:
+    (tmp / "gone").symlink_to(tmp / "nowhere")
+    code, secs, line = _run(["compress.evaluate", "--checkpoint", "proxy", "--data", str(tmp / "gone")], tmp)
+    return {"exit": code, "seconds": secs, "says": line, "left": "(no output folder)"}
+
+
+def case_log_file(tmp: Path) -> dict:
+    """The main job at 32 px with stdout/stderr to files and HOME not writable: no carriage returns, no
+    third-party lines, the summary last; 'left' counts stderr's lines and the carriage returns in it."""
+    env = {**os.environ, "HOME": "/proc/no-home"}
+    for k in ("MPLCONFIGDIR", "ORT_DISABLE_TELEMETRY"):
+        env.pop(k, None)
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "compress.quantize", "--input-size", "32", "--out", str(tmp / "run")],
+                       capture_output=True, text=True, cwd=tmp, env=env)
+    last = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
+    noise = [ln for ln in p.stderr.splitlines() if "telemetry" in ln or "matplotlib" in ln.lower()
+             or "fontManager" in ln or "fell back" in ln]
+    return {"exit": p.returncode, "seconds": time.perf_counter() - t0, "says": last,
+            "left": f"stderr {len(p.stderr.splitlines())} lines, {p.stderr.count(chr(13))} CR, "
+                    f"{len(noise)} third-party/expected lines"}
+
+
 CASES: dict[str, tuple[str, Callable[[Path], dict]]] = {
     "concurrent": ("1. second run into the same --out while the first works", case_concurrent),
     "non_utf8": ("2. a file name that is not UTF-8 (\\xff\\xfe.jpg)", case_non_utf8_name),
@@ -182,6 +269,14 @@ CASES: dict[str, tuple[str, Callable[[Path], dict]]] = {
     "overlap": ("12. prune fine-tuning on the validation set", case_prune_overlap),
     "ckpt_folder": ("9. --checkpoint naming a folder", case_checkpoint_folder),
     "wordnet": ("9. WordNet folders on the 16-class model", case_wordnet_on_16_classes),
+    "out_in_calib": ("R4-1. --out inside the --calib folder", case_out_inside_calib),
+    "out_over_ckpt": ("R4-1. --out --force over the folder holding --checkpoint", case_out_is_checkpoint_folder),
+    "subset_in_src": ("R4-1. make_imagenet_subset --out inside --src", case_subset_inside_src),
+    "old_output": ("R4-1. an earlier output folder inside a data folder", case_old_output_in_data),
+    "exif": ("R4-2. EXIF orientation 6 with --exif apply", case_exif),
+    "loop_link": ("R4-5. loop links and a self link in a class folder", case_loop_link),
+    "dangling": ("R4-5. a dangling link as --data", case_dangling_data),
+    "log_file": ("R4-4. the main job (32 px) into log files, HOME not writable", case_log_file),
 }
 
 
