@@ -81,12 +81,19 @@ def test_parse_perf_counters_rejects_empty_report() -> None:
         benchmark_app.parse_perf_counters("layerName;execStatus;layerType;execType;realTime (ms);cpuTime (ms)\n")
 
 
-@pytest.mark.slow
-def test_benchmark_smoke_tiny_input(tmp_path) -> None:
-    run = tmp_path / "q32"
+@pytest.fixture(scope="module")
+def q32_run(tmp_path_factory) -> Path:
+    """One quick 32 px INT8 run whose IRs the benchmark tests time (the run itself is test_quantize's subject)."""
+    run = tmp_path_factory.mktemp("bench") / "q32"
     assert quantize.main(["--input-size", "32", "--subset-size", "8", "--val-limit", "16", "--benchmark-seconds", "0",
                           "--fast-bias-correction", "--isa-matrix", "none",
                           "--activation-range", "minmax", "--out", str(run)]) == 0
+    return run
+
+
+@pytest.mark.slow
+def test_benchmark_smoke_tiny_input(tmp_path, q32_run) -> None:
+    run = q32_run
     out = tmp_path / "bench"
     assert benchmark.main([str(run), "-t", "1", "--rounds", "2", "--python-seconds", "0.3", "--pc", "--hint", "both",
                            "--batch", "4", "--out", str(out)]) == 0
@@ -122,19 +129,15 @@ def test_benchmark_smoke_tiny_input(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_speed_check_puts_the_section_beside_benchmark_app(tmp_path, capsys) -> None:
+def test_speed_check_puts_the_section_beside_benchmark_app(q32_run, capsys) -> None:
     """Issue 30 (3): --check-speed times a report's IRs with the report's own speed section and with benchmark_app in
     one run, and prints each ratio against plain FP32 from both and their ratio (the figures here are too short to
     mean anything; the note quotes real runs)."""
-    run = tmp_path / "q32"
-    assert quantize.main(["--input-size", "32", "--subset-size", "8", "--val-limit", "8", "--benchmark-seconds", "0",
-                          "--fast-bias-correction", "--isa-matrix", "none", "--activation-range", "minmax",
-                          "--out", str(run)]) == 0
     capsys.readouterr()
-    assert benchmark.main([str(run), "--check-speed", "-t", "1", "--rounds", "2", "--budget", "1"]) == 0
+    assert benchmark.main([str(q32_run), "--check-speed", "-t", "1", "--rounds", "1", "--budget", "1"]) == 0
     out = capsys.readouterr().out
     res = json.loads(out.strip().splitlines()[-1])
-    assert [r["model"] for r in res["rows"]] == ["deploy FP32", "INT8"] and res["rounds"] == 2 and res["batch"] == 8
+    assert [r["model"] for r in res["rows"]] == ["deploy FP32", "INT8"] and res["rounds"] == 1 and res["batch"] == 8
     for r in res["rows"]:
         assert r["latency_ratio_of_ratios"] == pytest.approx(r["section_latency_x"] / r["app_latency_x"])
         assert r["fps_bn_ratio_of_ratios"] == pytest.approx(r["section_fps_bn_x"] / r["app_fps_bn_x"])
