@@ -43,4 +43,5 @@ def _quiet_third_parties() -> None:
             os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="cloformer-matplotlib-")
             atexit.register(shutil.rmtree, os.environ["MPLCONFIGDIR"], ignore_errors=True)
 
+
 _quiet_third_parties()

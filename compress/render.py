@@ -80,6 +80,12 @@ def plot_layers(layers: list[LayerSQNR], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def ratio_cell(q: dict[str, float], key: str) -> str:
+    """A speed ratio of SpeedReport.ratios, with its rounds' spread when they disagree (unstable here)."""
+    spread = q[f"{key}_spread"]
+    return f"{q[key]:.2f}x" + (f" (±{spread / 2:.0%}: unstable here)" if spread > UNSTABLE_SPREAD else "")
+
+
 def speed_section(sp: SpeedReport) -> list[str]:
     """report.md's speed section: the table, the ratios, and in plain words when a model is not faster here."""
     def cell(values: list[float], spec: str, best: float) -> str:
@@ -88,12 +94,9 @@ def speed_section(sp: SpeedReport) -> list[str]:
     rows = []
     for r in sp.rows:
         q = sp.ratios(r.label)
-        shaky = sp.unstable(r.label)
-
-        def ratio(key: str, q: dict = q, shaky: list = shaky) -> str:
-            return f"{q[key]:.2f}x" + (f" (±{q[key + '_spread'] / 2:.0%}: unstable here)" if key in shaky else "")
         rows.append([r.label, cell(r.latency_ms, ".2f", min(r.latency_ms)), cell(r.fps_b1, ".0f", max(r.fps_b1)),
-                     cell(r.fps_bn, ".0f", max(r.fps_bn)), ratio("latency"), ratio("fps_b1"), ratio("fps_bn")])
+                     cell(r.fps_bn, ".0f", max(r.fps_bn)),
+                     *(ratio_cell(q, k) for k in ("latency", "fps_b1", "fps_bn"))])
     return ["## Speed on this machine", "",
             f"{sp.device}: {sp.isa_short} ({sp.isa}), {sp.cores} cores, OpenVINO {sp.openvino}, default precision "
             f"{sp.precision}. Medians of {sp.rounds} interleaved rounds of {sp.window_s:.2f} s per measurement (best "

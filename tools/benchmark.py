@@ -55,12 +55,12 @@ from compress.runtime import (
     runtime_graph,
 )
 from compress.runtime import ISA_FLAGS as FLAGS
+from compress.speed import BASELINE, measure_speed
 from tools.benchmark_app import aggregate_perf, benchmark_app_cmd, parse_perf_counters, run_benchmark_app
 
 IMPOSED_NOTE = ("An imposed ISA shows that ISA's kernels and numerics on this CPU, not an older CPU's clocks, "
                 "caches or memory: read its ratios, not its milliseconds, as what a CPU of that ISA would gain.")
 VNNI_MACS_PER_CYCLE = 128  # int8 MACs/cycle/core: two 512-bit VPDPBUSD per cycle (an assumption; see README)
-BASELINE = "plain FP32"
 
 
 @dataclass
@@ -343,16 +343,13 @@ def check_speed(folder: Path, rounds: int, seconds: float, budget: float, device
     runs it) and benchmark_app (`rounds` interleaved rounds of `seconds` per run) on the same IRs, in one run:
     latency and batch-N throughput ratios against plain FP32 from each, and their ratio. The section is timed
     between the first and second benchmark_app rounds, so drift of the machine falls on both."""
-    from compress.speed import BASELINE as SECTION_BASELINE
-    from compress.speed import measure_speed
-
     rep = read_report(folder / "report.json")
     m = rep.model
     int8 = getattr(rep, "int8", rep)  # a pruning report holds its INT8 job's
     batch = int8.speed.batch if int8 is not None and int8.speed is not None else 8
     with tempfile.TemporaryDirectory() as scratch:
         plain = plain_ir(m.variant, m.checkpoint, m.input_size, Path(scratch))
-        irs = {SECTION_BASELINE: plain, "deploy FP32": folder / "model_fp32.xml", "INT8": folder / "model_int8.xml"}
+        irs = {BASELINE: plain, "deploy FP32": folder / "model_fp32.xml", "INT8": folder / "model_int8.xml"}
         missing = [str(p) for p in irs.values() if not Path(p).is_file()]
         if missing:
             raise InputError(f"{folder}: no {', '.join(missing)} (a compress.quantize or prune --quantize output)")
@@ -374,10 +371,10 @@ def check_speed(folder: Path, rounds: int, seconds: float, budget: float, device
     assert section is not None
     rows = []
     for label in irs:
-        if label == SECTION_BASELINE:
+        if label == BASELINE:
             continue
         q = section.ratios(label)
-        base, own = app[SECTION_BASELINE], app[label]
+        base, own = app[BASELINE], app[label]
         a_lat = statistics.median(b / o for b, o in zip(base["latency"], own["latency"], strict=True))
         a_bn = statistics.median(o / b for b, o in zip(base["fps_bn"], own["fps_bn"], strict=True))
         rows.append({"model": label, "section_latency_x": q["latency"], "app_latency_x": a_lat,
@@ -508,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=float, default=None,
                     help="--check-speed: the speed section's budget in seconds (default: compress.quantize's)")
     args = ap.parse_args(argv)
+    if args.rounds < 1:
+        ap.error("--rounds must be >= 1")
     if args.check_speed:
         from compress.settings import DEFAULT_RUN
 
@@ -526,8 +525,6 @@ def main(argv: list[str] | None = None) -> int:
         args.isa = isa.resolve(",".join(args.isa)) if args.isa else []
     except InputError as e:
         ap.error(str(e).replace("isa_matrix", "--isa"))
-    if args.rounds < 1:
-        ap.error("--rounds must be >= 1")
     out = args.out or Path("outputs") / f"benchmark-{datetime.now():%Y%m%d-%H%M%S}"
     try:
         for folder in args.folders:  # the output replaces an existing --out: never one that holds the IRs
