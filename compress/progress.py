@@ -19,6 +19,10 @@ def interactive() -> bool:
 class Progress(tqdm):
     """tqdm on a terminal; elsewhere silent until closed, then one line on stderr. `disable=True` stays silent."""
 
+    # class defaults: tqdm may close an instance whose __init__ never ran (a signal raised inside it)
+    _line = False
+    _said = False
+
     def __init__(self, iterable: Iterable[Any] | None = None, *args: Any, **kwargs: Any) -> None:
         quiet = bool(kwargs.pop("disable", False))
         self._line = not quiet and not interactive()
