@@ -7,6 +7,7 @@ below never sees argv."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import re
@@ -19,12 +20,13 @@ import traceback
 import typing
 import warnings
 from collections.abc import Callable
+from typing import TypeVar
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from reference_np.specs import INPUT_MULTIPLE
 
-from .data import DEFAULT_EXIF, EXIF_MODES
+from .data import DEFAULT_EXIF, EXIF_HELP, EXIF_MODES, Preprocess
 from .errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -34,47 +36,24 @@ from .errors import (
     InputError,
     Terminated,
 )
-from .runtime import isa_levels
-from .settings import (
-    ACTIVATION_RANGES,
-    DEFAULT_IGNORED_SCOPE,
-    DEFAULT_RUN,
-    MODEL_TYPES,
-    OVERFLOW_FIXES,
-    PRESETS,
-    QuantSettings,
-    RunConfig,
-    ScopeEntry,
-)
-from .sources import DataParts, DataSpec, quant_parts, source_help
+from .settings import QuantSettings, RunConfig, flag, options
+from .sources import DataParts, DataSpec, quant_parts
 
-# Library errors name settings by their field; a command line names them by its flags. The one table between them.
-FLAGS: dict[str, str] = {
-    "out": "--out", "force": "--force", "calib": "--calib", "val": "--val", "val_fraction": "--val-fraction",
-    "allow_overlap": "--allow-overlap", "accuracy_control": "--accuracy-control", "subset_size": "--subset-size",
-    "preset": "--preset", "model_type": "--model-type", "activation_range": "--activation-range",
-    "smooth_quant_alpha": "--smooth-quant-alpha", "overflow_fix": "--overflow-fix", "isa_matrix": "--isa-matrix",
-    "ignored_scope": "--ignored-scope", "max_drop": "--max-drop",
-    "batch": "--batch", "benchmark_seconds": "--benchmark-seconds", "benchmark_batch": "--benchmark-batch",
-    "ratio": "--ratio", "head_ratio": "--head-ratio", "method": "--method", "round_to": "--round-to",
-    "finetune_steps": "--finetune-steps", "finetune_batch": "--finetune-batch", "lr": "--lr", "data": "--data",
-    "input_size": "--input-size", "finetune_size": "--finetune-size", "exif": "--exif",
-    "backend": "--backend", "precision": "--precision", "checkpoint": "--checkpoint", "model": "--model",
-    "src": "--src", "labels": "--labels",
-}
+T = TypeVar("T")
 
 
 def cli_message(e: InputError) -> str:
-    """An InputError's message in the command line's words: each field it names becomes its flag."""
+    """An InputError's message in the command line's words: each field it names becomes its flag (settings.flag:
+    one rule for every command, so no table to keep)."""
     text = str(e)
     for name in e.fields:
-        flag = FLAGS.get(name, name)
+        flagged = flag(name)
         for pattern in (rf"{re.escape(name)}=True", re.escape(name)):  # `force=True` first, then `force`
-            text, n = re.subn(rf"(?<![\w\-./]){pattern}(?![\w\-])", flag, text, count=1)
+            text, n = re.subn(rf"(?<![\w\-./]){pattern}(?![\w\-])", flagged, text, count=1)
             if n:
                 break
         if not n:
-            text = f"{flag}: {text}"
+            text = f"{flagged}: {text}"
     return text
 
 
@@ -109,100 +88,50 @@ def input_size(text: str) -> int:
 
 def add_exif_option(ap: argparse.ArgumentParser) -> None:
     """--exif, on every command that preprocesses images (data.EXIF_MODES)."""
-    ap.add_argument("--exif", choices=EXIF_MODES, default=DEFAULT_EXIF,
-                    help="EXIF orientation of image files: ignore = preprocess the pixels as stored (timm, torchvision "
-                         "ImageFolder: what published ImageNet accuracies assume), apply = turn each image upright "
-                         "first, as a photo viewer shows it (default: %(default)s)")
+    ap.add_argument("--exif", choices=EXIF_MODES, default=DEFAULT_EXIF, help=f"{EXIF_HELP} (default: %(default)s)")
+
+
+_KINDS = {"flag": {"action": "store_true"}, "toggle": {"action": argparse.BooleanOptionalAction},
+          "append": {"action": "append"}, "value": {}}
+
+
+def add_options(ap: argparse.ArgumentParser, cls: type) -> None:
+    """The options of a settings class (settings.option fields) as argparse options, `--field-name`, with the
+    field's default and help; an option another class already added (seed, allow_overlap) is added once."""
+    for f, opt in options(cls):
+        name = flag(f.name)
+        if name in ap._option_string_actions:
+            continue
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        default = opt.to_cli(default) if opt.to_cli is not None else default
+        kw: dict[str, typing.Any] = dict(_KINDS[opt.kind])
+        kw.update({k: v for k, v in (("type", opt.type), ("choices", opt.choices), ("metavar", opt.metavar))
+                   if v is not None})
+        text = opt.help if "(default" in opt.help or opt.kind in ("flag", "append") else \
+            f"{opt.help} (default: %(default)s)"
+        ap.add_argument(name, default=default, help=text, **kw)
+
+
+def from_args(cls: type[T], args: argparse.Namespace, **given: typing.Any) -> T:
+    """A settings object from parsed argv (its option fields; `given` for the rest); each value is validated by
+    the class itself, so an error names the field and cli_message turns it into the flag."""
+    kw = {f.name: (opt.from_cli or (lambda v: v))(getattr(args, f.name)) for f, opt in options(cls)}
+    return cls(**kw, **given)
 
 
 def add_quant_options(ap: argparse.ArgumentParser) -> None:
-    """The INT8 options, shared with `compress.prune --quantize`."""
-    d = QuantSettings()
-    ap.add_argument("--calib", default="sample", help=f"calibration data: {source_help()} (default: %(default)s)")
-    ap.add_argument("--subset-size", type=positive_int, default=d.subset_size,
-                    help="calibration images (default: %(default)s, as NNCF)")
-    ap.add_argument("--preset", choices=PRESETS, default=d.preset,
-                    help="NNCF preset: mixed = asymmetric activations (default: %(default)s)")
-    ap.add_argument("--model-type", choices=MODEL_TYPES, default=d.model_type or "none",
-                    help="NNCF model type (transformer: fewer quantizers on element-wise ops; default: %(default)s)")
-    ap.add_argument("--fast-bias-correction", action=argparse.BooleanOptionalAction, default=d.fast_bias_correction,
-                    help="NNCF fast bias correction; off = full bias correction, which doubles the quantize time and "
-                         "saved 19 of 3200 images from changing class on the selection set (default: %(default)s)")
-    ap.add_argument("--activation-range", choices=ACTIVATION_RANGES, default=d.activation_range,
-                    help="NNCF activation range estimator: minmax = global min/max over the calibration set, "
-                         "mean_minmax = NNCF's default, histogram = MSE-optimal (default: %(default)s)")
-    ap.add_argument("--overflow-fix", choices=OVERFLOW_FIXES, default=d.overflow_fix,
-                    help="NNCF overflow fix: 7-bit weights in every convolution and MatMul (enable), in the first "
-                         "only (first_layer), or none (disable). CPUs without VNNI (AVX2, plain AVX-512) sum int8 "
-                         "products pairwise in int16 with saturation; 7-bit weights cannot overflow there. The "
-                         "report's ISA matrix shows what each ISA computes (default: %(default)s)")
-    ap.add_argument("--smooth-quant-alpha", type=float, default=d.smooth_quant_alpha,
-                    help="SmoothQuant alpha for convolutions and MatMuls, transformer type only; -1 disables "
-                         "(default: NNCF's)")
-    ap.add_argument("--ignored-scope", action="append", default=None, metavar="KIND:VALUE",
-                    help="keep ops in float: type:Softmax, name:<node>, pattern:<regex> (repeatable; replaces the "
-                    f"default {' '.join(map(str, DEFAULT_IGNORED_SCOPE))}; 'none' quantizes everything). Every "
-                    "entry must match a node")
-    ap.add_argument("--accuracy-control", action="store_true",
-                    help="nncf.quantize_with_accuracy_control: tunes on one half of the validation data, reports "
-                         "the drop on the other half")
-    ap.add_argument("--val", default=None, help="held-out data for INT8 vs FP32 (default: the checkpoint's held-out "
-                    "set, proxy-val for the proxy checkpoint; else a disjoint split of --calib)")
-    ap.add_argument("--val-fraction", type=float, default=0.5,
-                    help="without --val: the fraction of --calib kept for validation (default: %(default)s)")
-    ap.add_argument("--allow-overlap", action="store_true",
-                    help="accept a --val that shares images with --calib (compress.prune: or with --data)")
-    ap.add_argument("--val-limit", type=positive_int, default=None, help="evaluate a seeded subset of --val")
-    add_exif_option(ap)
-    ap.add_argument("--max-drop", type=float, default=DEFAULT_RUN.max_drop,
-                    help="top-1 points (accuracy control; default: %(default)s)")
-    ap.add_argument("--device", default=DEFAULT_RUN.device,
-                    help="OpenVINO device for the INT8 evaluation and the speed section: CPU, NPU, GPU, AUTO "
-                         "(default: %(default)s)")
-    ap.add_argument("--seed", type=int, default=DEFAULT_RUN.seed,
-                    help="seed of the calibration/validation subsets (default: %(default)s)")
-    r = DEFAULT_RUN
-    ap.add_argument("--benchmark-seconds", type=float, default=r.benchmark_seconds,
-                    help="timing budget of the report's speed section: plain FP32, deploy FP32 and INT8 at batch 1 "
-                         "(latency, throughput) and at --benchmark-batch (throughput), interleaved rounds; 0 skips "
-                         "it (default: %(default)s)")
-    ap.add_argument("--benchmark-batch", type=positive_int, default=r.benchmark_batch,
-                    help="N of the speed section's batch-N throughput (default: %(default)s)")
-    ap.add_argument("--isa-matrix", default=r.isa_matrix, metavar="{none,default,all,ISA[,ISA...]}",
-                    help="run the INT8 IR once per instruction set, each in a process under ONEDNN_MAX_CPU_ISA, and "
-                         "judge every target on each: default = AVX2 (a CPU without VNNI) and this CPU's own; all = "
-                         f"every level this CPU allows ({', '.join(isa_levels()) or 'none here'}); or a list of "
-                         "oneDNN names, e.g. AVX2,AVX512_CORE_VNNI (default: %(default)s)")
-    ap.add_argument("--batch", type=positive_int, default=r.batch,
-                    help="static input batch of the IRs written (default: %(default)s; NPUs want static shapes). "
-                         "Every IR also reshapes to any batch and any input size that is a multiple of 32")
+    """The INT8 job's options (compress.quantize, compress.prune --quantize): NNCF's settings, the data, the run."""
+    for cls in (QuantSettings, DataSpec, RunConfig):
+        add_options(ap, cls)
 
 
-def settings_from_args(args: argparse.Namespace) -> QuantSettings:
-    """argv -> QuantSettings; every value is validated by QuantSettings itself."""
-    specs = [str(e) for e in DEFAULT_IGNORED_SCOPE] if args.ignored_scope is None else args.ignored_scope
-    alpha = args.smooth_quant_alpha
-    return QuantSettings(preset=args.preset, model_type=None if args.model_type == "none" else args.model_type,
-                         fast_bias_correction=args.fast_bias_correction, subset_size=args.subset_size,
-                         smooth_quant_alpha=alpha, activation_range=args.activation_range,
-                         overflow_fix=args.overflow_fix,
-                         ignored_scope=tuple(ScopeEntry.parse(s) for s in specs if s != "none"))
-
-
-def data_spec_from_args(args: argparse.Namespace) -> DataSpec:
-    return DataSpec(args.calib, args.val, args.val_fraction, args.val_limit, args.accuracy_control,
-                    args.allow_overlap, args.seed, args.exif)
-
-
-def data_parts_from_args(args: argparse.Namespace, checkpoint: str, size: int) -> DataParts:
-    return quant_parts(data_spec_from_args(args), size, "proxy-val" if checkpoint == "proxy" else None)
+def data_parts_from_args(args: argparse.Namespace, checkpoint: str, transform: Preprocess) -> DataParts:
+    """The INT8 job's data, preprocessed by the model card's transform (LoadedModel.transform)."""
+    return quant_parts(from_args(DataSpec, args), transform, "proxy-val" if checkpoint == "proxy" else None)
 
 
 def run_config_from_args(args: argparse.Namespace, prog: str, argv: list[str]) -> RunConfig:
-    return RunConfig(command=command_line(prog, argv), seed=args.seed, device=args.device, max_drop=args.max_drop,
-                     allow_overlap=args.allow_overlap, force=args.force, batch=args.batch,
-                     benchmark_seconds=args.benchmark_seconds, benchmark_batch=args.benchmark_batch,
-                     isa_matrix=args.isa_matrix, started=time.perf_counter())
+    return from_args(RunConfig, args, command=command_line(prog, argv), started=time.perf_counter())
 
 
 def command_line(prog: str, argv: list[str]) -> str:

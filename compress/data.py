@@ -17,14 +17,15 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from reference_np.specs import CROP_PCT, IMAGENET_MEAN, IMAGENET_STD, check_input_size
+from reference_np.specs import CROP_PCT, IMAGENET_MEAN, IMAGENET_STD, INTERPOLATION, check_input_size
 
 from .errors import InputError
 
@@ -35,6 +36,9 @@ SYNSETS_FILE = Path(__file__).resolve().parent / "resources" / "imagenet_synsets
 # torchvision's ImageFolder do and so as published ImageNet accuracies assume; 'apply' turns them upright first
 EXIF_MODES = ("ignore", "apply")
 DEFAULT_EXIF = "ignore"
+EXIF_HELP = ("EXIF orientation of image files: ignore = preprocess the pixels as stored (timm, torchvision "
+             "ImageFolder: what published ImageNet accuracies assume), apply = turn each image upright first, as a "
+             "photo viewer shows it")
 
 
 # ---------------------------------------------------------------- preprocessing
@@ -49,14 +53,17 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
-def resize_shorter(img: Image.Image, short: int) -> Image.Image:
-    """Shorter side -> `short` (the longer scaled as torchvision/timm do), PIL bicubic."""
+INTERPOLATIONS = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}
+
+
+def resize_shorter(img: Image.Image, short: int, interpolation: str = INTERPOLATION) -> Image.Image:
+    """Shorter side -> `short` (the longer scaled as torchvision/timm do), PIL bicubic by default."""
     w, h = img.size
     if w <= h:
         size = (short, int(short * h / w))
     else:
         size = (int(short * w / h), short)
-    return img if size == img.size else img.resize(size, Image.BICUBIC)
+    return img if size == img.size else img.resize(size, INTERPOLATIONS[interpolation])
 
 
 def center_crop(img: Image.Image, size: int) -> Image.Image:
@@ -80,22 +87,58 @@ def orient(img: Image.Image, exif: str = DEFAULT_EXIF) -> Image.Image:
     return ImageOps.exif_transpose(img) if exif == "apply" else img
 
 
-def normalize(rgb: np.ndarray) -> np.ndarray:
+def normalize(rgb: np.ndarray, mean: tuple[float, ...] = IMAGENET_MEAN,
+              std: tuple[float, ...] = IMAGENET_STD) -> np.ndarray:
     """uint8 [H,W,3] -> float32 [3,H,W], (x/255 - mean) / std."""
     x = rgb.astype(np.float32) / np.float32(255.0)
-    x = (x - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
-def crop(img: Image.Image, size: int, crop_pct: float = CROP_PCT) -> np.ndarray:
+def crop(img: Image.Image, size: int, crop_pct: float = CROP_PCT, interpolation: str = INTERPOLATION) -> np.ndarray:
     """The evaluation transform up to its pixels: PIL image -> uint8 [size, size, 3] (resize, centre crop)."""
     check_input_size(size, size)
-    return np.asarray(center_crop(resize_shorter(to_rgb(img), int(size / crop_pct)), size))
+    return np.asarray(center_crop(resize_shorter(to_rgb(img), int(size / crop_pct), interpolation), size))
 
 
 def preprocess(img: Image.Image, size: int, crop_pct: float = CROP_PCT) -> np.ndarray:
-    """The evaluation transform: PIL image -> float32 [3, size, size]."""
+    """The evaluation transform with the reference's constants: PIL image -> float32 [3, size, size]."""
     return normalize(crop(img, size, crop_pct))
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """A model's evaluation transform, resolved from its model card as timm's resolve_data_config does: resize the
+    shorter side to int(size / crop_pct) (`interpolation`), centre-crop size x size, RGB / 255, (x - mean) / std."""
+
+    size: int
+    crop_pct: float = CROP_PCT
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    interpolation: str = INTERPOLATION
+
+    def __post_init__(self) -> None:
+        check_input_size(self.size, self.size)
+        if self.interpolation not in INTERPOLATIONS:
+            raise InputError(f"interpolation '{self.interpolation}': expected one of {', '.join(INTERPOLATIONS)}",
+                             field="interpolation")
+        if not 0 < self.crop_pct <= 1:
+            raise InputError(f"crop_pct must be in (0, 1]; got {self.crop_pct}", field="crop_pct")
+
+    @classmethod
+    def from_card(cls, cfg: Any, size: int | None = None) -> Preprocess:
+        """From a pretrained_cfg (input_size, crop_pct, mean, std, interpolation); `size` overrides its side."""
+        return cls(size or int(cfg["input_size"][-1]), float(cfg.get("crop_pct", CROP_PCT)),
+                   tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD)),
+                   str(cfg.get("interpolation", INTERPOLATION)))
+
+    def pixels(self, img: Image.Image) -> np.ndarray:
+        """uint8 [size, size, 3]: the crop before normalisation."""
+        return crop(img, self.size, self.crop_pct, self.interpolation)
+
+    def __call__(self, img: Image.Image) -> np.ndarray:
+        """float32 [3, size, size]."""
+        return normalize(self.pixels(img), self.mean, self.std)
 
 
 def no_images(role: str, name: str) -> InputError:
@@ -119,30 +162,52 @@ class Item:
 UNREADABLE = (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
-@dataclass
-class DataSource:
-    """Images with optional labels, yielding preprocessed arrays.
+def items_digest(items: Iterable[Item]) -> str:
+    """sha256 of a list of item keys (and their labels): names a data part in a report."""
+    h = hashlib.sha256()
+    for it in items:
+        # surrogateescape: a file name that is not valid UTF-8 hashes as its own bytes (os.fsencode)
+        h.update(f"{it.key}\t{it.label}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
 
-    `items` are candidates in the order they are used; with `limit`, iteration stops after that many
-    readable images, so unreadable files never count toward a requested subset size (the next candidates
-    fill in). After an iteration, `used` holds the items actually used and `skipped` the unreadable ones."""
+
+def items_manifest(name: str, items: Iterable[Item], size: int, exif: str, classes: Any, skipped: int,
+                   hashes: bool = True) -> dict[str, object]:
+    items = list(items)
+    return {"name": name, "n": len(items), "input_size": size, "exif": exif, "sha256_of_items": items_digest(items),
+            "skipped": skipped,
+            "classes": list(classes) if classes and len(classes) <= 64 else (len(classes) if classes else None),
+            "items": [{"key": it.key, "label": it.label,
+                       **({"sha256": it.sha256} if hashes and it.path is not None else {})} for it in items]}
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Which images, with optional labels: an immutable plan. Decoding it (`decode`) yields preprocessed arrays
+    and records what it used and skipped, without changing the plan.
+
+    `items` are candidates in the order they are used; with `limit`, decoding stops after that many readable
+    images, so unreadable files never count toward a requested subset size (the next candidates fill in)."""
 
     name: str
-    items: list[Item]
+    items: tuple[Item, ...]
     size: int
     classes: list[str] | None = None
     limit: int | None = None
-    used: list[Item] = field(default_factory=list, repr=False)
-    skipped: list[str] = field(default_factory=list, repr=False)
     warn: bool = True
     exif: str = DEFAULT_EXIF  # EXIF_MODES
     root: Path | None = None  # the folder it was read from (None: embedded crops)
-    _done: bool = field(default=False, repr=False)
+    transform: Preprocess | None = None  # the model card's (None: the reference's constants at `size`)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "items", tuple(self.items))
+        if self.transform is None:
+            object.__setattr__(self, "transform", Preprocess(self.size))
+        elif self.transform.size != self.size:
+            raise ValueError(f"{self.name}: transform of side {self.transform.size} for a source of side {self.size}")
 
     def __len__(self) -> int:
-        """Images a run uses: planned before an iteration, actually used after a complete one."""
-        if self._done:
-            return len(self.used)
+        """Images the plan uses (fewer when too few of its candidates are readable)."""
         return len(self.items) if self.limit is None else min(self.limit, len(self.items))
 
     @property
@@ -150,17 +215,17 @@ class DataSource:
         return all(it.label is not None for it in self.items)
 
     def planned(self) -> list[Item]:
-        """The items a run uses: those of the last iteration, else the first `limit` candidates."""
-        return list(self.used) if self._done else self.items[:self.limit]
+        """The items the plan uses when every one of them is readable: the first `limit` candidates."""
+        return list(self.items[:self.limit])
 
-    def _derive(self, name: str, items: list[Item], limit: int | None) -> DataSource:
-        return DataSource(name, items, self.size, self.classes, limit, warn=self.warn, exif=self.exif, root=self.root)
+    def _derive(self, name: str, items: Iterable[Item], limit: int | None) -> DataSource:
+        return replace(self, name=name, items=tuple(items), limit=limit)
 
     def subset(self, n: int | None, seed: int = 0) -> DataSource:
         """A seeded subset of n images: n candidates drawn at random (kept in source order), then the rest of
         the seeded permutation as replacements for unreadable ones."""
         if n is None or n >= len(self.items):
-            return self._derive(self.name, list(self.items), self.limit)
+            return self._derive(self.name, self.items, self.limit)
         perm = np.random.default_rng(seed).permutation(len(self.items))
         order = [*np.sort(perm[:n]), *perm[n:]]
         return self._derive(self.name, [self.items[i] for i in order], n)
@@ -170,7 +235,7 @@ class DataSource:
         round(val_fraction * its count) images to validation, at least one when it has two or more). A
         limited source splits its planned images and shares its spare candidates between the parts."""
         if not 0 < val_fraction < 1:
-            raise ValueError(f"validation fraction must be in (0, 1); got {val_fraction}")
+            raise InputError(f"val_fraction must be in (0, 1); got {val_fraction}", field="val_fraction")
         head = self.items if self.limit is None else self.items[:self.limit]
         tail = [] if self.limit is None else self.items[self.limit:]
         rng = np.random.default_rng(seed)
@@ -196,68 +261,32 @@ class DataSource:
         (None, why) for an unreadable image."""
         try:
             img = orient(it.load(), self.exif)
-            return (crop(img, self.size) if pixels else preprocess(img, self.size)), None
+            return (self.transform.pixels(img) if pixels else self.transform(img)), None
         except UNREADABLE as e:
             return None, f"{it.key}: {type(e).__name__}: {e}"
 
-    def collect(self, loaded: Iterable[tuple[Item, np.ndarray | None, str | None]]
-                ) -> Iterator[tuple[np.ndarray, int | None]]:
-        """The iteration bookkeeping, whoever decodes (this thread or decoding threads, in candidate order):
-        (array, label) of readable images until `limit`, `used`/`skipped` recorded, one counting warning.
-        `loaded` is closed on every exit (limit reached, consumer stopped, exception), so decoders stop."""
-        self.used, self.skipped, self._done = [], [], False
-        try:
-            for it, x, why in loaded:
-                if self.limit is not None and len(self.used) >= self.limit:
-                    break
-                if x is None:
-                    self.skipped.append(why)
-                    continue
-                self.used.append(it)
-                yield x, it.label
-        finally:
-            close = getattr(loaded, "close", None)
-            if close is not None:
-                close()
-        self._done = True
-        if self.skipped and self.warn:
-            warnings.warn(f"{self.name}: skipped {len(self.skipped)} unreadable image(s); used {len(self.used)} "
-                          f"(first skipped: {self.skipped[0]})", stacklevel=3)
-
-    def __iter__(self) -> Iterator[tuple[np.ndarray, int | None]]:
-        """Preprocessed (float32 [3,S,S], label); unreadable images are skipped with one counting warning."""
-        return self.decoded(workers=1)
-
-    def decoded(self, workers: int | None = None, pixels: bool = False) -> Iterator[tuple[np.ndarray, int | None]]:
-        """As iterating the source, with decoding and preprocessing spread over `workers` threads (default: all
-        cores), in order; with `pixels`, the uint8 [S,S,3] crops (a model that normalises them itself, a quarter
-        of the bytes). Threads, not processes: PIL and NumPy release the GIL while they decode, resize and
-        normalise, and forking a process that already runs OpenVINO's and torch's thread pools can deadlock."""
+    def decode(self, workers: int | None = None, pixels: bool = False) -> Decoding:
+        """One pass of decoding: preprocessed (float32 [3,S,S], label) of readable images, unreadable ones skipped
+        with one counting warning, spread over `workers` threads (default: all cores), in order; with `pixels`, the
+        uint8 [S,S,3] crops (a model that normalises them itself, a quarter of the bytes). Threads, not processes:
+        PIL and NumPy release the GIL while they decode, resize and normalise, and forking a process that already
+        runs OpenVINO's and torch's thread pools can deadlock."""
         workers = (os.cpu_count() or 1) if workers is None else workers
         load = partial(self.load_item, pixels=pixels)
         if workers <= 1 or len(self.items) < 2:
-            return self.collect((it, *load(it)) for it in self.items)
-        return self.collect(_threaded(load, self.items, workers))
+            return Decoding(self, ((it, *load(it)) for it in self.items))
+        return Decoding(self, _threaded(load, list(self.items), workers))
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, int | None]]:
+        """A pass of decoding in this thread (`decode` keeps the record of what it used)."""
+        return iter(self.decode(workers=1))
 
     def batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        xs: list[np.ndarray] = []
-        ys: list[int | None] = []
-        for x, y in self:
-            xs.append(x)
-            ys.append(y)
-            if len(xs) == batch_size:
-                yield np.stack(xs), (None if None in ys else np.asarray(ys))
-                xs, ys = [], []
-        if xs:
-            yield np.stack(xs), (None if None in ys else np.asarray(ys))
+        return batched(self, batch_size)
 
     def digest(self) -> str:
-        """sha256 of the list of item keys a run uses (and their labels): names a data part in a report."""
-        h = hashlib.sha256()
-        for it in self.planned():
-            # surrogateescape: a file name that is not valid UTF-8 hashes as its own bytes (os.fsencode)
-            h.update(f"{it.key}\t{it.label}\n".encode("utf-8", "surrogateescape"))
-        return h.hexdigest()
+        """sha256 of the planned items (a decoding's own digest names the ones it used)."""
+        return items_digest(self.planned())
 
     def check_labels(self, num_classes: int) -> None:
         """Every label must be a class of the model, or accuracies would be computed against wrong labels:
@@ -281,14 +310,116 @@ class DataSource:
                 "checkpoint trained on these classes, or unlabelled data)")
 
     def manifest(self, hashes: bool = True) -> dict[str, object]:
-        items = self.planned()
-        return {"name": self.name, "n": len(items), "input_size": self.size, "exif": self.exif,
-                "sha256_of_items": self.digest(),
-                "skipped": len(self.skipped),
-                "classes": self.classes if self.classes and len(self.classes) <= 64 else
-                (len(self.classes) if self.classes else None),
-                "items": [{"key": it.key, "label": it.label,
-                           **({"sha256": it.sha256} if hashes and it.path is not None else {})} for it in items]}
+        return items_manifest(self.name, self.planned(), self.size, self.exif, self.classes, 0, hashes)
+
+
+class Decoding:
+    """One pass of decoding over a source's plan. Iterating it yields (array, label) of readable images until the
+    plan's limit; afterwards `used` and `skipped` say what it took, and `digest`/`manifest` record it. `loaded`
+    (item, array or None, why) is closed on every exit (limit reached, consumer stopped, exception), so decoders
+    stop."""
+
+    def __init__(self, source: DataSource, loaded: Iterator[tuple[Item, np.ndarray | None, str | None]]) -> None:
+        self.source, self._loaded = source, loaded
+        self.used: list[Item] = []
+        self.skipped: list[str] = []
+        self.complete = False
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, int | None]]:
+        if self.complete or self.used or self.skipped:
+            raise RuntimeError(f"a decoding of {self.source.name} is one pass; call decode() again")
+        src, loaded = self.source, self._loaded
+        try:
+            for it, x, why in loaded:
+                if src.limit is not None and len(self.used) >= src.limit:
+                    break
+                if x is None:
+                    self.skipped.append(why)
+                    continue
+                self.used.append(it)
+                yield x, it.label
+        finally:
+            close = getattr(loaded, "close", None)
+            if close is not None:
+                close()
+        self.complete = True
+        if self.skipped and src.warn:
+            warnings.warn(f"{src.name}: skipped {len(self.skipped)} unreadable image(s); used {len(self.used)} "
+                          f"(first skipped: {self.skipped[0]})", stacklevel=3)
+
+    def digest(self) -> str:
+        return items_digest(self.used)
+
+    def manifest(self, hashes: bool = True) -> dict[str, object]:
+        s = self.source
+        return items_manifest(s.name, self.used, s.size, s.exif, s.classes, len(self.skipped), hashes)
+
+
+def batched(pairs: Iterable[tuple[np.ndarray, int | None]], batch_size: int
+            ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """[B,3,S,S] batches of (image, label) pairs (the last may be smaller), with their labels, or None for a
+    batch where an image has none."""
+    xs: list[np.ndarray] = []
+    ys: list[int | None] = []
+    for x, y in pairs:
+        xs.append(x)
+        ys.append(y)
+        if len(xs) == batch_size:
+            yield np.stack(xs), (None if None in ys else np.asarray(ys))
+            xs, ys = [], []
+    if xs:
+        yield np.stack(xs), (None if None in ys else np.asarray(ys))
+
+
+@dataclass(frozen=True)
+class Images:
+    """A source's images decoded and preprocessed once (in parallel threads), in memory: what calibration,
+    evaluation and fine-tuning read, with the record of what decoding used and skipped."""
+
+    name: str
+    xs: np.ndarray  # float32 [N,3,S,S], normalised
+    ys: tuple[int | None, ...]
+    items: tuple[Item, ...] = ()  # the source's items these are, in order
+    skipped: tuple[str, ...] = ()
+    exif: str = DEFAULT_EXIF  # how the source read EXIF orientation (EXIF_MODES)
+    size: int = 0
+    classes: list[str] | None = None
+    transform: Preprocess | None = None  # what made xs from the images
+
+    def digest(self) -> str:
+        """sha256 of the items held: names this data in a report."""
+        return items_digest(self.items)
+
+    def manifest(self, hashes: bool = True) -> dict[str, object]:
+        return items_manifest(self.name, self.items, self.size, self.exif, self.classes, len(self.skipped), hashes)
+
+    @property
+    def labelled(self) -> bool:
+        return None not in self.ys
+
+    def __len__(self) -> int:
+        return len(self.xs)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, int | None]]:
+        yield from zip(self.xs, self.ys, strict=True)
+
+    def batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        return batched(self, batch_size)
+
+    @classmethod
+    def of(cls, source: DataSource, workers: int | None = None, role: str = "data source",
+           desc: str | None = None) -> Images:
+        """`source` decoded (threads: `workers`, default all cores); an error naming `role` when nothing in it is
+        readable."""
+        from .progress import Progress  # (tqdm, only when images are loaded)
+
+        decoding = source.decode(workers)
+        pairs = list(Progress(decoding, total=len(source), desc=desc or f"load {source.name}", unit="img",
+                              leave=False))
+        if not pairs:
+            raise no_images(role, source.name)
+        return cls(source.name, np.stack([x for x, _ in pairs]), tuple(y for _, y in pairs), tuple(decoding.used),
+                   tuple(decoding.skipped), source.exif, source.size, source.classes, source.transform)
 
 
 def _threaded(load: Callable[[Item], tuple[np.ndarray | None, str | None]], items: list[Item], workers: int

@@ -13,6 +13,7 @@ import reference_np as rn
 from cloformer.deploy import DeployCloFormer
 from cloformer.registry import resolve_checkpoint
 
+from .data import Preprocess
 from .errors import InputError
 
 
@@ -28,6 +29,12 @@ class LoadedModel:
     def trained_size(self) -> int:
         """The checkpoint's own input side (its metadata, else the variant's): what it was trained or fine-tuned at."""
         return int(self.model.pretrained_cfg["input_size"][-1])
+
+    @property
+    def transform(self) -> Preprocess:
+        """Its evaluation transform at `input_size`, from the model card (pretrained_cfg), as timm's
+        resolve_data_config gives it: every source this model is calibrated, evaluated or fine-tuned on uses it."""
+        return Preprocess.from_card(self.model.pretrained_cfg, self.input_size)
 
     @property
     def num_classes(self) -> int:
@@ -66,3 +73,16 @@ def output_bytes(loaded: LoadedModel, pruned: bool = False) -> int:
     (~1.2 bytes a weight), reports and plots; a pruning run adds its checkpoint (at most 4 bytes a weight)."""
     n = sum(int(v.size) for v in loaded.weights.values())
     return int(n * (4 + 4 + 1.2 + (4 if pruned else 0))) + (4 << 20)
+
+
+def official_weights(sd: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Official keys only: NNCF's mask buffers ('__nncf_hooks.post_hooks.<module:path:weight>__0.0.binary_mask')
+    are applied to their weights (a no-op when nncf.strip already did) and dropped."""
+    w = {k: v.detach().numpy().copy() for k, v in sd.items() if not k.startswith("__nncf_hooks")}
+    for k, mask in sd.items():
+        if k.startswith("__nncf_hooks") and k.endswith("binary_mask"):
+            name = k.split(".post_hooks.", 1)[-1].split("__", 1)[0].replace(":", ".")
+            if name not in w or w[name].shape != tuple(mask.shape):
+                raise KeyError(f"NNCF mask {k} has no matching weight '{name}'")
+            w[name] = w[name] * mask.detach().numpy().astype(w[name].dtype)
+    return w

@@ -161,6 +161,10 @@ class QuantReport:
     def missed(self) -> list[Target]:
         return [t for t in self.targets if t.met is False]
 
+    def bound(self, metric: str) -> float | None:
+        """The bound of a target the report states (every scope of a metric has the same one)."""
+        return next((t.bound for t in self.targets if t.metric == metric), None)
+
     def failed_checks(self) -> list[str]:
         """The checks (not targets) that failed: what makes a command exit 1."""
         return [ch.stage for ch in self.fp32_checks if ch.passed is False]
@@ -212,13 +216,14 @@ class PruneReport:
     head_ratio: float | None = None  # structured: of the global heads (None: ratio)
     finetune_size: int | None = None  # the fine-tuning images' side (model.input_size: the IRs' and evaluation's)
     speed: SpeedReport | None = None  # without int8: the pruned FP32 IR against the unpruned plain FP32
-    targets: dict[str, Any] | None = None  # the fast model's (pruned INT8 vs unpruned FP32), when there is one
+    targets: list[Target] | None = None  # the fast model's (pruned INT8 vs unpruned FP32), when there is one
+    checks: list[Check] = field(default_factory=list)  # without int8: the FP32 stages' (twins, static batch)
     seconds: dict[str, float] = field(default_factory=dict)
     file_bytes: dict[str, int] = field(default_factory=dict)
 
     def failed_checks(self) -> list[str]:
         """The checks that failed, the INT8 job's included: what makes a command exit 1."""
-        own = [self.numpy_float64_agreement.stage] if self.numpy_float64_agreement.passed is False else []
+        own = [ch.stage for ch in [self.numpy_float64_agreement, *self.checks] if ch.passed is False]
         return own + (self.int8.failed_checks() if self.int8 is not None else [])
 
     @property
@@ -355,6 +360,15 @@ class GraphAgreement:
     # the same graph run by NumPy in float32 against float64: how far arithmetic precision alone moves this
     # INT8 graph (values next to a FakeQuantize rounding threshold land one step away) - the yardstick
     graph_f32_sqnr_db: float | None = None
+
+
+# the metrics of the INT8 targets (compress.quantize.job judges them; the renderer reads their bounds from a report)
+INT8_DROP = "INT8 vs FP32 top-1 drop (pt)"
+INT8_AGREEMENT = "INT8 vs FP32 top-1 agreement (%)"
+INT8_SQNR = "INT8 vs FP32 logit SQNR (dB)"
+GRAPH_METRIC = "OpenVINO vs the IR's NumPy run:"  # the graph targets' metrics begin so
+GRAPH_SQNR = f"{GRAPH_METRIC} logit SQNR (dB)"
+GRAPH_AGREEMENT = f"{GRAPH_METRIC} top-1 agreement (%)"
 
 
 @dataclass

@@ -148,10 +148,8 @@ def count_executed(compiled: Any) -> tuple[Counter[str], Counter[str], Counter[s
 
 def compile_counted(model: Any, device: str = "CPU", precision: str | None = None) -> tuple[Any, Any]:
     """(compiled model, infer request) after one inference on zeros with PERF_COUNT on."""
-    import openvino as ov
 
-    cfg: dict[str, Any] = {"PERF_COUNT": True, **cpu_config(device, precision)}
-    compiled = ov.Core().compile_model(str(model) if isinstance(model, (str, os.PathLike)) else model, device, cfg)
+    compiled = compile_ov(model, device, precision, PERF_COUNT=True)
     req = compiled.create_infer_request()
     req.infer({i: np.zeros(tuple(inp.get_shape()), np.float32) for i, inp in enumerate(compiled.inputs)})
     return compiled, req
@@ -194,13 +192,19 @@ def default_precision(device: str = "CPU") -> str:
     return hint
 
 
-def compile_ov(model: Any, device: str = "CPU", precision: str | None = "f32", **config: Any) -> Any:
-    """Compile an IR path or ov.Model; on CPU, precision 'f32' forces true FP32 (a BF16-capable CPU would
-    otherwise run FP32 IRs in BF16 silently)."""
+def compile_ov(model: Any, device: str = "CPU", precision: str | None = "f32", *, shape: list[int] | None = None,
+               core: Any = None, **config: Any) -> Any:
+    """The one way this package compiles an OpenVINO model: an IR path or ov.Model, reshaped (on a copy) to `shape`
+    when given, for `device` with any further properties. On CPU, precision 'f32' forces true FP32 (a BF16-capable
+    CPU would otherwise run FP32 IRs in BF16 silently); None is the device's default, as deployed."""
     import openvino as ov
 
+    core = core or ov.Core()
+    if shape is not None:
+        model = core.read_model(str(model)) if isinstance(model, (str, os.PathLike)) else model.clone()
+        model.reshape(shape)
     cfg: dict[str, Any] = {**cpu_config(device, precision), **config}
-    return ov.Core().compile_model(str(model) if isinstance(model, (str, os.PathLike)) else model, device, cfg)
+    return core.compile_model(str(model) if isinstance(model, (str, os.PathLike)) else model, device, cfg)
 
 
 def run_ov(compiled: Any, batch: np.ndarray) -> list[np.ndarray]:

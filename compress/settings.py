@@ -1,14 +1,20 @@
 """Typed, validated settings of the compression stages. Built by the CLIs from argv or by library users
-directly; an unknown value raises at construction, whichever entry point built them."""
+directly; an unknown value raises at construction, whichever entry point built them.
+
+One place per option: a settings field declared with `option(...)` carries its help and how a command line spells
+it; compress.cli derives the argparse options (`--field-name`) and reads them back from it, and library errors
+name the field (`lr must be > 0`), which the command line shows as its flag (`--lr must be > 0`, `flag`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from .errors import InputError
-from .runtime import ISA_LEVELS
+from .runtime import ISA_LEVELS, cpu_isa
 
 Preset = Literal["performance", "mixed"]
 NNCFModelType = Literal["transformer"]  # nncf.ModelType, by lower-case name
@@ -34,6 +40,40 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 ISA_MATRIX_CHOICES = ("none", "default", "all")  # besides a comma-separated list of oneDNN ISA names
 
 
+# ------------------------------------------------------------------ options
+OptionKind = Literal["value", "flag", "toggle", "append"]  # --x V, --x (store_true), --x/--no-x, --x V repeated
+
+
+@dataclass(frozen=True)
+class Option:
+    """A settings field as a command-line option: its help, the kind of argument, and how argv spells the value
+    when it differs from the field's (`to_cli`: the default as --help shows it; `from_cli`: argv -> field)."""
+
+    help: str
+    kind: OptionKind = "value"
+    type: Callable[[str], Any] | None = None
+    choices: tuple[Any, ...] | None = None
+    metavar: str | None = None
+    to_cli: Callable[[Any], Any] | None = None
+    from_cli: Callable[[Any], Any] | None = None
+
+
+def option(default: Any = dataclasses.MISSING, help: str = "", *, default_factory: Any = dataclasses.MISSING,
+           **cli: Any) -> Any:
+    """A dataclass field that is also a command-line option (Option's keywords)."""
+    return field(default=default, default_factory=default_factory, metadata={"option": Option(help, **cli)})
+
+
+def options(cls: type) -> list[tuple[dataclasses.Field, Option]]:
+    """The fields of a settings class that are options, in declaration order."""
+    return [(f, f.metadata["option"]) for f in dataclasses.fields(cls) if "option" in f.metadata]
+
+
+def flag(name: str) -> str:
+    """A field's command-line flag: lr -> --lr, val_limit -> --val-limit."""
+    return "--" + name.replace("_", "-")
+
+
 # Targets from the project's issues: reported (not enforced) by every INT8 run.
 TARGET_MAX_TOP1_DROP_PT = 0.3  # top-1 points, INT8 vs FP32 (also --max-drop's default for accuracy control)
 TARGET_MIN_AGREEMENT_PCT = 99.0  # top-1 agreement with FP32
@@ -51,16 +91,24 @@ class RunConfig:
     """Run-level options of a job, one frozen value (the stages read it; nothing mutates it)."""
 
     command: str = "library call"  # what the report records as the command that made it
-    seed: int = 0  # seeds of the calibration/validation subsets
-    device: str = "CPU"  # OpenVINO device of the INT8 evaluation and the speed section
-    max_drop: float = TARGET_MAX_TOP1_DROP_PT  # accuracy control's bound, top-1 points
-    allow_overlap: bool = False  # accept validation data that shares images with calibration data
-    force: bool = False  # replace an existing output folder
-    batch: int = 1  # the IRs' static input batch (they reshape to any)
-    benchmark_seconds: float = 15.0  # timing budget of the speed section (0: skip it; issue 30: at most 20)
-    benchmark_batch: int = 8  # N of the speed section's batch-N throughput
-    # the INT8 IR under each ISA (compress.isa): none, default (AVX2 and this CPU's own), all, or "AVX2,AVX512_CORE"
-    isa_matrix: str = "default"
+    seed: int = option(0, "seed of the calibration/validation subsets", type=int)
+    device: str = option("CPU", "OpenVINO device for the INT8 evaluation and the speed section: CPU, NPU, GPU, AUTO")
+    max_drop: float = option(TARGET_MAX_TOP1_DROP_PT, "top-1 points (accuracy control)", type=float)
+    allow_overlap: bool = option(False, "accept validation data that shares images with the calibration data "
+                                 "(compress.prune: or with --data)", kind="flag")
+    force: bool = option(False, "replace --out if it exists (the old one is kept until the new one is complete)",
+                         kind="flag")
+    batch: int = option(1, "static input batch of the IRs written (NPUs want static shapes). Every IR also reshapes "
+                        "to any batch and any input size that is a multiple of 32", type=int)
+    benchmark_seconds: float = option(
+        15.0, "timing budget of the report's speed section: plain FP32 and every IR written at batch 1 (latency, "
+        "throughput) and at --benchmark-batch (throughput), interleaved rounds; 0 skips it (issue 30: at most 20)",
+        type=float)
+    benchmark_batch: int = option(8, "N of the speed section's batch-N throughput", type=int)
+    isa_matrix: str = option(
+        "default", "run the INT8 IR once per instruction set, each in a process under ONEDNN_MAX_CPU_ISA, and judge "
+        "every target on each: default = AVX2 (a CPU without VNNI) and this CPU's own; all = every level this CPU "
+        "allows; or a list of oneDNN names, e.g. AVX2,AVX512_CORE_VNNI", metavar="{none,default,all,ISA[,ISA...]}")
     started: float | None = None  # time.perf_counter() when the run began (the job's first stage, loading, ends
     # when the job starts); None: the job's times begin with the job
 
@@ -93,6 +141,13 @@ def check_ratio(ratio: float, name: str = "ratio") -> float:
     if not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
         raise InputError(f"{name} must be in (0, 1); got {ratio}", field=name)
     return float(ratio)
+
+
+def check_round_to(n: int) -> int:
+    """structured pruning's channel multiple: 1 (no rounding) to 256."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1 or n > 256:
+        raise InputError(f"round_to must be an integer from 1 to 256 (1: no rounding); got {n}", field="round_to")
+    return n
 
 
 def check_count(n: int | None, name: str, minimum: int = 1) -> int | None:
@@ -132,6 +187,67 @@ class ScopeEntry:
         return cls(kind, value)  # type: ignore[arg-type]
 
 
+# kept in float: the stem (its input and ReLU ranges cost ~5 dB at every later layer); the attention's softmax
+# path; the element-wise products (q*k, tanh(.)*v and q*scale: quantizing q*scale keeps the CPU plugin from
+# fusing the attention into one kernel, 12 nodes more). The deploy graph names its stem nodes `stem.*`.
+DEFAULT_IGNORED_SCOPE: tuple[ScopeEntry, ...] = (ScopeEntry("pattern", ".*stem.*"),
+                                                 ScopeEntry("type", "ScaledDotProductAttention"),
+                                                 ScopeEntry("type", "Multiply"))
+
+
+# ------------------------------------------------------------------ pruning
+Method = Literal["structured", "nncf-magnitude", "nncf-rb"]
+METHODS: tuple[str, ...] = get_args(Method)
+NNCF_RB_NEEDS_STEPS = "method nncf-rb learns its masks during fine-tuning: finetune_steps must be > 0"
+
+
+def simd_block() -> int:
+    """Channels per SIMD register of f32 on this CPU: 16 with AVX-512, 8 with AVX2 (the --round-to default)."""
+    return 16 if "avx512f" in cpu_isa().split() else 8
+
+
+@dataclass
+class PruneSettings:
+    """What compress.prune does, validated at construction."""
+
+    method: Method = option("structured", "structured: remove whole channels and heads (a smaller, faster "
+                            "network); nncf-*: NNCF's unstructured sparsity", choices=METHODS)
+    ratio: float = option(0.45, "structured: fraction of each group's channels/heads removed; nncf-*: weight "
+                          "sparsity", type=float)
+    head_ratio: float | None = option(
+        None, "structured: fraction of each block's global heads removed (default: --ratio); blocks with one head "
+        "empty at 0.5, so a --ratio of 0.5 or more needs --head-ratio below it", type=float)
+    round_to: int | None = option(
+        None, "structured: kept channel counts become multiples of N (default: the CPU's SIMD block, 16 with "
+        "AVX-512, 8 with AVX2; 1: no rounding)", type=int)
+    finetune_steps: int = option(600, "distillation steps after pruning (0: none)", type=int)
+    finetune_batch: int = option(64, "distillation batch size (--batch is the IRs' input batch)", type=int)
+    lr: float = option(5e-4, "distillation peak learning rate", type=float)
+    seed: int = option(0, "seed of the calibration/validation subsets", type=int)
+
+    def __post_init__(self) -> None:
+        check_choice(self.method, METHODS, "method")
+        check_ratio(self.ratio)
+        if self.head_ratio is not None:
+            check_ratio(self.head_ratio, "head_ratio")
+            if self.method != "structured":
+                raise InputError("head_ratio applies to method 'structured' only", field=("head_ratio", "method"))
+        if self.round_to is not None:
+            check_round_to(self.round_to)
+        check_count(self.finetune_steps, "finetune_steps", 0)
+        check_count(self.finetune_batch, "finetune_batch")
+        if not self.lr > 0:
+            raise InputError(f"lr must be > 0; got {self.lr}", field="lr")
+        if self.method == "nncf-rb" and self.finetune_steps == 0:
+            raise InputError(NNCF_RB_NEEDS_STEPS, field=("method", "finetune_steps"))
+
+    @property
+    def effective_round_to(self) -> int | None:
+        if self.method != "structured":
+            return None
+        return self.round_to if self.round_to is not None else simd_block()
+
+
 @dataclass
 class QuantSettings:
     """nncf.quantize settings of the deploy graph. The defaults were chosen by measurement, for speed and
@@ -141,15 +257,33 @@ class QuantSettings:
     histogram ranges and full bias correction. 295 executed nodes (37 Reorders) on AVX-512 VNNI/BF16, 292 (37) on
     AMX; 22 (AVX-512) and 27 (AMX) of 3200 images changing class."""
 
-    preset: Preset = "performance"
-    model_type: ModelType = None
-    fast_bias_correction: bool | None = False  # None: no bias correction at all (NNCF's convention)
-    activation_range: ActivationRange = "histogram"
-    ignored_scope: tuple[ScopeEntry, ...] = field(default_factory=lambda: DEFAULT_IGNORED_SCOPE)
+    preset: Preset = option("performance", "NNCF preset: mixed = asymmetric activations", choices=PRESETS)
+    model_type: ModelType = option(None, "NNCF model type (transformer: fewer quantizers on element-wise ops)",
+                                   choices=MODEL_TYPES, to_cli=lambda v: v or "none",
+                                   from_cli=lambda s: None if s == "none" else s)
+    # None: no bias correction at all (NNCF's convention)
+    fast_bias_correction: bool | None = option(
+        False, "NNCF fast bias correction; off = full bias correction, which doubles the quantize time and saved 19 "
+        "of 3200 images from changing class on the selection set", kind="toggle")
+    activation_range: ActivationRange = option(
+        "histogram", "NNCF activation range estimator: minmax = global min/max over the calibration set, "
+        "mean_minmax = NNCF's default, histogram = MSE-optimal", choices=ACTIVATION_RANGES)
+    ignored_scope: tuple[ScopeEntry, ...] = option(
+        default_factory=lambda: DEFAULT_IGNORED_SCOPE, kind="append", metavar="KIND:VALUE",
+        help="keep ops in float: type:Softmax, name:<node>, pattern:<regex> (repeatable; replaces the default "
+        f"{' '.join(map(str, DEFAULT_IGNORED_SCOPE))}; 'none' quantizes everything). Every entry must match a node",
+        to_cli=lambda v: None,
+        from_cli=lambda specs: DEFAULT_IGNORED_SCOPE if specs is None else tuple(s for s in specs if s != "none"))
     # SmoothQuant (transformer type only) for convolutions and MatMuls; None: NNCF's default
-    smooth_quant_alpha: float | None = None
-    subset_size: int = 300
-    overflow_fix: OverflowFix = "enable"
+    smooth_quant_alpha: float | None = option(
+        None, "SmoothQuant alpha for convolutions and MatMuls, transformer type only; -1 disables (default: "
+        "NNCF's)", type=float)
+    subset_size: int = option(300, "calibration images (as NNCF)", type=int)
+    overflow_fix: OverflowFix = option(
+        "enable", "NNCF overflow fix: 7-bit weights in every convolution and MatMul (enable), in the first only "
+        "(first_layer), or none (disable). CPUs without VNNI (AVX2, plain AVX-512) sum int8 products pairwise in "
+        "int16 with saturation; 7-bit weights cannot overflow there. The report's ISA matrix shows what each ISA "
+        "computes", choices=OVERFLOW_FIXES)
 
     def __post_init__(self) -> None:
         check_choice(self.preset, PRESETS, "preset")
@@ -194,11 +328,3 @@ class QuantSettings:
             adv["smooth_quant_alphas"] = AdvancedSmoothQuantParameters(convolution=a, matmul=a)
         kw["advanced_parameters"] = AdvancedQuantizationParameters(**adv)
         return kw
-
-
-# kept in float: the stem (its input and ReLU ranges cost ~5 dB at every later layer); the attention's softmax
-# path; the element-wise products (q*k, tanh(.)*v and q*scale: quantizing q*scale keeps the CPU plugin from
-# fusing the attention into one kernel, 12 nodes more). The deploy graph names its stem nodes `stem.*`.
-DEFAULT_IGNORED_SCOPE: tuple[ScopeEntry, ...] = (ScopeEntry("pattern", ".*stem.*"),
-                                                 ScopeEntry("type", "ScaledDotProductAttention"),
-                                                 ScopeEntry("type", "Multiply"))

@@ -8,14 +8,26 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reference_np.specs import check_input_size
 
 from . import proxy
-from .data import DEFAULT_DATA_ROOT, DEFAULT_EXIF, DataSource, Item, check_exif, data_root, file_sha256, folder_source
+from .data import (
+    DEFAULT_DATA_ROOT,
+    DEFAULT_EXIF,
+    EXIF_HELP,
+    EXIF_MODES,
+    DataSource,
+    Item,
+    Preprocess,
+    check_exif,
+    data_root,
+    file_sha256,
+    folder_source,
+)
 from .errors import InputError
-from .settings import check_count
+from .settings import check_count, option
 
 
 def imagenet_subset(size: int) -> DataSource:
@@ -37,12 +49,17 @@ NAMED_SOURCES: dict[str, tuple[Callable[[int], DataSource], str]] = {
 }
 
 
-def resolve_source(spec: str | os.PathLike, size: int, limit: int | None = None, seed: int = 0,
+def resolve_source(spec: str | os.PathLike, size: int | Preprocess, limit: int | None = None, seed: int = 0,
                    exif: str = DEFAULT_EXIF) -> DataSource:
-    """A data source by registered name or folder path; `limit` takes a seeded subset of that many images; `exif`
-    (data.EXIF_MODES) says whether images are turned upright by their EXIF orientation before preprocessing.
-    Every problem with it (missing, not a folder, no images, mixed layout) is an InputError naming it."""
-    check_input_size(size, size)
+    """A data source by registered name or folder path, preprocessed at `size` (a side, with the reference's
+    constants) or by a model card's transform (`LoadedModel.transform`, timm's resolve_data_config); `limit` takes a
+    seeded subset of that many images; `exif` (data.EXIF_MODES) says whether images are turned upright by their
+    EXIF orientation before preprocessing. Every problem with it (missing, not a folder, no images, mixed
+    layout) is an InputError naming it."""
+    if not isinstance(size, Preprocess):
+        check_input_size(size, size)
+    transform = size if isinstance(size, Preprocess) else Preprocess(size)
+    size = transform.size
     check_exif(exif)
     try:
         if isinstance(spec, str) and spec in NAMED_SOURCES:
@@ -51,8 +68,7 @@ def resolve_source(spec: str | os.PathLike, size: int, limit: int | None = None,
             src = folder_source(spec, size)
     except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
         raise InputError(str(e)) from None
-    src.exif = exif
-    return src.subset(limit, seed)
+    return replace(src, exif=exif, transform=transform).subset(limit, seed)
 
 
 def source_help() -> str:
@@ -106,14 +122,18 @@ class DataSpec:
     """Which data a quantization run reads, as named by the user (sources by name or folder), before it is
     resolved at an input size. `val` None: the checkpoint's own held-out set, else a split of `calib`."""
 
-    calib: str | os.PathLike = "sample"
-    val: str | os.PathLike | None = None
-    val_fraction: float = 0.5  # without val: the part of calib kept for validation
-    val_limit: int | None = None  # a seeded subset of the validation data
-    accuracy_control: bool = False  # validation split again into a tuning and a held-out half
-    allow_overlap: bool = False  # accept a val that shares images with calib
-    seed: int = 0
-    exif: str = DEFAULT_EXIF  # data.EXIF_MODES, for every part
+    calib: str | os.PathLike = option("sample", f"calibration data: {source_help()}")
+    val: str | os.PathLike | None = option(
+        None, "held-out data for INT8 vs FP32 (default: the checkpoint's held-out set, proxy-val for the proxy "
+        "checkpoint; else a disjoint split of --calib)")
+    val_fraction: float = option(0.5, "without --val: the fraction of --calib kept for validation", type=float)
+    val_limit: int | None = option(None, "evaluate a seeded subset of --val", type=int)
+    accuracy_control: bool = option(False, "nncf.quantize_with_accuracy_control: tunes on one half of the validation "
+                                    "data, reports the drop on the other half", kind="flag")
+    allow_overlap: bool = option(False, "accept validation data that shares images with the calibration data "
+                                 "(compress.prune: or with --data)", kind="flag")
+    seed: int = option(0, "seed of the calibration/validation subsets", type=int)
+    exif: str = option(DEFAULT_EXIF, EXIF_HELP, choices=EXIF_MODES)  # for every part
 
     def __post_init__(self) -> None:
         if not 0 < self.val_fraction < 1:
@@ -122,7 +142,7 @@ class DataSpec:
         check_exif(self.exif)
 
 
-def quant_parts(spec: DataSpec, size: int, default_val: str | None = None) -> DataParts:
+def quant_parts(spec: DataSpec, size: int | Preprocess, default_val: str | None = None) -> DataParts:
     """Calibration and validation data that never share an image unless spec.allow_overlap:
     - an explicit `val` (or the checkpoint's own held-out set, `default_val`) is checked for overlap;
     - with neither, the calibration source is split (seeded, class-balanced) into disjoint parts."""

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .report import OpTime, SpeedReport, SpeedRow
-from .runtime import cpu_config, cpu_isa
+from .runtime import compile_ov, cpu_isa
 
 ROUNDS = 5  # more rounds of shorter windows: a mode switch spoils one round's ratio, not the median
 BASELINE = "plain FP32"  # ov.convert_model of the unpruned checkpoint at the device's defaults
@@ -102,10 +102,8 @@ def _compile_all(models: dict[str, Any], input_size: int, batch: int, device: st
         return core.read_model(str(model)) if isinstance(model, (str, Path)) else model
 
     def compile_one(loaded: Future, hint: str, n: int, perf: bool) -> Any:
-        m = loaded.result().clone()
-        m.reshape([n, 3, input_size, input_size])
-        return core.compile_model(m, device, {"PERFORMANCE_HINT": hint, "PERF_COUNT": perf,
-                                              **cpu_config(device, None)})
+        return compile_ov(loaded.result(), device, None, shape=[n, 3, input_size, input_size], core=core,
+                          PERFORMANCE_HINT=hint, PERF_COUNT=perf)
 
     with ThreadPoolExecutor(2, thread_name_prefix="compile") as pool:
         bases = {label: pool.submit(load, model) for label, model in models.items()}

@@ -81,3 +81,11 @@ def random_scores(plan, seed: int) -> dict:
             z = sum(b.local_channels) + b.global_heads * b.dim_head
             out[f"layers.{i}.blocks.{j}"] = (rng.random(b.hidden), rng.random(z))
     return out
+
+
+def exit_code(main, argv: list[str]) -> int:
+    """A command's exit status, whether argparse exits (SystemExit) or main returns it."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code

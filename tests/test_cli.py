@@ -17,12 +17,13 @@ import torch
 
 import reference_np as rn
 from cloformer.registry import SHIPPED
-from compress import evaluate, evaluation, loading, prune, quantization, quantize
-from compress.cli import FLAGS, cli_message
+from compress import evaluate, loading, prune, quantize, stages
+from compress.cli import cli_message
 from compress.errors import InputError
-from compress.pruning import PruneSettings
-from compress.settings import QuantSettings, RunConfig, ScopeEntry
-from tests.conftest import write_images
+from compress.evaluate import job as ev
+from compress.settings import PruneSettings, QuantSettings, RunConfig, ScopeEntry, flag, options
+from compress.sources import DataSpec
+from tests.conftest import exit_code, write_images
 from tools import make_imagenet_subset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,10 +211,11 @@ def test_checkpoint_errors_list_every_key(bad_files) -> None:
                                   ["--subset-size", "0"], ["--subset-size", "-5"], ["--val-limit", "0"],
                                   ["--preset", "bogus"], ["--activation-range", "wide"], ["--model-type", "cnn"]])
 def test_quantize_argument_errors_exit_2(capsys, argv: list[str]) -> None:
-    with pytest.raises(SystemExit) as e:
-        quantize.main(argv)
+    """Refused before any work, by argparse (a type or a choice) or by the settings class the option belongs to
+    (a range: one validation, the field's, named by its flag)."""
+    assert exit_code(quantize.main, argv) == 2
     err = capsys.readouterr().err
-    assert e.value.code == 2 and argv[0] in err and "Traceback" not in err
+    assert argv[0] in err and "Traceback" not in err
     assert "negative dimensions" not in err and "data" not in err.split("error:")[-1]
 
 
@@ -242,7 +244,7 @@ SETTINGS_ERRORS = [
 @pytest.mark.parametrize("cls,kw,words,argv", SETTINGS_ERRORS, ids=[str(r[1]) for r in SETTINGS_ERRORS])
 def test_settings_errors_name_fields_and_the_cli_names_flags(capsys, cls, kw, words, argv) -> None:
     """Issue 17: whoever builds the settings gets the error at construction, in the library's vocabulary (field
-    names, no flags); the command line says the same with its flags (compress.cli.FLAGS, one table)."""
+    names, no flags); the command line says the same with its flags (compress.settings.flag, one rule)."""
     with pytest.raises(InputError) as e:
         cls(**kw)
     assert words in str(e.value) and "--" not in str(e.value), str(e.value)
@@ -253,7 +255,7 @@ def test_settings_errors_name_fields_and_the_cli_names_flags(capsys, cls, kw, wo
         flagged = cli_message(e.value)
         assert flagged in err and "Traceback" not in err, err
         for name in e.value.fields:
-            assert FLAGS[name] in flagged and FLAGS[name] in err
+            assert flag(name) in flagged and flag(name) in err
 
 
 def test_cli_message_maps_every_field_it_names() -> None:
@@ -264,21 +266,39 @@ def test_cli_message_maps_every_field_it_names() -> None:
                                 "(to split --calib), or --allow-overlap")
     assert cli_message(InputError("exists; pass force=True to replace it", field="force")).endswith("pass --force "
                                                                                                    "to replace it")
-    assert set(FLAGS.values()) <= {a.option_strings[0] for p in (quantize.build_parser(), prune.build_parser(),
-                                                                 evaluate.build_parser(),
-                                                                 make_imagenet_subset.build_parser())
-                                   for a in p._actions if a.option_strings}  # every flag of the table exists
+    # every option field is a flag of the commands that take its class (issue 28: derived, not listed)
+    def flags(ap) -> set[str]:
+        return {a.option_strings[0] for a in ap._actions if a.option_strings}
+    int8 = {flag(f.name) for cls in (QuantSettings, RunConfig, DataSpec) for f, _ in options(cls)}
+    assert int8 <= flags(quantize.build_parser()) and int8 <= flags(prune.build_parser())
+    assert {flag(f.name) for f, _ in options(PruneSettings)} <= flags(prune.build_parser())
+    assert {"--src", "--labels"} <= flags(make_imagenet_subset.build_parser())
 
 
-def test_internal_error_exits_1_and_keeps_a_failed_folder(tmp_path, capsys, monkeypatch) -> None:
+def fail_at(stage: str, exc: BaseException):
+    """A stage observer (compress.stages.observe) that raises `exc` as the stage whose title starts with `stage`
+    begins: a failure inside the run, after every stage before it."""
+    def observer(title: str) -> None:
+        if title.startswith(stage):
+            raise exc
+    return observer
+
+
+@pytest.fixture
+def stages_seen():
+    """The titles of the stages that started in this test (compress.stages.observe): 'before any work' is then a
+    fact of the run, not a time."""
+    seen: list[str] = []
+    with stages.observe(seen.append):
+        yield seen
+
+
+def test_internal_error_exits_1_and_keeps_a_failed_folder(tmp_path, capsys) -> None:
     """An NNCF/OpenVINO failure (here injected) is not bad input: exit 1, the traceback, and the partial
     output kept as <out>.failed/ with error.log; a ValueError inside the run is not reported as exit 2."""
-    def boom(*a, **k):
-        raise ValueError("injected failure inside nncf")
-
-    monkeypatch.setattr(quantization, "quantize", boom)
     out = tmp_path / "out"
-    assert quantize.main([*FAST, "--out", str(out)]) == 1
+    with stages.observe(fail_at("quantize", ValueError("injected failure inside nncf"))):
+        assert quantize.main([*FAST, "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and "injected failure inside nncf" in err and "internal error" in err
     failed = tmp_path / "out.failed"
@@ -288,14 +308,13 @@ def test_internal_error_exits_1_and_keeps_a_failed_folder(tmp_path, capsys, monk
 
 
 @pytest.mark.slow
-def test_force_keeps_the_old_output_until_the_new_one_is_complete(tmp_path, monkeypatch) -> None:
+def test_force_keeps_the_old_output_until_the_new_one_is_complete(tmp_path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("previous run")
-    monkeypatch.setattr(quantization, "quantize", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("fails late")))
-    assert quantize.main([*FAST, "--out", str(out), "--force"]) == 1
+    with stages.observe(fail_at("quantize", RuntimeError("fails late"))):
+        assert quantize.main([*FAST, "--out", str(out), "--force"]) == 1
     assert (out / "keep.txt").read_text() == "previous run"  # a failed --force run loses nothing
-    monkeypatch.undo()
     assert quantize.main([*FAST, "--out", str(out), "--force"]) == 0
     assert not (out / "keep.txt").exists() and (out / "model_int8.xml").is_file()
     assert leftovers(tmp_path) == ["out.failed"]  # from the failed run; no .old-* or .partial-* remain
@@ -405,15 +424,15 @@ def test_evaluate_openvino_parallel_matches_serial(bad_files) -> None:
 
     xml = bad_files["run"] / "model_fp32.xml"
     src = resolve_source("proxy-val", 32, limit=24)
-    par = evaluation.evaluate_openvino(xml, src, evaluation.OVRun("CPU", "f32", 2), progress=False)
-    ser = evaluation.evaluate(evaluation.openvino_predictor(xml, "CPU", "f32"), resolve_source("proxy-val", 32, 24),
+    par = ev.evaluate_openvino(xml, src, ev.OVRun("CPU", "f32", 2), progress=False)
+    ser = ev.evaluate(ev.openvino_predictor(xml, "CPU", "f32"), resolve_source("proxy-val", 32, 24),
                             progress=False)
     assert par.n == ser.n == 24 and np.array_equal(par.labels, ser.labels)
     assert np.abs(par.logits - ser.logits).max() <= 1e-5 * np.abs(ser.logits).max()
     assert par.top1 == ser.top1 and par.images_per_s > 0
     # issue 19 (4): the streamed source goes as uint8 crops, normalised inside the model (PrePostProcessor); the
     # float path (pixels=False) and the serial float path are the references
-    flt = evaluation.evaluate_openvino(xml, resolve_source("proxy-val", 32, 24), evaluation.OVRun("CPU", "f32", 2,
+    flt = ev.evaluate_openvino(xml, resolve_source("proxy-val", 32, 24), ev.OVRun("CPU", "f32", 2,
                                                                                                    pixels=False),
                                        progress=False)
     assert np.abs(par.logits - flt.logits).max() <= 1e-5 * np.abs(flt.logits).max()  # normalised in f32 either way
@@ -502,30 +521,16 @@ def test_help_defaults_are_the_settings_defaults(parser: str) -> None:
     assert "(default: histogram)" in help_text and "(default: False)" in help_text
 
 
-def _stages_recorded(monkeypatch) -> list[str]:
-    """quantization.int8_stages (every stage of the INT8 job, the first one included) made to record each call and
-    go on: 'before any work' is then a fact of the run, not a time."""
-    calls: list[str] = []
-    real = quantization.int8_stages
-
-    def recorded(*a, **k):
-        calls.append("int8_stages")
-        return real(*a, **k)
-    monkeypatch.setattr(quantization, "int8_stages", recorded)
-    return calls
-
-
-def test_second_run_on_a_locked_target_stops_naming_the_first(tmp_path, capsys, monkeypatch) -> None:
+def test_second_run_on_a_locked_target_stops_naming_the_first(tmp_path, capsys, stages_seen) -> None:
     """Issue 20 (1): while a run writes --out (it holds the lock), another run on the same --out exits 2 before
     any work, naming the first one's PID; afterwards nothing is left but what the first run wrote."""
     from compress.atomic import staging_dir
 
     out = tmp_path / "out"
-    calls = _stages_recorded(monkeypatch)
     with staging_dir(out) as tmp:
         (tmp / "first.txt").write_text("first run")
         assert quantize.main([*FAST, "--out", str(out)]) == 2
-        assert calls == []
+        assert stages_seen == []
         err = capsys.readouterr().err
         assert f"is being written by another run (PID {os.getpid()})" in err and "Traceback" not in err
         with pytest.raises(InputError, match="being written by another run"):  # the lock itself, past the check
@@ -560,19 +565,18 @@ def test_two_concurrent_runs_exactly_one_wins(tmp_path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"] and (out / "model_int8.xml").is_file()
 
 
-def test_ignored_scope_refused_before_data_and_finetuning(tmp_path, monkeypatch, capsys) -> None:
-    """Issue 20 (3): a scope entry that matches no node stops quantize before any calibration data is read, and
-    prune --quantize before it reads fine-tuning data or fine-tunes (checked on the unpruned deploy graph)."""
-    from compress import pruning
+def test_ignored_scope_refused_before_data_and_finetuning(tmp_path, capsys, stages_seen) -> None:
+    """Issue 20 (3): a scope entry that matches no node stops quantize in its first stage, before any calibration
+    data is read, and prune --quantize before its first stage (it reads fine-tuning data and fine-tunes later):
+    checked on the unpruned deploy graph."""
+    from compress.quantize.job import PRECHECK
 
-    calls: list[str] = []
-    monkeypatch.setattr(quantization, "calibration_data", lambda *a, **k: calls.append("calibration data"))
-    monkeypatch.setattr(pruning, "load_pool", lambda *a, **k: calls.append("fine-tuning data"))
-    monkeypatch.setattr(pruning, "finetune", lambda *a, **k: calls.append("fine-tune"))
-    for main, extra in ((quantize.main, []), (prune.main, ["--quantize", "--finetune-steps", "600"])):
+    for main, extra, seen in ((quantize.main, [], [PRECHECK.name]),
+                              (prune.main, ["--quantize", "--finetune-steps", "600"], [])):
         assert main([*FAST, *extra, "--ignored-scope", "type:NoSuchOp", "--out", str(tmp_path / "o")]) == 2
         assert "'type:NoSuchOp' matches no node" in capsys.readouterr().err
-        assert calls == [], calls
+        assert stages_seen == seen, stages_seen
+        stages_seen.clear()
         assert not list(tmp_path.iterdir())
 
 
@@ -608,7 +612,7 @@ def test_expected_fallbacks_go_to_the_report_and_warnings_are_one_line() -> None
 import json, logging, sys, warnings
 from compress.cli import run_main
 from compress.progress import Progress
-from compress.quantization import ExpectedMessages
+from compress.quantize.ptq import ExpectedMessages
 
 def job():
     with ExpectedMessages() as expected:
@@ -674,21 +678,23 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def test_full_disk_is_refused_early_or_reported_as_the_machine(small_disk, capsys, monkeypatch) -> None:
+def test_full_disk_is_refused_early_or_reported_as_the_machine(small_disk, capsys, monkeypatch, stages_seen
+                                                                  ) -> None:
     """Issue 20 (6): an output that cannot fit is refused before the work (exit 2, naming the free space); a disk
     that fills during the run is one line naming the path and the free space (exit 1, no traceback, no
     'please report it'), nothing left behind, and the previous output untouched."""
     out = small_disk / "run"
-    calls = _stages_recorded(monkeypatch)
     assert quantize.main([*FAST, "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "not enough free space" in err and "MB free" in err and calls == []
+    assert "not enough free space" in err and "MB free" in err and stages_seen == []
     assert not list(small_disk.iterdir())
     # the estimate passes, then the disk fills while the run writes
     old = small_disk / "old"
     old.mkdir()
     (old / "keep.txt").write_text("previous output")
-    monkeypatch.setattr(quantization, "output_bytes", lambda *a, **k: 1 << 20)
+    from compress.quantize import job as quantize_job
+
+    monkeypatch.setattr(quantize_job, "output_bytes", lambda *a, **k: 1 << 20)  # the estimate passes
     assert quantize.main([*FAST, "--out", str(old), "--force"]) == 1
     err = capsys.readouterr().err
     assert f"cannot write {old}" in err and "MB free" in err

@@ -251,16 +251,23 @@ def test_unreadable_images_do_not_count_toward_a_subset(tmp_path) -> None:
     src = resolve_source(tmp_path, 32).subset(5, seed=1)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
-        out = list(src)
-    assert len(out) == 5 and len(src) == 5 and all("good" in it.key for it in src.used)
-    assert len(rec) <= 1 and src.manifest()["n"] == 5
-    assert {it["key"] for it in src.manifest()["items"]} == {it.key for it in src.used}
+        decoding = src.decode(workers=1)
+        out = list(decoding)
+    assert len(out) == 5 and len(src) == 5 and all("good" in it.key for it in decoding.used)
+    assert len(rec) <= 1 and decoding.manifest()["n"] == 5
+    assert {it["key"] for it in decoding.manifest()["items"]} == {it.key for it in decoding.used}
     all_src = resolve_source(tmp_path, 32)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
-        assert len(list(all_src)) == 6
+        decoding = all_src.decode(workers=2)
+        assert len(list(decoding)) == 6
     assert len(rec) == 1 and "skipped 4 unreadable image(s); used 6" in str(rec[0].message)
-    assert len(all_src) == 6 and all_src.manifest()["skipped"] == 4
+    assert decoding.manifest()["skipped"] == 4 and decoding.manifest()["n"] == 6
+    # the plan is immutable: decoding changed neither its length, its digest nor its manifest
+    assert len(all_src) == 10 and all_src.manifest()["skipped"] == 0 and all_src.manifest()["n"] == 10
+    assert decoding.digest() != all_src.digest()
+    with pytest.raises(RuntimeError, match="one pass"):
+        list(decoding)
 
 
 def test_split_is_disjoint_seeded_and_class_balanced() -> None:
@@ -371,9 +378,11 @@ def test_calibration_and_evaluation_see_the_golden_input(pp_golden, photo_folder
     """The calibration stage and both evaluation paths (preloaded float arrays, and streamed uint8 crops normalised
     inside the model) feed the model what the golden says, normalised once: calibrating on raw or twice-normalised
     images, or a wrong constant in the in-model normalisation, fails here."""
-    from compress import export, loading, quantization
-    from compress.evaluation import F32, Preloaded, evaluate_openvino
+    from compress import export, loading
+    from compress.data import Images
+    from compress.evaluate.job import F32, evaluate_openvino
     from compress.metrics import rel_max
+    from compress.quantize import job as quantization
     from compress.runtime import compile_ov, run_ov
     from compress.settings import QuantSettings
     from compress.tolerances import FLOAT32_REL, PREPROCESS_ATOL
@@ -384,7 +393,7 @@ def test_calibration_and_evaluation_see_the_golden_input(pp_golden, photo_folder
     xml = export.save_deployable(export.convert_deploy(loaded), photo_folder.parent / "pp_fp32.xml")
     ref = run_ov(compile_ov(str(xml), "CPU", "f32"), pp_golden["x_64"][None].astype(np.float32))[0]
     streamed = evaluate_openvino(xml, resolve_source(str(photo_folder), 64), F32, progress=False).logits
-    preloaded = evaluate_openvino(xml, Preloaded.of(resolve_source(str(photo_folder), 64)), F32, progress=False)
+    preloaded = evaluate_openvino(xml, Images.of(resolve_source(str(photo_folder), 64)), F32, progress=False)
     assert rel_max(streamed, ref) <= FLOAT32_REL and rel_max(preloaded.logits, ref) <= FLOAT32_REL
 
 
@@ -409,7 +418,7 @@ def test_exif_orientation_ignored_or_applied(exif_folder, exif: str) -> None:
 
     src = resolve_source(exif_folder, 64, exif=exif)
     assert src.manifest(hashes=False)["exif"] == exif
-    ((px, _),) = list(src.decoded(workers=1, pixels=True))
+    ((px, _),) = list(src.decode(workers=1, pixels=True))
     with Image.open(exif_folder / "portrait.jpg") as f:
         assert f.getexif()[0x0112] == 6 and f.size == (200, 150)
         stored = f.convert("RGB")

@@ -9,7 +9,9 @@ import torch
 
 import cloformer
 import reference_np as rn
-from compress import export, loading, quantization, runtime, structured
+from compress import export, loading, runtime
+from compress.prune import structured
+from compress.quantize import job as quantization
 from compress.tolerances import FLOAT32_REL, FLOAT64_ATOL
 from reference_np.macs import count_layers
 from reference_np.specs import VARIANTS, plan_from_spec

@@ -4,6 +4,7 @@ while decoders are busy, Ctrl-C, SIGTERM) ends within a bound and leaves no thre
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -16,9 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from compress.data import DataSource, Item
+from compress.data import DataSource, Images, Item
 from compress.errors import InputError
-from compress.evaluation import OVRun, Preloaded, evaluate_openvino
+from compress.evaluate.job import OVRun, evaluate_openvino
 
 ROOT = Path(__file__).resolve().parents[1]
 BOUND_S = 20.0  # how long the threads may take to end after an early exit: a decode takes milliseconds, a deadlock
@@ -112,19 +113,19 @@ def _early_exits(xml: Path, ctrl_c: bool = True) -> None:
     # 1. a limit smaller than the source (--val-limit): stop consuming, the rest is cancelled
     loads: list[int] = []
     src = _source(400, limit=10, loads=loads)
-    data = Preloaded.of(src, workers=WORKERS)
-    assert len(data) == 10 and [it.key for it in src.used] == [f"img{i}" for i in range(10)]
+    data = Images.of(src, workers=WORKERS)
+    assert len(data) == 10 and [it.key for it in data.items] == [f"img{i}" for i in range(10)]
     _assert_clean(loads, 9, "limit")
     # 2. a bad-input error raised while the decoders are busy
     loads = []
     with pytest.raises(InputError, match="item 37 is bad"):
-        Preloaded.of(_source(400, fail_at=37, loads=loads), workers=WORKERS)
+        Images.of(_source(400, fail_at=37, loads=loads), workers=WORKERS)
     _assert_clean(loads, 37, "error mid-iteration")
     # 3. Ctrl-C while the decoders decode (SIGINT to this process, as a terminal sends it, while item 100 decodes)
     if ctrl_c:
         loads = []
         with pytest.raises(KeyboardInterrupt):
-            Preloaded.of(_source(4000, delay=0.001, sigint_at=100, loads=loads), workers=WORKERS)
+            Images.of(_source(4000, delay=0.001, sigint_at=100, loads=loads), workers=WORKERS)
         _assert_clean(loads, 100, "Ctrl-C")
     # 3b. an error while OpenVINO infers asynchronously and the decoders decode: every request drained
     loads = []
@@ -133,7 +134,7 @@ def _early_exits(xml: Path, ctrl_c: bool = True) -> None:
     _assert_clean(loads, 300, "error during inference")
     # 4. the consumer simply stops (a generator dropped half-way)
     loads = []
-    it = _source(400, loads=loads).decoded(workers=WORKERS)
+    it = iter(_source(400, loads=loads).decode(workers=WORKERS))
     next(it)
     it.close()
     _assert_clean(loads, 0, "consumer stopped")
@@ -178,16 +179,16 @@ def test_threads_give_the_serial_result() -> None:
     def make() -> DataSource:
         src = _source(60, limit=40)
         broken = Item("broken", 1, lambda: Image.open(Path("/nonexistent.png")))
-        src.items[5:5] = [broken]
-        return src
+        return dataclasses.replace(src, items=(*src.items[:5], broken, *src.items[5:]))
     a, b = make(), make()
+    da, db = a.decode(workers=1), b.decode(workers=2)
     with pytest.warns(UserWarning, match="skipped 1 unreadable"):
-        serial = list(a)
+        serial = list(da)
     with pytest.warns(UserWarning, match="skipped 1 unreadable"):
-        threaded = list(b.decoded(workers=2))
+        threaded = list(db)
     assert len(serial) == len(threaded) == 40
     assert all(np.array_equal(x, y) and la == lb for (x, la), (y, lb) in zip(serial, threaded, strict=True))
-    assert [i.key for i in a.used] == [i.key for i in b.used] and a.skipped == b.skipped
+    assert [i.key for i in da.used] == [i.key for i in db.used] and da.skipped == db.skipped
 
 
 @pytest.mark.parametrize("sig,code,word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])

@@ -32,13 +32,13 @@ def test_wheel_contents(wheel: Path) -> None:
     assert "compress/resources/imagenet_synsets.txt" in names  # WordNet-id folders need it
     assert {"cloformer/weights/cloformer_xxs_proxy.safetensors", "cloformer/weights/cloformer_xxs_proxy.json"} <= set(
         names)
-    assert "reference_np/model.py" in names and "compress/quantize.py" in names
+    assert {"reference_np/model.py", "compress/quantize/__main__.py", "compress/prune/structured.py"} <= set(names)
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"cloformer", "compress", "reference_np"}  # no generic `tools` or `tests` package
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry).decode()
-    for script in ("cloformer-quantize = compress.quantize:main", "cloformer-prune = compress.prune:main",
-                   "cloformer-evaluate = compress.evaluate:main"):
+    for script in ("cloformer-quantize = compress.quantize.cli:main", "cloformer-prune = compress.prune.cli:main",
+                   "cloformer-evaluate = compress.evaluate.cli:main"):
         assert script in text
 
 

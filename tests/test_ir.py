@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from reference_np import ir
-from reference_np.ir import IRError, Node, conv2d, fake_quantize
+from reference_np.ir import IRError, conv2d, fake_quantize
 
 
 # ------------------------------------------------------------------ FakeQuantize
@@ -95,31 +95,32 @@ def test_grouped_convolution_with_pads_and_strides(groups: int, k: int, stride: 
 def test_mvn_eps_modes(mode: str) -> None:
     x = np.random.default_rng(1).standard_normal((2, 3, 4, 4)) * 0.01  # small variance: eps placement matters
     eps = 1e-3
-    n = Node("1", "mvn", "MVN", "opset6", {"eps": str(eps), "eps_mode": mode, "normalize_variance": "true"})
-    got = ir.OPS["MVN"](n, x, np.array([1, 2, 3]))
+    attrs = {"eps": str(eps), "eps_mode": mode, "normalize_variance": "true"}
+    got = ir.run_op("MVN", "opset6", attrs, x, np.array([1, 2, 3]))
     mean = x.mean(axis=(1, 2, 3), keepdims=True)
     var = ((x - mean) ** 2).mean(axis=(1, 2, 3), keepdims=True)
     want = (x - mean) / (np.sqrt(var + eps) if mode == "inside_sqrt" else np.sqrt(var) + eps)
     assert np.abs(got - want).max() <= 1e-12
-    other = ir.OPS["MVN"](Node("1", "m", "MVN", "opset6", {**n.attrs, "eps_mode": {"inside_sqrt": "outside_sqrt",
-                          "outside_sqrt": "inside_sqrt"}[mode]}), x, np.array([1, 2, 3]))
+    other = ir.run_op("MVN", "opset6", {**attrs, "eps_mode": {"inside_sqrt": "outside_sqrt",
+                      "outside_sqrt": "inside_sqrt"}[mode]}, x, np.array([1, 2, 3]))
     assert np.abs(got - other).max() > 1e-2  # the two modes really differ here
 
 
 def test_sdpa_softmax_gelu_swish_against_formulas() -> None:
     rng = np.random.default_rng(2)
     q, k, v = rng.standard_normal((1, 2, 5, 4)), rng.standard_normal((1, 2, 3, 4)), rng.standard_normal((1, 2, 3, 4))
-    n = Node("1", "a", "ScaledDotProductAttention", "opset13", {"causal": "false"})
+    sdpa = {"causal": "false"}
     s = q @ np.swapaxes(k, -1, -2) / math.sqrt(4)
     p = np.exp(s) / np.exp(s).sum(-1, keepdims=True)
-    assert np.abs(ir.OPS["ScaledDotProductAttention"](n, q, k, v) - p @ v).max() <= 1e-12
-    assert np.abs(ir.OPS["ScaledDotProductAttention"](n, q, k, v, None, np.array(0.5))
+    assert np.abs(ir.run_op("ScaledDotProductAttention", "opset13", sdpa, q, k, v) - p @ v).max() <= 1e-12
+    assert np.abs(ir.run_op("ScaledDotProductAttention", "opset13", sdpa, q, k, v, None,
+                            np.array(0.5))
                   - (np.exp(s * 2 * 0.5) / np.exp(s * 2 * 0.5).sum(-1, keepdims=True)) @ v).max() <= 1e-12
     x = np.array([-800.0, -3.0, 0.0, 2.0, 800.0])
     with np.errstate(over="raise"):  # stable: no overflow warning for large negative inputs
-        sw = ir.OPS["Swish"](Node("1", "s", "Swish", "opset4", {}), x)
+        sw = ir.run_op("Swish", "opset4", {}, x)
     assert np.allclose(sw, [0.0, -3 / (1 + math.exp(3)), 0.0, 2 / (1 + math.exp(-2)), 800.0])
-    g = ir.OPS["Gelu"](Node("1", "g", "Gelu", "opset7", {"approximation_mode": "ERF"}), x[1:4])
+    g = ir.run_op("Gelu", "opset7", {"approximation_mode": "ERF"}, x[1:4])
     assert np.allclose(g, [0.5 * t * (1 + math.erf(t / math.sqrt(2))) for t in x[1:4]], atol=1e-15)
 
 
@@ -161,21 +162,55 @@ def test_small_ir_matches_openvino(small_ir) -> None:
     assert np.array_equal(g(two)[:1], got) and g(np.zeros((2, 2, 8, 8))).shape == (2, 3, 8, 8)
 
 
-def test_unknown_op_names_type_node_and_file(small_ir, tmp_path) -> None:
-    xml, x, _ = small_ir
-    text = xml.read_text().replace('type="ReLU"', 'type="Frobnicate"')
-    (tmp_path / "u.xml").write_text(text)
-    shutil.copy(xml.with_suffix(".bin"), tmp_path / "u.bin")
-    with pytest.raises(IRError, match=r"u\.xml: node 'relu' has op type Frobnicate"):
-        ir.load(tmp_path / "u.xml")(x)
+def test_unknown_op_or_version_is_refused_at_load(small_ir, tmp_path) -> None:
+    """Issue 28: ops are registered by (type, version) and every node is checked when the graph loads, not when
+    (or if) a run reaches it."""
+    xml, _, _ = small_ir
+    for name, old, new, message in (
+            ("u", 'type="ReLU"', 'type="Frobnicate"', r"u\.xml: op types reference_np.ir does not implement: "
+                                                       r"Frobnicate \(opset1\)"),
+            ("v", 'type="FakeQuantize" version="opset1"', 'type="FakeQuantize" version="opset99"',
+             r"does not implement: FakeQuantize \(opset99\)")):
+        assert old in xml.read_text()
+        (tmp_path / f"{name}.xml").write_text(xml.read_text().replace(old, new))
+        shutil.copy(xml.with_suffix(".bin"), tmp_path / f"{name}.bin")
+        with pytest.raises(IRError, match=message):
+            ir.load(tmp_path / f"{name}.xml")
 
 
-def test_unsupported_attribute_is_an_error(small_ir, tmp_path) -> None:
-    xml, x, _ = small_ir
+def test_unsupported_attribute_is_refused_at_load(small_ir, tmp_path) -> None:
+    xml, _, _ = small_ir
     (tmp_path / "a.xml").write_text(xml.read_text().replace('auto_pad="explicit"', 'auto_pad="same_upper"'))
     shutil.copy(xml.with_suffix(".bin"), tmp_path / "a.bin")
-    with pytest.raises(IRError, match=r"a\.xml: .*Convolution node 'conv': auto_pad=same_upper is not supported"):
-        ir.load(tmp_path / "a.xml")(x)
+    with pytest.raises(IRError, match=r"a\.xml: Convolution node 'conv': auto_pad=same_upper is not supported"):
+        ir.load(tmp_path / "a.xml")
+    (tmp_path / "a.xml").write_text(xml.read_text().replace('levels="256"', 'levels="many"'))
+    with pytest.raises(IRError, match=r"FakeQuantize node 'fq': attribute levels='many' cannot be read"):
+        ir.load(tmp_path / "a.xml")
+
+
+def test_attributes_are_typed_once_and_overrides_go_through_load(small_ir) -> None:
+    xml, x, _ = small_ir
+    g = ir.load(xml)
+    conv = next(n for n in g.nodes.values() if n.type == "Convolution")
+    assert conv.a["strides"] == [1, 1] and conv.a["auto_pad"] == "explicit"  # typed, not text
+    fq = next(n for n in g.nodes.values() if n.type == "FakeQuantize")
+    assert fq.a["levels"] == 256
+    coarse = ir.load(xml, overrides={"fq": {"levels": "3"}})  # by node name
+    assert next(n for n in coarse.nodes.values() if n.name == "fq").a["levels"] == 3
+    assert set(np.unique(np.round(coarse.run(x, ["fq"])["fq"], 12))) <= {-1.0, 0.0, 1.0}
+    assert np.abs(ir.load(xml, overrides={"FakeQuantize": {"levels": "3"}})(x) - coarse(x)).max() == 0  # by type
+    with pytest.raises(IRError, match="overrides name no node or op type of the graph: Nope"):
+        ir.load(xml, overrides={"Nope": {"eps": "1"}})
+
+
+def test_a_numpy_error_inside_an_op_names_the_node(small_ir, tmp_path) -> None:
+    xml, x, _ = small_ir
+    g = ir.load(xml)
+    conv = next(n for n in g.nodes.values() if n.type == "Convolution")
+    conv.a["strides"] = [1]  # as a graph with a malformed attribute would reach the op
+    with pytest.raises(IRError, match=r"m\.xml: Convolution \(opset1\) node 'conv' failed on inputs \[1, 2, 4, 4\]"):
+        g(x)
 
 
 def test_truncated_or_missing_bin_is_an_error(small_ir, tmp_path) -> None:
@@ -211,7 +246,8 @@ def test_float64_deploy_ir_run_by_numpy_equals_the_reference(tmp_path, name: str
     """The deploy graph exported with float64 constants and run by reference_np.ir reproduces
     reference_np.forward to 1e-10: every variant and a pruned checkpoint, at 64x64."""
     import reference_np as rn
-    from compress import export, loading, structured
+    from compress import export, loading
+    from compress.prune import structured
     from compress.tolerances import FLOAT64_ATOL
     from reference_np.specs import VARIANTS, plan_from_spec
     from tests.conftest import np_weights, random_scores, test_input
@@ -237,8 +273,10 @@ def test_other_routes_run_by_numpy(tmp_path, route: str) -> None:
     (f32 hint): FP32 routes to 1e-5 relative, the INT8 IR to 30 dB logit SQNR and the same top-1."""
     import openvino as ov
 
-    from compress import export, loading, quantization, runtime
+    from compress import export, loading, runtime
     from compress.metrics import rel_max, sqnr_db
+    from compress.quantize import job as quantization
+    from compress.quantize import ptq
     from compress.settings import QuantSettings
     from compress.sources import resolve_source
 
@@ -252,7 +290,7 @@ def test_other_routes_run_by_numpy(tmp_path, route: str) -> None:
     else:
         exported = export.export(loaded, tmp_path)
         calib = quantization.calibration_data(resolve_source("sample", 64).subset(16))
-        model = export.single_output(quantization.quantize(exported.taps_model, calib, QuantSettings(subset_size=16)))
+        model = export.single_output(ptq.quantize(exported.taps_model, calib, QuantSettings(subset_size=16)))
     ov.save_model(model, str(tmp_path / "m.xml"), compress_to_fp16=False)
     types = {op.get_type_name() for op in model.get_ops()}
     graph = ir.load(tmp_path / "m.xml")

@@ -17,18 +17,18 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 # the README's words -> the same call, smaller (calibration and validation images, fine-tuning, timing)
 SHRINK = {
-    'sources.DataSpec(calib="sample", val="proxy-val")': 'sources.DataSpec(calib="sample", val="proxy-val", '
-                                                         'val_limit=48)',
-    'settings.RunConfig(command="my script")': 'settings.RunConfig(command="my script", benchmark_seconds=1, '
+    'compress.DataSpec(calib="sample", val="proxy-val")': 'compress.DataSpec(calib="sample", val="proxy-val", '
+                                                          'val_limit=48)',
+    'compress.RunConfig(command="my script")': 'compress.RunConfig(command="my script", benchmark_seconds=1, '
                                                 'isa_matrix="none")',  # the matrix: test_quantize
-    "quantize=settings.QuantSettings())": 'quantize=settings.QuantSettings(subset_size=16), '
-                                          'run=settings.RunConfig(command="my script", benchmark_seconds=1, '
+    "quantize=compress.QuantSettings())": 'quantize=compress.QuantSettings(subset_size=16), '
+                                          'run=compress.RunConfig(command="my script", benchmark_seconds=1, '
                                           'isa_matrix="none"))',
-    "settings.QuantSettings()": "settings.QuantSettings(subset_size=16)",
-    'pruning.PruneSettings("structured", ratio=0.45)': 'pruning.PruneSettings("structured", ratio=0.45, '
-                                                       'finetune_steps=2, finetune_batch=8)',
-    'sources.resolve_source("proxy-train", loaded.input_size)': 'sources.resolve_source("proxy-train", '
-                                                                'loaded.input_size, limit=64)',
+    "compress.QuantSettings()": "compress.QuantSettings(subset_size=16)",
+    'compress.PruneSettings("structured", ratio=0.45)': 'compress.PruneSettings("structured", ratio=0.45, '
+                                                        'finetune_steps=2, finetune_batch=8)',
+    'compress.resolve_source("proxy-train", loaded.input_size)': 'compress.resolve_source("proxy-train", '
+                                                                 'loaded.input_size, limit=64)',
     'data="proxy-val")': 'data="proxy-val", limit=48)',  # the same 48 images as val_limit (seed 0 both)
 }
 
@@ -37,6 +37,18 @@ def readme_block() -> str:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     assert len(blocks) == 1, "the README has one Python block (the library example)"
     return blocks[0]
+
+
+def test_readme_library_example_uses_the_front_door() -> None:
+    """Issue 28: the README's library example reaches compress only through `import compress` (its front door),
+    and every name it uses there is one the front door gives."""
+    import compress
+
+    code = readme_block()
+    assert "import compress\n" in code and not re.search(r"from compress\b|import compress\.", code), code
+    code_only = "\n".join(line.split("#")[0] for line in code.splitlines())  # (comments name commands)
+    used = set(re.findall(r"\bcompress\.(\w+)", code_only))
+    assert used and used <= set(compress.__all__), used - set(compress.__all__)
 
 
 @pytest.mark.slow

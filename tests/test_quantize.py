@@ -11,7 +11,8 @@ import pytest
 
 import reference_np as rn
 from cloformer.registry import SHIPPED
-from compress import export, loading, quantization, quantize, runtime
+from compress import export, loading, quantize, runtime, stages
+from compress.quantize import job as quantization
 from compress.tolerances import FLOAT32_REL
 from reference_np.macs import count_params
 from tests.conftest import FAST_INT8_MIN_AGREEMENT, FAST_INT8_MIN_SQNR_DB, write_images
@@ -138,7 +139,6 @@ def test_a_missed_target_is_said_with_its_cause(default_run) -> None:
     --overflow-fix; the verdict is the value's, not the run's."""
     from dataclasses import replace
 
-    from compress import quantization
     from compress.render import quant_summary, targets_section
     from compress.report import read_report
     from compress.settings import QuantSettings
@@ -226,13 +226,14 @@ def test_accuracy_control_tunes_on_one_part_and_reports_on_another(tmp_path) -> 
     assert "Accuracy control" in (out / "report.md").read_text()
 
 
-def test_interrupted_run_exits_130_and_leaves_nothing(tmp_path, monkeypatch, capsys) -> None:
-    def boom(*a, **k):
-        raise KeyboardInterrupt
+def test_interrupted_run_exits_130_and_leaves_nothing(tmp_path, capsys) -> None:
+    def interrupt(title: str) -> None:
+        if title.startswith("quantize"):
+            raise KeyboardInterrupt
 
-    monkeypatch.setattr(quantization, "quantize", boom)
     out = tmp_path / "out"
-    assert quantize.main([*QUICK, "--out", str(out)]) == 130
+    with stages.observe(interrupt):
+        assert quantize.main([*QUICK, "--out", str(out)]) == 130
     assert capsys.readouterr().err.strip().endswith("interrupted")
     assert not out.exists() and not _leftovers(tmp_path) and not (tmp_path / "out.failed").exists()
 

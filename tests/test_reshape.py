@@ -13,9 +13,12 @@ import torch
 
 import cloformer
 import reference_np as rn
-from compress import export, loading, quantization, quantize, runtime, structured
-from compress.evaluation import OVRun, evaluate_openvino, openvino_predictor
+from compress import export, loading, quantize, runtime
+from compress.evaluate.job import OVRun, evaluate_openvino, openvino_predictor
 from compress.metrics import sqnr_db
+from compress.prune import structured
+from compress.quantize import job as quantization
+from compress.quantize import ptq
 from compress.runtime import runtime_graph
 from compress.settings import TARGET_MIN_GRAPH_SQNR_DB, QuantSettings
 from compress.sources import resolve_source
@@ -46,7 +49,7 @@ def irs(tmp_path_factory) -> dict[str, Path]:
         (d / tag).mkdir()
         exported = export.export(lm, d / tag)
         out[f"{tag} fp32"] = exported.fp32_xml
-        int8 = quantization.quantize(exported.taps_model, calib, QUICK_Q)
+        int8 = ptq.quantize(exported.taps_model, calib, QUICK_Q)
         out[f"{tag} int8"] = d / tag / "model_int8.xml"
         export.save_deployable(int8, out[f"{tag} int8"])
     onnx_ir = ov.convert_model(str(d / "proxy" / "model_fp32.onnx"))

@@ -26,7 +26,7 @@ from PIL import Image
 
 from compress import export, loading, runtime
 from compress.data import imagenet_synsets
-from compress.evaluation import AS_DEPLOYED, OVRun, evaluate_openvino
+from compress.evaluate.job import AS_DEPLOYED, OVRun, evaluate_openvino
 from compress.runtime import cpu_isa
 from compress.sources import resolve_source
 from tools.benchmark_app import benchmark_app_cmd, run_benchmark_app

@@ -33,7 +33,8 @@ def _time(fn, reps: int) -> float:
 
 def quantized_proxy(size: int, folder: Path) -> Path:
 
-    from compress import export, loading, quantization
+    from compress import export, loading
+    from compress.quantize import job as quantization
     from compress.settings import QuantSettings
     from compress.sources import resolve_source
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from compress import verification
-from compress.evaluation import Preloaded, read_ir
+from compress.data import Images
+from compress.evaluate.job import read_ir
 from compress.settings import TARGET_MIN_GRAPH_AGREEMENT_PCT, TARGET_MIN_GRAPH_SQNR_DB
 from compress.sources import resolve_source
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="CPU")
     args = ap.parse_args(argv)
     size = int(read_ir(args.ir).input(0).get_shape()[-1])
-    data = Preloaded.of(resolve_source(args.data, size, args.limit))
+    data = Images.of(resolve_source(args.data, size, args.limit))
     x = np.asarray(data.xs)
     print(f"{args.ir} on {data.name}: {len(x)} images at {size}px")
     with tempfile.TemporaryDirectory() as tmp:

@@ -154,7 +154,8 @@ def int8_weight_params(model) -> dict[str, np.ndarray]:
 def quantize_golden(folder: Path):
     """(the quantized taps model, model_int8.xml) of the golden XXS weights, through the library's stages."""
 
-    from compress import export, loading, quantization
+    from compress import export, loading
+    from compress.quantize import ptq
     from compress.settings import QuantSettings
 
     _, w = golden_weights(INT8_VARIANT)
@@ -168,7 +169,7 @@ def quantize_golden(folder: Path):
     # kernels, and the histogram's MSE search turns their last-digit differences into bin-sized steps (measured:
     # one quantizer 3.2% apart between AMX and imposed AVX2), where min/max ranges move by summation order alone
     # (1.1e-5, tolerances.INT8_FQ_RTOL). The int8 weights and their scales do not depend on the CPU at all.
-    q = quantization.quantize(exported.taps_model, int8_calibration(),
+    q = ptq.quantize(exported.taps_model, int8_calibration(),
                               QuantSettings(subset_size=INT8_CALIB_N, fast_bias_correction=None,
                                             activation_range="minmax"))
     xml = folder / "model_int8.xml"

@@ -24,14 +24,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from compress import export, loading, quantization
+from compress import export, loading
 from compress.cli import configure_logging
 from compress.errors import InputError
+from compress.prune.structured import structured_prune
+from compress.quantize import job as quantization
+from compress.quantize import ptq
 from compress.render import md_table
 from compress.settings import QuantSettings
 from compress.sources import resolve_source
 from compress.speed import BASELINE, measure_speed
-from compress.structured import structured_prune
 from reference_np.macs import count_macs
 
 FAST = QuantSettings(subset_size=16, activation_range="minmax", fast_bias_correction=True)
@@ -41,7 +43,7 @@ def int8_ir(loaded: loading.LoadedModel, folder: Path, calib: list[np.ndarray]) 
 
     folder.mkdir()
     exported = export.export(loaded, folder)
-    q = quantization.quantize(exported.taps_model, calib, FAST)
+    q = ptq.quantize(exported.taps_model, calib, FAST)
     xml = folder / "model_int8.xml"
     export.save_deployable(q, xml)
     return xml

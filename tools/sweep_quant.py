@@ -22,9 +22,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from compress import export, isa, loading, metrics, proxy, quantization, verification
+from compress import export, isa, loading, metrics, proxy, verification
 from compress.cli import configure_logging
-from compress.evaluation import AS_DEPLOYED, F32, Preloaded, evaluate_openvino
+from compress.data import Images
+from compress.evaluate.job import AS_DEPLOYED, F32, evaluate_openvino
+from compress.quantize import job as quantization
+from compress.quantize import ptq
 from compress.render import md_table
 from compress.runtime import runtime_graph
 from compress.settings import QuantSettings, ScopeEntry
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                  if big else None)
     val_src = proxy.selection_source(loaded.input_size, args.selection) if args.selection else \
         resolve_source(args.val, loaded.input_size)
-    val = Preloaded.of(val_src)
+    val = Images.of(val_src)
     diag_x = val.xs[-32:]
     levels = isa.resolve(args.isa_matrix)
     rows, results, per_isa = [], {}, {}
@@ -134,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.only and name not in args.only:
                 continue
             t0 = time.perf_counter()
-            q = quantization.quantize(exported.taps_model, calib, s)
+            q = ptq.quantize(exported.taps_model, calib, s)
             q_s = time.perf_counter() - t0
             export.save_deployable(q, tmp / "int8.xml")
             int8 = evaluate_openvino(tmp / "int8.xml", val, AS_DEPLOYED, name)  # as deployed
@@ -146,14 +149,14 @@ def main(argv: list[str] | None = None) -> int:
                                                val.xs, fp32.logits, fp32.labels, val.name)
             nodes = None
             if big:
-                qb = quantization.quantize(exported_big.taps_model, calib_big, s)
+                qb = ptq.quantize(exported_big.taps_model, calib_big, s)
                 xml = tmp / f"int8b_{len(timed)}.xml"
                 export.save_deployable(qb, xml)
                 timed.append(_ir(name, xml, "int8", args.latency_size))
                 nodes = runtime_graph(xml, name)
             results[name] = {"top1_drop": c.top1_drop, "agreement": c.top1_agreement, "sqnr_db": c.sqnr_db,
                              "worst_layer": worst.name, "worst_db": worst.int8_db, "quantize_s": q_s,
-                             "fake_quantize": quantization.count_fake_quantize(q), "differ": c.disagreements,
+                             "fake_quantize": ptq.count_fake_quantize(q), "differ": c.disagreements,
                              "executed": nodes.executed if nodes else None,
                              "reorders": nodes.reorders if nodes else None}
             print(name, results[name], flush=True)

@@ -35,7 +35,7 @@ import reference_np as rn
 from cloformer.registry import SHIPPED
 from compress import proxy
 from compress.augment import augment, mix, random_erase
-from compress.evaluation import evaluate, torch_predictor
+from compress.evaluate.job import evaluate, torch_predictor
 from compress.progress import Progress
 
 # the shipped model's recipe, from its model card: one source for the defaults

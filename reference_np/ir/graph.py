@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ops import OPS
+from .ops import REGISTRY, STRUCTURAL, bind
 from .parse import IRError, Node, parse
 
 
@@ -18,8 +18,10 @@ class Graph:
     which measures how sensitive an INT8 graph is to arithmetic precision alone (values next to a rounding
     threshold of a FakeQuantize land one step away)."""
 
-    def __init__(self, path: Path, nodes: dict[str, Node], order: list[str], dtype: type = np.float64) -> None:
+    def __init__(self, path: Path, nodes: dict[str, Node], order: list[str], dtype: type = np.float64,
+                 overrides: dict[str, dict[str, str]] | None = None) -> None:
         self.path, self.nodes, self.order, self.dtype = path, nodes, order, np.dtype(dtype).type
+        self._bind(overrides or {})
         for n in nodes.values():  # each op computes in its node's dtype: no global state, thread-safe
             n.dtype = self.dtype
         self.parameters = [i for i in order if nodes[i].type == "Parameter"]
@@ -27,6 +29,23 @@ class Graph:
         if len(self.parameters) != 1:
             raise IRError(f"{path}: expected one input (Parameter), found {len(self.parameters)}")
         self._fold_constants()
+
+    def _bind(self, overrides: dict[str, dict[str, str]]) -> None:
+        """Every node's op looked up by (type, version) and its attributes typed, before anything runs: an op or an
+        attribute value this module does not implement is an error here, naming each such node."""
+        unknown = sorted({f"{n.type} ({n.version})" for n in self.nodes.values()
+                          if n.type not in STRUCTURAL and (n.type, n.version) not in REGISTRY})
+        if unknown:
+            raise IRError(f"{self.path}: op types reference_np.ir does not implement: {', '.join(unknown)}")
+        unused = set(overrides) - {k for n in self.nodes.values() for k in (n.name, n.type)}
+        if unused:
+            raise IRError(f"{self.path}: overrides name no node or op type of the graph: {', '.join(sorted(unused))}")
+        for n in self.nodes.values():
+            if n.type not in STRUCTURAL:
+                try:
+                    bind(n, {**overrides.get(n.type, {}), **overrides.get(n.name, {})})
+                except IRError as e:
+                    raise IRError(f"{self.path}: {e}") from None
 
     def _fold_constants(self) -> None:
         """Evaluate once every node computed from constants only (weight decompression, shape arithmetic)."""
@@ -42,14 +61,14 @@ class Graph:
         return self.nodes[nid].outputs.index(port)
 
     def _execute(self, n: Node, args: list[np.ndarray]) -> list[np.ndarray]:
-        fn = OPS.get(n.type)
-        if fn is None:
-            raise IRError(f"{self.path}: node '{n.name}' has op type {n.type} ({n.version}), which reference_np.ir "
-                          f"does not implement (known: {', '.join(sorted(OPS))})")
         try:
-            out = fn(n, *args)
+            out = REGISTRY[(n.type, n.version)].fn(n, *args)
         except IRError as e:
             raise IRError(f"{self.path}: {e}") from None
+        except Exception as e:  # NumPy's own errors (shapes, dtypes) named with the node that raised them
+            shapes = ", ".join(str(list(np.shape(a))) for a in args)
+            raise IRError(f"{self.path}: {n.type} ({n.version}) node '{n.name}' failed on inputs {shapes}: "
+                          f"{type(e).__name__}: {e}") from e
         return list(out) if isinstance(out, (list, tuple)) else [out]
 
     def tensor_names(self) -> dict[str, tuple[str, int]]:
@@ -117,6 +136,8 @@ class Graph:
         return seen
 
 
-def load(path: str | os.PathLike, dtype: type = np.float64) -> Graph:
-    """Parse `path` (.xml) and its .bin (constants are read and checked here) into a graph computing in `dtype`."""
-    return Graph(*parse(path), dtype)
+def load(path: str | os.PathLike, dtype: type = np.float64, overrides: dict[str, dict[str, str]] | None = None
+         ) -> Graph:
+    """Parse `path` (.xml) and its .bin (constants are read and checked here) into a graph computing in `dtype`.
+    `overrides` replace attributes before they are typed, by node name or by op type: {"MVN": {"eps": "1e-05"}}."""
+    return Graph(*parse(path), dtype, overrides)

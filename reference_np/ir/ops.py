@@ -1,10 +1,18 @@
-"""The IR's ops, one small function each, written from the OpenVINO opset specification: `fn(node, *inputs)`,
-computing in the node's dtype (float64: the graph's ideal semantics)."""
+"""The IR's ops, one small function each, written from the OpenVINO opset specification, registered by (type,
+version) as onnx.reference registers its op classes: `fn(node, *inputs)`, computing in the node's dtype (float64:
+the graph's ideal semantics). Each registration declares the op's attributes: parsed and typed once, when the
+graph is loaded (`bind`), with the values this module implements checked there, so an op this module cannot run
+is an error at load that names the node, never one in the middle of a run.
+
+This module and reference_np/ops.py (the model's forward) both compute convolutions, GELU and softmax, on
+purpose: they are two independent goldens. One runs the architecture from the weights, the other the graph a
+converter wrote, so a shared mistake would have to be made twice."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,6 +20,96 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.special import erf, expit
 
 from .parse import ELEMENT_TYPES, IRError, Node
+
+REQUIRED = object()  # an attribute without a default
+
+
+def ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def flag(text: str) -> bool:
+    if text not in ("true", "false"):
+        raise ValueError(f"expected true or false, got {text!r}")
+    return text == "true"
+
+
+def lower(text: str) -> str:
+    return text.lower()
+
+
+@dataclass(frozen=True)
+class Attr:
+    """One attribute of an op: how its text is parsed, its default when absent (the spec's), and the values this
+    module implements (None: any)."""
+
+    parse: Callable[[str], Any] = str
+    default: Any = REQUIRED
+    allowed: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
+class OpDef:
+    type: str
+    version: str
+    fn: Callable[..., Any]
+    attrs: dict[str, Attr]
+
+
+REGISTRY: dict[tuple[str, str], OpDef] = {}
+STRUCTURAL = ("Parameter", "Result", "Const")  # not computed by an op function
+
+
+def op(type_: str, *versions: str, **attrs: Attr) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register `fn` for `type_` at each of `versions` (opsetN), with its attributes."""
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for v in versions:
+            REGISTRY[(type_, v)] = OpDef(type_, v, fn, attrs)
+        return fn
+    return register
+
+
+def lookup(n: Node) -> OpDef:
+    spec = REGISTRY.get((n.type, n.version))
+    if spec is None:
+        known = sorted(v for t, v in REGISTRY if t == n.type)
+        raise IRError(f"node '{n.name}' has op type {n.type} ({n.version}), which reference_np.ir does not implement"
+                      + (f" at that version (it does: {', '.join(known)})" if known else ""))
+    return spec
+
+
+def bind(n: Node, overrides: dict[str, str] | None = None) -> Node:
+    """Parse and type the node's attributes (its op's declared ones; `overrides` replace the file's text), and check
+    each against the values this module implements: once, at load."""
+    spec = lookup(n)
+    raw = {**n.attrs, **(overrides or {})}
+    typed: dict[str, Any] = {}
+    for key, a in spec.attrs.items():
+        if key not in raw:
+            if a.default is REQUIRED:
+                raise IRError(f"{n.type} node '{n.name}' lacks attribute '{key}'")
+            typed[key] = a.default
+            continue
+        try:
+            typed[key] = a.parse(raw[key])
+        except ValueError as e:
+            raise IRError(f"{n.type} node '{n.name}': attribute {key}={raw[key]!r} cannot be read ({e})") from None
+        if a.allowed is not None and typed[key] not in a.allowed:
+            raise IRError(f"{n.type} node '{n.name}': {key}={raw[key]} is not supported (supported: "
+                          f"{', '.join(map(str, a.allowed))})")
+    n.a = typed
+    return n
+
+
+def run_op(type_: str, version: str, attrs: dict[str, str], *inputs: np.ndarray | None,
+           dtype: type = np.float64) -> Any:
+    """One op on its own (as a test calls it): a node of `type_`/`version` with `attrs`, bound, then run."""
+    n = bind(Node("0", type_.lower(), type_, version, dict(attrs)))
+    n.dtype = dtype
+    return REGISTRY[(type_, version)].fn(n, *inputs)
+
+
+NUMPY_BROADCAST = {"auto_broadcast": Attr(lower, "numpy", ("numpy",))}
 
 
 def _f(n: Node, a: np.ndarray) -> np.ndarray:
@@ -24,78 +122,112 @@ def _scalar(v: np.ndarray) -> int:
     return int(np.asarray(v).reshape(-1)[0])
 
 
-def _bcast(n: Node) -> None:
-    if n.attr("auto_broadcast", "numpy") != "numpy":
-        raise IRError(f"{n.type} node '{n.name}': auto_broadcast={n.attrs['auto_broadcast']} is not supported")
+def _axes(v: np.ndarray, rank: int) -> tuple[int, ...]:
+    return tuple(int(a) % rank for a in np.asarray(v).reshape(-1))
 
 
-def _binary(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable[..., np.ndarray]:
-    def op(n: Node, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        _bcast(n)
-        return fn(a, b)
-    return op
+# ------------------------------------------------------------------ element-wise
+def _binary(type_: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
+    op(type_, "opset1", **NUMPY_BROADCAST)(lambda n, a, b: fn(a, b))
 
 
+for _type, _fn in (("Add", np.add), ("Subtract", np.subtract), ("Multiply", np.multiply), ("Maximum", np.maximum),
+                   ("Minimum", np.minimum), ("Greater", np.greater), ("Less", np.less), ("Equal", np.equal),
+                   ("Mod", np.fmod), ("FloorMod", np.mod)):
+    _binary(_type, _fn)
+
+
+def _unary(type_: str, version: str, fn: Callable[[np.ndarray], np.ndarray]) -> None:
+    op(type_, version)(lambda n, a: fn(_f(n, a)))
+
+
+for _type, _fn in (("Floor", np.floor), ("Sqrt", np.sqrt), ("Exp", np.exp), ("Tanh", np.tanh), ("Erf", erf),
+                   ("Sigmoid", expit), ("Relu", lambda a: np.maximum(a, 0)), ("ReLU", lambda a: np.maximum(a, 0)),
+                   ("Abs", np.abs), ("Negative", np.negative)):
+    _unary(_type, "opset1", _fn)
+
+
+@op("Divide", "opset1", m_pythondiv=Attr(flag, True), **NUMPY_BROADCAST)
 def _divide(n: Node, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    _bcast(n)
     if np.issubdtype(a.dtype, np.integer) and np.issubdtype(b.dtype, np.integer):
         # integer division: m_pythondiv floors, else truncates toward zero
-        return a // b if n.attr("m_pythondiv", "true") == "true" else np.trunc(a / b).astype(a.dtype)
+        return a // b if n.a["m_pythondiv"] else np.trunc(a / b).astype(a.dtype)
     return _f(n, a) / _f(n, b)
 
 
+@op("Power", "opset1", **NUMPY_BROADCAST)
 def _power(n: Node, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    _bcast(n)
     return np.power(_f(n, a), _f(n, b))
 
 
+@op("Convert", "opset1", destination_type=Attr(str, REQUIRED, (*ELEMENT_TYPES, "bf16")))
 def _convert(n: Node, a: np.ndarray) -> np.ndarray:
-    to = n.attr("destination_type")
+    to = n.a["destination_type"]
     if to in ("f32", "f16", "f64", "bf16"):
         return a.astype(n.dtype)  # decompression (i8/u8/f16 -> float) is exact in float64
-    if to in ELEMENT_TYPES:
-        if np.issubdtype(a.dtype, np.floating) and np.issubdtype(ELEMENT_TYPES[to], np.integer):
-            info = np.iinfo(ELEMENT_TYPES[to])  # float -> int: round to nearest, saturate (the spec)
-            return np.clip(np.rint(a), info.min, info.max).astype(ELEMENT_TYPES[to])
-        return a.astype(ELEMENT_TYPES[to])
-    raise IRError(f"Convert node '{n.name}': destination type {to} is not supported")
+    if np.issubdtype(a.dtype, np.floating) and np.issubdtype(ELEMENT_TYPES[to], np.integer):
+        info = np.iinfo(ELEMENT_TYPES[to])  # float -> int: round to nearest, saturate (the spec)
+        return np.clip(np.rint(a), info.min, info.max).astype(ELEMENT_TYPES[to])
+    return a.astype(ELEMENT_TYPES[to])
 
 
+@op("Gelu", "opset2", "opset7", approximation_mode=Attr(str.upper, "ERF", ("ERF", "TANH")))
+def _gelu(n: Node, a: np.ndarray) -> np.ndarray:
+    if n.a["approximation_mode"] == "ERF":
+        return 0.5 * a * (1 + erf(a / math.sqrt(2)))
+    return 0.5 * a * (1 + np.tanh(math.sqrt(2 / math.pi) * (a + 0.044715 * a ** 3)))
+
+
+@op("Swish", "opset4")
+def _swish(n: Node, a: np.ndarray, beta: np.ndarray | None = None) -> np.ndarray:
+    return a * expit(a * (1.0 if beta is None else float(beta)))
+
+
+@op("Identity", "opset16")
+def _identity(n: Node, a: np.ndarray) -> np.ndarray:
+    return a
+
+
+# ------------------------------------------------------------------ shapes and movement
+@op("Reshape", "opset1", special_zero=Attr(flag, False))
 def _reshape(n: Node, a: np.ndarray, shape: np.ndarray) -> np.ndarray:
     shape = [int(s) for s in shape.reshape(-1)]
-    if n.attr("special_zero", "false") == "true":
+    if n.a["special_zero"]:
         shape = [a.shape[i] if s == 0 else s for i, s in enumerate(shape)]
     return a.reshape(shape)
 
 
+@op("Squeeze", "opset1", "opset15")
 def _squeeze(n: Node, a: np.ndarray, axes: np.ndarray | None = None) -> np.ndarray:
     if axes is None:
         return np.squeeze(a)
-    axes = tuple(int(v) % a.ndim for v in np.asarray(axes).reshape(-1))
-    return np.squeeze(a, axis=tuple(i for i in axes if a.shape[i] == 1))
+    return np.squeeze(a, axis=tuple(i for i in _axes(axes, a.ndim) if a.shape[i] == 1))
 
 
+@op("Unsqueeze", "opset1")
 def _unsqueeze(n: Node, a: np.ndarray, axes: np.ndarray) -> np.ndarray:
-    out_rank = a.ndim + np.asarray(axes).size
-    for ax in sorted(int(v) % out_rank for v in np.asarray(axes).reshape(-1)):
+    for ax in sorted(_axes(axes, a.ndim + np.asarray(axes).size)):
         a = np.expand_dims(a, ax)
     return a
 
 
+@op("Transpose", "opset1")
 def _transpose(n: Node, a: np.ndarray, order: np.ndarray) -> np.ndarray:
     order = [int(v) for v in np.asarray(order).reshape(-1)]
     return np.transpose(a, order if order else None)
 
 
+@op("Concat", "opset1", axis=Attr(int))
 def _concat(n: Node, *xs: np.ndarray) -> np.ndarray:
-    return np.concatenate([_f(n, x) if np.issubdtype(xs[0].dtype, np.floating) else x for x in xs],
-                          axis=int(n.attr("axis")))
+    return np.concatenate([_f(n, x) if np.issubdtype(xs[0].dtype, np.floating) else x for x in xs], axis=n.a["axis"])
 
 
+@op("Split", "opset1", num_splits=Attr(int))
 def _split(n: Node, a: np.ndarray, axis: np.ndarray) -> list[np.ndarray]:
-    return np.split(a, int(n.attr("num_splits")), axis=_scalar(axis))
+    return np.split(a, n.a["num_splits"], axis=_scalar(axis))
 
 
+@op("VariadicSplit", "opset1")
 def _variadic_split(n: Node, a: np.ndarray, axis: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
     ax = _scalar(axis) % a.ndim
     lengths = [int(v) for v in lengths.reshape(-1)]
@@ -104,9 +236,10 @@ def _variadic_split(n: Node, a: np.ndarray, axis: np.ndarray, lengths: np.ndarra
     return np.split(a, np.cumsum(lengths)[:-1], axis=ax)
 
 
+@op("Slice", "opset8")
 def _slice(n: Node, a: np.ndarray, start: np.ndarray, stop: np.ndarray, step: np.ndarray,
            axes: np.ndarray | None = None) -> np.ndarray:
-    axes = range(len(start)) if axes is None else [int(v) % a.ndim for v in axes.reshape(-1)]
+    axes = range(len(start)) if axes is None else _axes(axes, a.ndim)
     index = [slice(None)] * a.ndim
     for ax, b, e, s in zip(axes, start.reshape(-1), stop.reshape(-1), step.reshape(-1), strict=True):
         big = np.iinfo(np.int64).max
@@ -114,54 +247,54 @@ def _slice(n: Node, a: np.ndarray, start: np.ndarray, stop: np.ndarray, step: np
     return a[tuple(index)]
 
 
+@op("Gather", "opset1", "opset7", "opset8", batch_dims=Attr(int, 0, (0,)))
 def _gather(n: Node, a: np.ndarray, indices: np.ndarray, axis: np.ndarray) -> np.ndarray:
-    if int(n.attr("batch_dims", "0")) != 0:
-        raise IRError(f"Gather node '{n.name}': batch_dims != 0 is not supported")
     ax = _scalar(axis) % a.ndim
     idx = np.where(indices < 0, indices + a.shape[ax], indices)
     return np.take(a, idx, axis=ax)
 
 
+@op("ShapeOf", "opset1", "opset3", output_type=Attr(str, "i64", ("i32", "i64")))
 def _shape_of(n: Node, a: np.ndarray) -> np.ndarray:
-    return np.asarray(a.shape, ELEMENT_TYPES[n.attr("output_type", "i64")])
+    return np.asarray(a.shape, ELEMENT_TYPES[n.a["output_type"]])
 
 
+@op("Broadcast", "opset1", "opset3", mode=Attr(lower, "numpy", ("numpy", "bidirectional")))
 def _broadcast(n: Node, a: np.ndarray, shape: np.ndarray, axes: np.ndarray | None = None) -> np.ndarray:
-    mode = n.attr("mode", "numpy")
     shape = [int(v) for v in shape.reshape(-1)]
-    if mode == "numpy":
+    if n.a["mode"] == "numpy":
         return np.broadcast_to(a, shape).copy()
-    if mode == "bidirectional":
-        return (a * np.ones(shape, a.dtype)) if a.dtype != np.bool_ else np.broadcast_to(a, np.broadcast_shapes(
-            a.shape, tuple(shape))).copy()
-    raise IRError(f"Broadcast node '{n.name}': mode {mode} is not supported")
+    return (a * np.ones(shape, a.dtype)) if a.dtype != np.bool_ else np.broadcast_to(a, np.broadcast_shapes(
+        a.shape, tuple(shape))).copy()
 
 
-def _reduce(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
-    def op(n: Node, a: np.ndarray, axes: np.ndarray) -> np.ndarray:
-        ax = tuple(int(v) % a.ndim for v in np.asarray(axes).reshape(-1))
-        return fn(_f(n, a), axis=ax, keepdims=n.attr("keep_dims", "false") == "true")
-    return op
+# ------------------------------------------------------------------ reductions and normalisation
+def _reduce(type_: str, fn: Callable[..., np.ndarray]) -> None:
+    @op(type_, "opset1", keep_dims=Attr(flag, False))
+    def reduce(n: Node, a: np.ndarray, axes: np.ndarray) -> np.ndarray:
+        return fn(_f(n, a), axis=_axes(axes, a.ndim), keepdims=n.a["keep_dims"])
 
 
+for _type, _fn in (("ReduceMean", np.mean), ("ReduceSum", np.sum), ("ReduceMax", np.max)):
+    _reduce(_type, _fn)
+
+
+@op("MVN", "opset6", eps=Attr(float), normalize_variance=Attr(flag, True),
+    eps_mode=Attr(lower, REQUIRED, ("inside_sqrt", "outside_sqrt")))
 def _mvn(n: Node, a: np.ndarray, axes: np.ndarray) -> np.ndarray:
     """MVN-6: (x - mean) / sqrt(var + eps) (eps_mode inside_sqrt) or / (sqrt(var) + eps) (outside_sqrt)."""
-    ax = tuple(int(v) % a.ndim for v in np.asarray(axes).reshape(-1))
+    ax = _axes(axes, a.ndim)
     x = a - a.mean(axis=ax, keepdims=True)
-    if n.attr("normalize_variance", "true") != "true":
+    if not n.a["normalize_variance"]:
         return x
-    eps, var = float(n.attr("eps")), (x * x).mean(axis=ax, keepdims=True)
-    mode = n.attr("eps_mode").lower()
-    if mode == "inside_sqrt":
-        return x / np.sqrt(var + eps)
-    if mode == "outside_sqrt":
-        return x / (np.sqrt(var) + eps)
-    raise IRError(f"MVN node '{n.name}': eps_mode {mode} is not supported")
+    eps, var = n.a["eps"], (x * x).mean(axis=ax, keepdims=True)
+    return x / np.sqrt(var + eps) if n.a["eps_mode"] == "inside_sqrt" else x / (np.sqrt(var) + eps)
 
 
+@op("GroupNormalization", "opset12", num_groups=Attr(int), epsilon=Attr(float))
 def _group_norm(n: Node, a: np.ndarray, scale: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """GroupNormalization-12: normalise each group of channels over (C/G, spatial), then per-channel affine."""
-    g, eps = int(n.attr("num_groups")), float(n.attr("epsilon"))
+    g, eps = n.a["num_groups"], n.a["epsilon"]
     b, c = a.shape[:2]
     x = a.reshape(b, g, -1)
     x = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps)
@@ -169,32 +302,23 @@ def _group_norm(n: Node, a: np.ndarray, scale: np.ndarray, bias: np.ndarray) -> 
     return x.reshape(a.shape) * scale.reshape(shape) + bias.reshape(shape)
 
 
+@op("Softmax", "opset1", "opset8", axis=Attr(int, 1))
 def _softmax(n: Node, a: np.ndarray) -> np.ndarray:
-    ax = int(n.attr("axis", "1"))
+    ax = n.a["axis"]
     e = np.exp(a - a.max(axis=ax, keepdims=True))
     return e / e.sum(axis=ax, keepdims=True)
 
 
-def _gelu(n: Node, a: np.ndarray) -> np.ndarray:
-    mode = n.attr("approximation_mode", "ERF").upper()
-    if mode == "ERF":
-        return 0.5 * a * (1 + erf(a / math.sqrt(2)))
-    if mode == "TANH":
-        return 0.5 * a * (1 + np.tanh(math.sqrt(2 / math.pi) * (a + 0.044715 * a ** 3)))
-    raise IRError(f"Gelu node '{n.name}': approximation_mode {mode} is not supported")
-
-
-def _swish(n: Node, a: np.ndarray, beta: np.ndarray | None = None) -> np.ndarray:
-    return a * expit(a * (1.0 if beta is None else float(beta)))
+# ------------------------------------------------------------------ convolution, attention, pooling
+PADS = {"pads_begin": Attr(ints, []), "pads_end": Attr(ints, []),
+        "auto_pad": Attr(lower, "explicit", ("explicit", "notset", "valid"))}
+CONV = {"strides": Attr(ints), "dilations": Attr(ints), **PADS}
 
 
 def _pads(n: Node, spatial: int) -> tuple[list[int], list[int]]:
-    mode = n.attr("auto_pad", "explicit")
-    if mode not in ("explicit", "notset", "valid"):
-        raise IRError(f"{n.type} node '{n.name}': auto_pad={mode} is not supported")
-    if mode == "valid":
+    if n.a["auto_pad"] == "valid":
         return [0] * spatial, [0] * spatial
-    return n.ints("pads_begin"), n.ints("pads_end")
+    return n.a["pads_begin"], n.a["pads_end"]
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, strides: list[int], begin: list[int], end: list[int],
@@ -226,30 +350,32 @@ def conv2d(x: np.ndarray, w: np.ndarray, strides: list[int], begin: list[int], e
     return out.reshape(bsz, g * og, ho, wo)
 
 
+@op("Convolution", "opset1", **CONV)
 def _convolution(n: Node, x: np.ndarray, w: np.ndarray) -> np.ndarray:
     begin, end = _pads(n, 2)
-    return conv2d(_f(n, x), _f(n, w)[None], n.ints("strides"), begin, end, n.ints("dilations"), 1)
+    return conv2d(_f(n, x), _f(n, w)[None], n.a["strides"], begin, end, n.a["dilations"], 1)
 
 
+@op("GroupConvolution", "opset1", **CONV)
 def _group_convolution(n: Node, x: np.ndarray, w: np.ndarray) -> np.ndarray:
     begin, end = _pads(n, 2)
-    return conv2d(_f(n, x), _f(n, w), n.ints("strides"), begin, end, n.ints("dilations"), w.shape[0])
+    return conv2d(_f(n, x), _f(n, w), n.a["strides"], begin, end, n.a["dilations"], w.shape[0])
 
 
+@op("MatMul", "opset1", transpose_a=Attr(flag, False), transpose_b=Attr(flag, False))
 def _matmul(n: Node, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = _f(n, a), _f(n, b)
-    if n.attr("transpose_a", "false") == "true" and a.ndim > 1:
+    if n.a["transpose_a"] and a.ndim > 1:
         a = np.swapaxes(a, -1, -2)
-    if n.attr("transpose_b", "false") == "true" and b.ndim > 1:
+    if n.a["transpose_b"] and b.ndim > 1:
         b = np.swapaxes(b, -1, -2)
     return np.matmul(a, b)
 
 
+@op("ScaledDotProductAttention", "opset13", causal=Attr(flag, False, (False,)))
 def _sdpa(n: Node, q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None = None,
           scale: np.ndarray | None = None) -> np.ndarray:
     """ScaledDotProductAttention-13: softmax(q k^T * scale + mask) v; scale defaults to 1/sqrt(head dim)."""
-    if n.attr("causal", "false") == "true":
-        raise IRError(f"ScaledDotProductAttention node '{n.name}': causal=true is not supported")
     s = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(np.asarray(scale).reshape(-1)[0])
     att = np.matmul(q, np.swapaxes(k, -1, -2)) * s
     if mask is not None:
@@ -258,20 +384,20 @@ def _sdpa(n: Node, q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray
     return np.matmul(att / att.sum(-1, keepdims=True), v)
 
 
+@op("AvgPool", "opset1", "opset14", kernel=Attr(ints), strides=Attr(ints), **PADS,
+    rounding_type=Attr(lower, "floor", ("floor",)), **{"exclude-pad": Attr(flag, False)})
 def _avg_pool(n: Node, x: np.ndarray) -> np.ndarray:
     """AvgPool-1/14 with explicit pads and floor rounding; exclude-pad only matters when pads are non-zero."""
-    kh, kw = n.ints("kernel")
-    sh, sw = n.ints("strides")
+    (kh, kw), (sh, sw) = n.a["kernel"], n.a["strides"]
     begin, end = _pads(n, 2)
-    if n.attr("rounding_type", "floor").lower() != "floor":
-        raise IRError(f"AvgPool node '{n.name}': rounding_type={n.attrs['rounding_type']} is not supported")
-    if any(begin + end) and n.attr("exclude-pad", "false") == "true":
+    if any(begin + end) and n.a["exclude-pad"]:
         raise IRError(f"AvgPool node '{n.name}': exclude-pad with non-zero pads is not supported")
     x = np.pad(x, ((0, 0), (0, 0), (begin[0], end[0]), (begin[1], end[1])))
     win = sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
     return win.mean(axis=(-1, -2))
 
 
+# ------------------------------------------------------------------ quantization
 def fake_quantize(x: np.ndarray, in_low: np.ndarray, in_high: np.ndarray, out_low: np.ndarray,
                   out_high: np.ndarray, levels: int, dtype: type = np.float64) -> np.ndarray:
     """FakeQuantize-1, the spec's expression element by element (rounding half to even, as the reference
@@ -285,36 +411,9 @@ def fake_quantize(x: np.ndarray, in_low: np.ndarray, in_high: np.ndarray, out_lo
     return np.where(x > np.maximum(il, ih), oh, q)
 
 
+@op("FakeQuantize", "opset1", levels=Attr(int), **NUMPY_BROADCAST)
 def _fake_quantize(n: Node, x: np.ndarray, il: np.ndarray, ih: np.ndarray, ol: np.ndarray,
                    oh: np.ndarray) -> np.ndarray:
-    _bcast(n)
-    levels = int(n.attr("levels"))
-    if levels < 2:
-        raise IRError(f"FakeQuantize node '{n.name}': levels={levels} (must be >= 2)")
-    return fake_quantize(x, il, ih, ol, oh, levels, n.dtype)
-
-
-def _identity(n: Node, a: np.ndarray) -> np.ndarray:
-    return a
-
-
-def _unary(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[..., np.ndarray]:
-    return lambda n, a: fn(_f(n, a))
-
-
-OPS: dict[str, Callable[..., Any]] = {
-    "Convert": _convert, "Add": _binary(np.add), "Subtract": _binary(np.subtract), "Multiply": _binary(np.multiply),
-    "Divide": _divide, "Power": _power, "Maximum": _binary(np.maximum),
-    "Minimum": _binary(np.minimum), "Greater": _binary(np.greater), "Less": _binary(np.less),
-    "Equal": _binary(np.equal), "Mod": _binary(np.fmod), "FloorMod": _binary(np.mod),
-    "Floor": _unary(np.floor), "Sqrt": _unary(np.sqrt), "Exp": _unary(np.exp), "Tanh": _unary(np.tanh),
-    "Erf": _unary(erf), "Sigmoid": _unary(expit), "Relu": _unary(lambda a: np.maximum(a, 0)), "ReLU":
-    _unary(lambda a: np.maximum(a, 0)), "Abs": _unary(np.abs), "Negative": _unary(np.negative), "Gelu": _gelu,
-    "Swish": _swish, "Reshape": _reshape, "Squeeze": _squeeze, "Unsqueeze": _unsqueeze, "Transpose": _transpose,
-    "Concat": _concat, "Split": _split, "VariadicSplit": _variadic_split, "Slice": _slice, "Gather": _gather,
-    "ShapeOf": _shape_of, "Broadcast": _broadcast, "ReduceMean": _reduce(np.mean), "ReduceSum": _reduce(np.sum),
-    "ReduceMax": _reduce(np.max), "MVN": _mvn, "GroupNormalization": _group_norm, "Softmax": _softmax,
-    "Convolution": _convolution, "GroupConvolution": _group_convolution, "MatMul": _matmul,
-    "ScaledDotProductAttention": _sdpa, "AvgPool": _avg_pool, "FakeQuantize": _fake_quantize,
-    "Identity": _identity,
-}
+    if n.a["levels"] < 2:
+        raise IRError(f"FakeQuantize node '{n.name}': levels={n.a['levels']} (must be >= 2)")
+    return fake_quantize(x, il, ih, ol, oh, n.a["levels"], n.dtype)

@@ -7,6 +7,7 @@ import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,23 +26,21 @@ class Node:
     name: str
     type: str
     version: str
-    attrs: dict[str, str]
+    attrs: dict[str, str]  # as the .xml writes them
     inputs: list[tuple[str, str]] = field(default_factory=list)  # (layer id, output port), in input-port order
     outputs: list[str] = field(default_factory=list)  # output port ids
     names: dict[str, set[str]] = field(default_factory=dict)  # output port -> tensor names
     value: list[np.ndarray] | None = None  # constants (and nodes folded from constants)
     dtype: type = np.float64  # the floating type its graph computes in (set by the Graph; ops read it here)
+    a: dict[str, Any] = field(default_factory=dict)  # its op's attributes, parsed and typed at load (ops.bind)
 
     def attr(self, key: str, default: str | None = None) -> str:
+        """An attribute's text as the .xml has it (parsing the file; ops read the typed `a`)."""
         if key in self.attrs:
             return self.attrs[key]
         if default is None:
             raise IRError(f"{self.type} node '{self.name}' lacks attribute '{key}'")
         return default
-
-    def ints(self, key: str) -> list[int]:
-        text = self.attr(key)
-        return [int(v) for v in text.split(",") if v.strip()] if text.strip() else []
 
 
 def parse(path: str | os.PathLike) -> tuple[Path, dict[str, Node], list[str]]:

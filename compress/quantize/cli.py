@@ -21,20 +21,21 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from .atomic import check_target
-from .cli import (
+from ..atomic import check_target
+from ..cli import (
     add_common,
     add_quant_options,
     data_parts_from_args,
     exit_status,
+    from_args,
     input_size,
     run_config_from_args,
     run_main,
-    settings_from_args,
 )
-from .loading import load
-from .quantization import quantize_model
-from .render import quant_summary
+from ..loading import load
+from ..render import quant_summary
+from ..settings import QuantSettings
+from .job import quantize_model
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,8 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: %(default)s)")
     ap.add_argument("--input-size", type=input_size, default=None, help="multiple of 32 (default: the checkpoint's)")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/<model>-<time>)")
-    ap.add_argument("--force", action="store_true", help="replace --out if it exists (the old one is kept until "
-                    "the new one is complete)")
     add_quant_options(ap)
     add_common(ap)
     return ap
@@ -60,11 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     def go() -> int:
         # everything that can be checked is checked before the first expensive step
         run = run_config_from_args(args, "compress.quantize", argv)  # (starts the run's clock)
-        settings = settings_from_args(args)
+        settings = from_args(QuantSettings, args)
         out = args.out or Path("outputs") / f"{args.model}-{datetime.now():%Y%m%d-%H%M%S}"
         check_target(out, args.force)
         loaded = load(args.model, args.checkpoint, args.input_size)
-        parts = data_parts_from_args(args, args.checkpoint, loaded.input_size)
+        parts = data_parts_from_args(args, args.checkpoint, loaded.transform)
         report = quantize_model(loaded, parts, settings, out, run)
         print(quant_summary(report, out))
         return exit_status("compress.quantize", report, out)

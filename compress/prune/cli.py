@@ -4,7 +4,7 @@
     python -m compress.prune --method nncf-magnitude --ratio 0.5 --finetune-steps 300
     python -m compress.prune --method nncf-rb --ratio 0.5 --finetune-steps 300
 
-Pipeline (compress.pruning.prune_model): load -> prune -> fine-tune (knowledge distillation from the
+Pipeline (compress.prune.job.prune_model): load -> prune -> fine-tune (knowledge distillation from the
 unpruned model) -> save the pruned checkpoint (official key names) -> export the deploy IR and ONNX ->
 verify (NumPy float64 agreement) -> evaluate -> [--quantize: the compress.quantize stages] -> report.
 Structured pruning rounds kept channel counts to multiples of --round-to (default: the CPU's SIMD block,
@@ -20,44 +20,30 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from .atomic import check_target
-from .cli import (
+from ..atomic import check_target
+from ..cli import (
     add_common,
+    add_options,
     add_quant_options,
     data_parts_from_args,
     exit_status,
+    from_args,
     input_size,
-    int_in,
-    positive_int,
     run_config_from_args,
     run_main,
-    settings_from_args,
 )
-from .loading import load
-from .pruning import METHODS, PruneJob, PruneSettings, prune_model, simd_block
-from .render import fast_lines, fmt, isa_target_lines, verdict
-from .sources import resolve_source, source_help
+from ..data import Preprocess
+from ..loading import load
+from ..render import fast_lines, fmt, isa_target_lines, verdict
+from ..settings import PruneSettings, QuantSettings
+from ..sources import resolve_source, source_help
+from .job import PruneJob, prune_model
 
 
 def build_parser() -> argparse.ArgumentParser:
-    d = PruneSettings()
     ap = argparse.ArgumentParser(prog="python -m compress.prune", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--method", choices=METHODS, default=d.method, help="(default: %(default)s)")
-    ap.add_argument("--ratio", type=float, default=d.ratio,
-                    help="structured: fraction of each group's channels/heads removed; nncf-*: weight sparsity "
-                         "(default: %(default)s)")
-    ap.add_argument("--head-ratio", type=float, default=None,
-                    help="structured: fraction of each block's global heads removed (default: --ratio); blocks "
-                         "with one head empty at 0.5, so a --ratio of 0.5 or more needs --head-ratio below it")
-    ap.add_argument("--round-to", type=int_in(1, 256, " (1: no rounding)"), default=None,
-                    help=f"structured: kept channel counts become multiples of N (default: the CPU's SIMD block, "
-                         f"{simd_block()} here; 1: no rounding)")
-    ap.add_argument("--finetune-steps", type=int, default=d.finetune_steps,
-                    help="distillation steps after pruning (0: none; default: %(default)s)")
-    ap.add_argument("--finetune-batch", type=positive_int, default=d.finetune_batch,
-                    help="distillation batch size (default: %(default)s; --batch is the IRs' input batch)")
-    ap.add_argument("--lr", type=float, default=d.lr, help="distillation peak learning rate (default: %(default)s)")
+    add_options(ap, PruneSettings)
     ap.add_argument("--model", default="cloformer_xxs", help="variant (default: %(default)s)")
     ap.add_argument("--checkpoint", default="proxy",
                     help="checkpoint path or 'proxy', the shipped weights (default: %(default)s)")
@@ -70,7 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
                          "fine-tuning at 224 costs ~12x the time of 64)")
     ap.add_argument("--quantize", action="store_true", help="then quantize to INT8 (the compress.quantize stages)")
     ap.add_argument("--out", type=Path, default=None, help="default: outputs/<model>-pruned-<method>-<time>")
-    ap.add_argument("--force", action="store_true")
     add_quant_options(ap)
     add_common(ap)
     return ap
@@ -82,15 +67,15 @@ def main(argv: list[str] | None = None) -> int:
 
     def go() -> int:
         run = run_config_from_args(args, "compress.prune", argv)  # (starts the run's clock)
-        settings = PruneSettings(args.method, args.ratio, head_ratio=args.head_ratio, round_to=args.round_to,
-                                 finetune_steps=args.finetune_steps, finetune_batch=args.finetune_batch, lr=args.lr,
-                                 seed=args.seed)
-        quant_settings = settings_from_args(args) if args.quantize else None
+        settings = from_args(PruneSettings, args)
+        quant_settings = from_args(QuantSettings, args) if args.quantize else None
         out = args.out or Path("outputs") / f"{args.model}-pruned-{args.method}-{datetime.now():%Y%m%d-%H%M%S}"
         check_target(out, args.force)
         loaded = load(args.model, args.checkpoint, args.input_size)
-        data = resolve_source(args.data, args.finetune_size or loaded.trained_size, exif=args.exif)
-        parts = data_parts_from_args(args, args.checkpoint, loaded.input_size)
+        # fine-tuning images: the model card's transform at the fine-tuning side
+        data = resolve_source(args.data, Preprocess.from_card(loaded.model.pretrained_cfg, args.finetune_size),
+                              exif=args.exif)
+        parts = data_parts_from_args(args, args.checkpoint, loaded.transform)
         report = prune_model(PruneJob(loaded, settings, data, parts, quant_settings, run), out)
         a, m = report.accuracy, report.macs
         print(f"\n{report.method} ratio {report.ratio}: MACs {m.before / 1e6:.1f}M -> {m.after / 1e6:.1f}M "

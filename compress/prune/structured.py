@@ -1,4 +1,4 @@
-"""Structured pruning that really shrinks CloFormer (see compress.pruning for the rule): rank the units of each
+"""Structured pruning that really shrinks CloFormer (see compress.prune.job for the rule): rank the units of each
 coupled group, select the kept ones, slice the weights into a smaller model of the same architecture."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import cloformer
 import reference_np as rn
 from reference_np.specs import ModelPlan, plan_from_weights
 
-from .errors import InputError
-from .settings import check_ratio
+from ..errors import InputError
+from ..settings import check_ratio, check_round_to
 
 
 # ------------------------------------------------------------------ structured pruning
@@ -61,11 +61,15 @@ def importance(model: cloformer.CloFormer, batches: list[torch.Tensor]) -> dict[
     return out
 
 
-def _top(scores: np.ndarray, n_remove: int, what: str, name: str = "ratio") -> np.ndarray:
-    if n_remove >= len(scores):
-        raise InputError(f"{what}: removing {n_remove} of {len(scores)} would remove the whole group; use a "
-                         f"smaller {name}" + (" (it defaults to ratio)" if name == "head_ratio" else ""), field=name)
+def _top(scores: np.ndarray, n_remove: int) -> np.ndarray:
     return np.sort(np.argsort(-scores, kind="stable")[:len(scores) - n_remove])
+
+
+def _fits(total: int, n_remove: int, what: str, name: str = "ratio") -> int:
+    if n_remove >= total:
+        raise InputError(f"{what}: removing {n_remove} of {total} would remove the whole group; use a "
+                         f"smaller {name}" + (" (it defaults to ratio)" if name == "head_ratio" else ""), field=name)
+    return n_remove
 
 
 def n_removed(total: int, ratio: float, multiple: int = 1) -> int:
@@ -81,33 +85,56 @@ def n_removed(total: int, ratio: float, multiple: int = 1) -> int:
     return total - kept
 
 
-def select(plan: ModelPlan, scores: dict[str, tuple[np.ndarray, np.ndarray]], ratio: float,
-           round_to: int = 1, head_ratio: float | None = None) -> dict[str, Keep]:
-    """Keep the highest-scoring (1 - ratio) of every group, kept counts rounded to multiples of `round_to`
-    channels (local channels, FFN hidden); whole heads for the global branch (heads * head_dim channels), of
-    which `head_ratio` (default: `ratio`) is removed: blocks with one or two heads empty at 0.5, while the
-    channel groups can lose more."""
+@dataclass(frozen=True)
+class Removed:
+    """Units removed from one block's groups: FFN hidden channels, channels of each local group, global heads."""
+
+    hidden: int
+    local: list[int]
+    heads: int
+
+
+def removals(plan: ModelPlan, ratio: float, round_to: int = 1, head_ratio: float | None = None
+             ) -> dict[str, Removed]:
+    """How many units `ratio` removes from every group (counts depend on the plan alone, not on the scores): kept
+    counts rounded to multiples of `round_to` channels (local channels, FFN hidden); whole heads for the global
+    branch, of which `head_ratio` (default: `ratio`) is removed. A group that would empty is an InputError, so a
+    job can refuse a ratio before any work."""
     check_ratio(ratio)
     head_ratio = ratio if head_ratio is None else check_ratio(head_ratio, "head_ratio")
     round_to = check_round_to(round_to)
+    out = {}
+    for i, stage in enumerate(plan.blocks):
+        for j, b in enumerate(stage):
+            p = f"layers.{i}.blocks.{j}"
+            hidden = _fits(b.hidden, n_removed(b.hidden, ratio, round_to), f"{p}.mlp hidden width ({b.hidden})")
+            local = [_fits(c, n_removed(c, ratio, round_to), f"{p}.attn local group {g} ({c} channels)")
+                     for g, c in enumerate(b.local_channels)]
+            d = b.dim_head
+            head_multiple = max(1, round_to // d) if round_to > 1 and round_to % d == 0 else 1
+            heads = _fits(b.global_heads, n_removed(b.global_heads, head_ratio, head_multiple),
+                          f"{p}.attn global branch ({b.global_heads} heads)", "head_ratio") if b.global_heads else 0
+            out[p] = Removed(hidden, local, heads)
+    return out
+
+
+def select(plan: ModelPlan, scores: dict[str, tuple[np.ndarray, np.ndarray]], ratio: float,
+           round_to: int = 1, head_ratio: float | None = None) -> dict[str, Keep]:
+    """Keep the highest-scoring units of every group, as many as `removals` leaves (blocks with one or two heads
+    empty at a head ratio of 0.5, while the channel groups can lose more)."""
+    removed = removals(plan, ratio, round_to, head_ratio)
     keep = {}
     for i, stage in enumerate(plan.blocks):
         for j, b in enumerate(stage):
             p = f"layers.{i}.blocks.{j}"
-            ffn, z = scores[p]
-            hidden = _top(ffn, n_removed(b.hidden, ratio, round_to), f"{p}.mlp hidden width ({b.hidden})")
+            r, (ffn, z) = removed[p], scores[p]
             local, off = [], 0
-            for g, c in enumerate(b.local_channels):
-                what = f"{p}.attn local group {g} ({c} channels)"
-                local.append(_top(z[off:off + c], n_removed(c, ratio, round_to), what))
+            for c, n in zip(b.local_channels, r.local, strict=True):
+                local.append(_top(z[off:off + c], n))
                 off += c
             d = b.dim_head
             head_scores = z[off:off + b.global_heads * d].reshape(b.global_heads, d).sum(1) if b.global_heads else z[:0]
-            head_multiple = max(1, round_to // d) if round_to > 1 and round_to % d == 0 else 1
-            heads = _top(head_scores, n_removed(b.global_heads, head_ratio, head_multiple),
-                         f"{p}.attn global branch ({b.global_heads} heads)", "head_ratio"
-                         ) if b.global_heads else np.arange(0)
-            keep[p] = Keep(hidden, local, heads)
+            keep[p] = Keep(_top(ffn, r.hidden), local, _top(head_scores, r.heads) if b.global_heads else np.arange(0))
     return keep
 
 
@@ -154,9 +181,3 @@ def structured_prune(model: cloformer.CloFormer, variant: str, ratio: float, bat
     pruned.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in w.items()}, strict=True)
     pruned.pretrained_cfg = dict(model.pretrained_cfg)
     return pruned, keep
-
-
-def check_round_to(n: int) -> int:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1 or n > 256:
-        raise InputError(f"round_to must be an integer from 1 to 256 (1: no rounding); got {n}", field="round_to")
-    return n

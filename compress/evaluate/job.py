@@ -1,13 +1,13 @@
 """Evaluation, one code path for every backend: torch, the NumPy reference, or an OpenVINO IR (top-1/top-5,
 images/s). OpenVINO IRs are evaluated as a deployment would run them: images decoded and preprocessed in
 parallel threads, inference through an AsyncInferQueue under the THROUGHPUT hint. Torch and the NumPy
-reference run batch by batch in this process. The command is compress.evaluate."""
+reference run batch by batch in this process. The command is compress.evaluate.cli."""
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -16,11 +16,11 @@ import numpy as np
 
 from reference_np.specs import IMAGENET_MEAN, IMAGENET_STD
 
-from .data import DEFAULT_EXIF, DataSource, no_images
-from .errors import InputError
-from .metrics import topk_accuracy
-from .progress import Progress
-from .settings import BACKENDS, PRECISIONS, Backend, Precision, check_choice
+from ..data import DEFAULT_EXIF, DataSource, Images, Preprocess, batched, no_images
+from ..errors import InputError
+from ..metrics import topk_accuracy
+from ..progress import Progress
+from ..settings import BACKENDS, PRECISIONS, Backend, Precision, check_choice
 
 Predict = Callable[[np.ndarray], np.ndarray]  # float32 [B,3,S,S] -> logits [B,classes]
 
@@ -43,8 +43,8 @@ class EvalResult:
                                                 "exif")}
 
 
-def _result(logits: list[np.ndarray], labels: list[int | None], source: DataSource | Preloaded, backend: str,
-            seconds: float) -> EvalResult:
+def _result(logits: list[np.ndarray], labels: list[int | None], source: DataSource | Images, backend: str,
+            seconds: float, skipped: int) -> EvalResult:
     if not logits:
         raise no_images("data source", source.name)
     out = np.concatenate(logits).astype(np.float64)
@@ -53,57 +53,22 @@ def _result(logits: list[np.ndarray], labels: list[int | None], source: DataSour
     if lab is not None:
         top1, top5 = topk_accuracy(out, lab, 1), topk_accuracy(out, lab, 5)
     return EvalResult(len(out), top1, top5, source.name, backend, len(out) / max(seconds, 1e-9),
-                      len(source.skipped), source.exif, out, lab)
+                      skipped, source.exif, out, lab)
 
 
-def evaluate(predict: Predict, source: DataSource | Preloaded, batch_size: int = 32, backend: str = "",
+def evaluate(predict: Predict, source: DataSource | Images, batch_size: int = 32, backend: str = "",
              progress: bool = True) -> EvalResult:
     """Run `predict` over the source batch by batch; keep all logits (for agreement metrics)."""
     logits, labels = [], []
     t0 = time.perf_counter()
+    pairs = source.decode(workers=1) if isinstance(source, DataSource) else source
     with Progress(total=len(source), desc=f"eval {backend} on {source.name}", unit="img", disable=not progress,
-              leave=False) as bar:
-        for x, y in source.batches(batch_size):
+                  leave=False) as bar:
+        for x, y in batched(pairs, batch_size):
             logits.append(np.asarray(predict(x), dtype=np.float64))
             labels += list(y) if y is not None else [None] * len(x)
             bar.update(len(x))
-    return _result(logits, labels, source, backend, time.perf_counter() - t0)
-
-
-@dataclass
-class Preloaded:
-    """A source's images preprocessed once (in parallel), for evaluating several models on them."""
-
-    name: str
-    xs: np.ndarray
-    ys: list[int | None]
-    skipped: list[str] = field(default_factory=list)
-    sha256_of_items: str = ""  # the source's digest of the images it holds
-    exif: str = DEFAULT_EXIF  # how the source read EXIF orientation (data.EXIF_MODES)
-
-    def digest(self) -> str:
-        """As DataSource.digest: names this data in a report."""
-        return self.sha256_of_items
-
-    def __len__(self) -> int:
-        return len(self.xs)
-
-    def __iter__(self) -> Iterator[tuple[np.ndarray, int | None]]:
-        yield from zip(self.xs, self.ys, strict=True)
-
-    def batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        for i in range(0, len(self.xs), batch_size):
-            ys = self.ys[i:i + batch_size]
-            yield self.xs[i:i + batch_size], None if None in ys else np.asarray(ys)
-
-    @classmethod
-    def of(cls, source: DataSource, workers: int | None = None) -> Preloaded:
-        pairs = list(Progress(source.decoded(workers), total=len(source), desc=f"load {source.name}",
-                          unit="img", leave=False))
-        if not pairs:
-            raise no_images("data source", source.name)
-        return cls(source.name, np.stack([x for x, _ in pairs]), [y for _, y in pairs], list(source.skipped),
-                   source.digest(), source.exif)
+    return _result(logits, labels, source, backend, time.perf_counter() - t0, len(pairs.skipped))
 
 
 def pad_batch(x: np.ndarray, n: int) -> np.ndarray:
@@ -113,7 +78,7 @@ def pad_batch(x: np.ndarray, n: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class OVRun:
-    """How compress.evaluation runs an IR: the OpenVINO device, its precision hint (None: the device's default,
+    """How compress.evaluate runs an IR: the OpenVINO device, its precision hint (None: the device's default,
     as deployed; "f32": true FP32 on a BF16-capable CPU) and the decoding threads (None: all cores)."""
 
     device: str = "CPU"
@@ -131,7 +96,8 @@ class OVRun:
 AS_DEPLOYED, F32 = OVRun(), OVRun(precision="f32")
 
 
-def with_normalisation(model: Any) -> Any:
+def with_normalisation(model: Any, mean: tuple[float, ...] = IMAGENET_MEAN,
+                       std: tuple[float, ...] = IMAGENET_STD) -> Any:
     """The model (an ov.Model or an IR path) taking uint8 NHWC crops and normalising them itself, as
     compress.data.normalize does: ((x / 255) - mean) / std, channels first."""
     import openvino as ov
@@ -141,23 +107,22 @@ def with_normalisation(model: Any) -> Any:
     ppp = PrePostProcessor(model)
     ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
     ppp.input().model().set_layout(ov.Layout("NCHW"))
-    ppp.input().preprocess().convert_element_type(ov.Type.f32).scale(255.0).mean(list(IMAGENET_MEAN)).scale(
-        list(IMAGENET_STD))
+    ppp.input().preprocess().convert_element_type(ov.Type.f32).scale(255.0).mean(list(mean)).scale(list(std))
     return ppp.build()
 
 
-def evaluate_openvino(model: Any, source: DataSource | Preloaded, run: OVRun = AS_DEPLOYED, backend: str = "",
+def evaluate_openvino(model: Any, source: DataSource | Images, run: OVRun = AS_DEPLOYED, backend: str = "",
                       progress: bool = True) -> EvalResult:
     """An IR (path or ov.Model) over the source: parallel preprocessing, AsyncInferQueue, THROUGHPUT hint.
     An IR with a static batch N > 1 is fed N images a request (the last batch padded, its padding dropped)."""
     import openvino as ov
 
-    from .runtime import compile_ov
+    from ..runtime import compile_ov
 
-    preloaded = isinstance(source, Preloaded)
-    pixels = run.pixels and not preloaded
+    in_memory = isinstance(source, Images)
+    pixels = run.pixels and not in_memory
     if pixels:
-        model = with_normalisation(model)
+        model = with_normalisation(model, source.transform.mean, source.transform.std)
     compiled = compile_ov(model, run.device, run.precision, PERFORMANCE_HINT="THROUGHPUT")
     dim = compiled.input(0).get_partial_shape()[0]
     per_request = dim.get_length() if dim.is_static else 1
@@ -178,10 +143,10 @@ def evaluate_openvino(model: Any, source: DataSource | Preloaded, run: OVRun = A
 
     queue.set_callback(done)
     t0 = time.perf_counter()
-    images = iter(source) if preloaded else source.decoded(run.workers, pixels)
+    pairs = source if in_memory else source.decode(run.workers, pixels)
     pending: list[np.ndarray] = []
     try:
-        for x, y in images:
+        for x, y in pairs:
             pending.append(x)
             labels.append(y)
             if len(pending) == per_request:
@@ -193,7 +158,7 @@ def evaluate_openvino(model: Any, source: DataSource | Preloaded, run: OVRun = A
         queue.wait_all()
         bar.close()
     seconds = time.perf_counter() - t0
-    return _result([logits[i] for i in range(len(logits))], labels, source, backend, seconds)
+    return _result([logits[i] for i in range(len(logits))], labels, source, backend, seconds, len(pairs.skipped))
 
 
 # ------------------------------------------------------------------ predictors
@@ -216,7 +181,7 @@ def numpy_predictor(weights: dict[str, np.ndarray]) -> Predict:
 
 
 def openvino_predictor(xml: str | os.PathLike, device: str = "CPU", precision: str | None = "f32") -> Predict:
-    from .runtime import compile_ov
+    from ..runtime import compile_ov
 
     compiled = compile_ov(xml, device, precision)
     batch = compiled.input(0).get_partial_shape()[0]
@@ -289,7 +254,7 @@ def load_predictor(checkpoint: str, backend: Backend = "torch", variant: str = "
 
 
 def _checkpoint_predictor(checkpoint: str, backend: Backend, variant: str) -> tuple[Predict, Any]:
-    from .loading import load
+    from ..loading import load
 
     loaded = load(variant, checkpoint)
     return (numpy_predictor(loaded.weights) if backend == "numpy" else torch_predictor(loaded.model)), loaded
@@ -318,8 +283,9 @@ class EvalJob:
             check_choice(self.precision, PRECISIONS, "precision")
 
 
-def run_eval(job: EvalJob) -> EvalResult:
-    from .sources import resolve_source
+def evaluate_model(job: EvalJob) -> EvalResult:
+    """`job.checkpoint` (a checkpoint or an IR) on `job.data`: top-1/top-5 and images/s (compress.evaluate)."""
+    from ..sources import resolve_source
 
     ckpt = str(job.checkpoint)
     is_ir = ckpt.endswith(".xml")
@@ -346,6 +312,8 @@ def run_eval(job: EvalJob) -> EvalResult:
         raise InputError(f"backend openvino needs an .xml IR; {ckpt} is a checkpoint (torch or numpy)",
                          field="backend")
     predict, loaded = _checkpoint_predictor(ckpt, backend, job.variant)
-    source = resolve_source(job.data, job.input_size or loaded.input_size, job.limit, exif=job.exif)
+    transform = loaded.transform if job.input_size is None else Preprocess.from_card(loaded.model.pretrained_cfg,
+                                                                                     job.input_size)
+    source = resolve_source(job.data, transform, job.limit, exif=job.exif)  # the model card's preprocessing
     source.check_labels(loaded.num_classes)
     return evaluate(predict, source, job.batch_size, backend=f"{ckpt} ({backend})")

@@ -18,16 +18,16 @@ import logging
 import sys
 from pathlib import Path
 
-from .errors import InputError
-from .evaluation import EvalJob, run_eval
-from .settings import BACKENDS
+from ..errors import InputError
+from ..settings import BACKENDS
+from .job import EvalJob, evaluate_model
 
 log = logging.getLogger("compress")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .cli import add_common, add_exif_option, input_size, positive_int
-    from .sources import source_help
+    from ..cli import add_common, add_exif_option, input_size, positive_int
+    from ..sources import source_help
 
     ap = argparse.ArgumentParser(prog="python -m compress.evaluate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -68,8 +68,8 @@ def model_and_checkpoint(model: str | None, checkpoint: str | None, variant: str
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .atomic import write_text_atomic
-    from .cli import run_main
+    from ..atomic import write_text_atomic
+    from ..cli import run_main
 
     args = build_parser().parse_args(argv)
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         variant, checkpoint = model_and_checkpoint(args.model, args.checkpoint, args.variant)
         if args.json is not None and not args.json.parent.is_dir():
             raise InputError(f"--json {args.json}: folder {args.json.parent} does not exist")
-        res = run_eval(EvalJob(checkpoint, args.data, variant, args.backend, args.device, args.precision or None,
+        res = evaluate_model(EvalJob(checkpoint, args.data, variant, args.backend, args.device, args.precision or None,
                                args.input_size, args.batch_size, args.limit, args.workers, args.exif))
         acc = (f"top-1 {res.top1:.2f}%  top-5 {res.top5:.2f}%" if res.top1 is not None else "no labels: accuracy n/a")
         print(f"{checkpoint} on {res.source} ({res.n} images): {acc}  [{res.images_per_s:.1f} images/s]")

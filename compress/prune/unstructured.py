@@ -1,0 +1,68 @@
+"""NNCF unstructured pruning (magnitude with its scheduler, or regularization-based), fine-tuned by
+compress.distill with the hooks defined here (the schedule is NNCF's, so it lives beside NNCF's masks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+import cloformer
+
+from ..distill import Hooks
+from ..errors import InputError
+from ..settings import NNCF_RB_NEEDS_STEPS, check_ratio
+
+SCHED_EPOCHS = 5  # the magnitude scheduler reaches the target after 5 of its epochs (60% of fine-tuning)
+
+
+# ------------------------------------------------------------------ NNCF unstructured pruning
+def nncf_prune(model: cloformer.CloFormer, method: str, ratio: float, example: torch.Tensor, steps: int
+               ) -> tuple[Any, Hooks]:
+    """(model with NNCF masks, the fine-tuning hooks: its magnitude schedule or regularization loss)."""
+    import nncf
+    from nncf.torch.function_hook.pruning.magnitude.schedulers import ExponentialMagnitudePruningScheduler
+    from nncf.torch.function_hook.pruning.rb.losses import RBLoss
+
+
+    check_ratio(ratio)
+    if method == "nncf-magnitude":
+        mode = nncf.PruneMode.UNSTRUCTURED_MAGNITUDE_GLOBAL
+        pruned = nncf.prune(model, mode=mode, ratio=ratio if steps == 0 else ratio * 0.3, examples_inputs=example)
+        sched = None
+        if steps:
+            sched = ExponentialMagnitudePruningScheduler(pruned, mode=mode, initial_ratio=ratio * 0.3,
+                                                         target_ratio=ratio, target_epoch=SCHED_EPOCHS)
+            sched.step()
+        return pruned, MagnitudeSchedule(sched) if sched is not None else Hooks()
+    if steps == 0:
+        raise InputError(NNCF_RB_NEEDS_STEPS, field=("method", "finetune_steps"))
+    pruned = nncf.prune(model, mode=nncf.PruneMode.UNSTRUCTURED_REGULARIZATION_BASED, examples_inputs=example)
+    return pruned, RegularizationLoss(RBLoss(pruned, target_ratio=ratio, p=0.05))
+
+
+
+class MagnitudeSchedule(Hooks):
+    """NNCF's exponential magnitude schedule, stepped SCHED_EPOCHS times over the first 60% of fine-tuning; short
+    runs end at the target sparsity all the same."""
+
+    def __init__(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+
+    def after_step(self, step: int, steps: int) -> None:
+        if (step + 1) % max(1, int(0.6 * steps) // (SCHED_EPOCHS + 1)) == 0:
+            self.scheduler.step()
+
+    def finish(self) -> None:
+        if self.scheduler.current_ratio < self.scheduler.target_ratio:
+            self.scheduler.step(SCHED_EPOCHS)
+
+
+class RegularizationLoss(Hooks):
+    """NNCF's regularization-based masks: their loss is added to every step's."""
+
+    def __init__(self, loss: Any) -> None:
+        self.loss = loss
+
+    def extra_loss(self) -> Any:
+        return self.loss()

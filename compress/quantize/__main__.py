@@ -1,0 +1,7 @@
+"""`python -m compress.quantize`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
