@@ -32,6 +32,10 @@ MODEL_TYPES: tuple[str, ...] = ("none", *get_args(NNCFModelType))  # as the comm
 # the CPU sums u8*s8 products pairwise in int16 with saturation; 7-bit weights cannot overflow it.
 OverflowFix = Literal["enable", "first_layer", "disable"]
 OVERFLOW_FIXES: tuple[str, ...] = get_args(OverflowFix)
+# NNCF's TargetDevice, by lower-case name: the hardware whose quantization scheme NNCF follows (which ops get
+# quantizers, and how); any = a scheme every Intel device runs
+TargetDevice = Literal["any", "cpu", "gpu", "npu", "cpu_spr"]
+TARGET_DEVICES: tuple[str, ...] = get_args(TargetDevice)
 ScopeKind = Literal["type", "name", "pattern"]
 Backend = Literal["torch", "numpy", "openvino"]  # what runs a model in compress.evaluation
 BACKENDS: tuple[str, ...] = get_args(Backend)
@@ -284,12 +288,16 @@ class QuantSettings:
         "(first_layer), or none (disable). CPUs without VNNI (AVX2, plain AVX-512) sum int8 products pairwise in "
         "int16 with saturation; 7-bit weights cannot overflow there. The report's ISA matrix shows what each ISA "
         "computes", choices=OVERFLOW_FIXES)
+    target_device: TargetDevice = option(
+        "any", "NNCF target device: the hardware whose quantization scheme NNCF follows (npu: the NPU's, for an IR "
+        "deployed there); any = a scheme every device runs", choices=TARGET_DEVICES)
 
     def __post_init__(self) -> None:
         check_choice(self.preset, PRESETS, "preset")
         check_choice(self.model_type, (None, *get_args(NNCFModelType)), "model_type")
         check_choice(self.activation_range, ACTIVATION_RANGES, "activation_range")
         check_choice(self.overflow_fix, OVERFLOW_FIXES, "overflow_fix")
+        check_choice(self.target_device, TARGET_DEVICES, "target_device")
         self.ignored_scope = tuple(e if isinstance(e, ScopeEntry) else ScopeEntry.parse(e) for e in self.ignored_scope)
         check_count(self.subset_size, "subset_size")
         if self.smooth_quant_alpha is not None and not (self.smooth_quant_alpha < 0 or
@@ -313,7 +321,7 @@ class QuantSettings:
             preset=nncf.QuantizationPreset.MIXED if self.preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE,
             model_type=nncf.ModelType.TRANSFORMER if self.model_type == "transformer" else None,
             fast_bias_correction=self.fast_bias_correction is not False, subset_size=self.subset_size,
-            target_device=nncf.TargetDevice.ANY)
+            target_device=getattr(nncf.TargetDevice, self.target_device.upper()))
         if self.ignored_scope:
             # entries were checked against the graph already (quantization.check_ignored_scope) with clear errors
             kw["ignored_scope"] = nncf.IgnoredScope(names=self.scope("name"), patterns=self.scope("pattern"),
