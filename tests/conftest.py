@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,9 @@ from PIL import Image
 import cloformer
 import reference_np as rn
 from reference_np.specs import VARIANTS, plan_from_spec
+
+TESTS = Path(__file__).resolve().parent  # tests mirror the packages: tests/<package>/..., stories apart
+ROOT = TESTS.parent  # the checkout
 
 
 def pytest_configure(config: pytest.Config) -> None:

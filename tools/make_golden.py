@@ -14,7 +14,7 @@ tests/golden/int8_cloformer_xxs.npz is the INT8 golden: the golden XXS weights a
 the pipeline (compress: deploy export, nncf.quantize with the default QuantSettings) on a fixed seeded
 calibration set, then run by the NumPy IR executor (reference_np.ir, not OpenVINO) on the golden input.
 It stores those INT8 logits and every FakeQuantize's ranges and levels (small), plus the NNCF/OpenVINO
-versions that made them: an upgrade that changes INT8 numerics fails tests/test_int8_golden.py loudly.
+versions that made them: an upgrade that changes INT8 numerics fails tests/compress/quantize/test_int8_golden.py loudly.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def preprocess_case() -> dict[str, np.ndarray]:
 
 def proxy_case() -> dict[str, np.ndarray]:
     """The shipped proxy checkpoint on proxy-val (800 images), run by the NumPy reference in float64: each image's
-    label, argmax and margin (its best logit minus the runner-up). tests/test_proxy_model.py holds every image whose
+    label, argmax and margin (its best logit minus the runner-up). tests/compress/evaluate/test_proxy_model.py holds every image whose
     margin is above float32 noise to this argmax, so flips that cancel in the accuracy count still fail. The images
     come through compress's evaluation transform, which preprocess.npz pins on its own."""
     import cloformer

@@ -9,9 +9,10 @@ import pytest
 
 from compress import quantize
 from compress.runtime import default_precision
+from tests.conftest import TESTS
 from tools import benchmark, benchmark_app
 
-DATA = Path(__file__).parent / "data"
+DATA = TESTS / "data"
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in DATA.glob("benchmark_app_*.txt")))

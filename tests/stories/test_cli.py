@@ -23,10 +23,9 @@ from compress.errors import InputError
 from compress.evaluate import job as ev
 from compress.settings import PruneSettings, QuantSettings, RunConfig, ScopeEntry, flag, options
 from compress.sources import DataSpec
-from tests.conftest import exit_code, write_images
+from tests.conftest import ROOT, exit_code, write_images
 from tools import make_imagenet_subset
 
-ROOT = Path(__file__).resolve().parents[1]
 # quick settings for runs whose subject is not the quantization itself (the defaults' full bias correction and
 # histogram ranges double the quantize time)
 # the cheapest run that goes through every stage: these tests are about the commands, not the numbers (32 px, no

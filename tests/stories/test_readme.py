@@ -7,9 +7,9 @@ import importlib.util
 import re
 import shlex
 import subprocess
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT
+
 SETUP = "python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 && "
 # pytest options of the test command -> the package of the [test] extra that provides them
 PLUGIN_OPTIONS = {"-n": "pytest-xdist", "--dist": "pytest-xdist", "--timeout": "pytest-timeout"}

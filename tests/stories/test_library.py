@@ -7,13 +7,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAST_INT8_MIN_AGREEMENT, FAST_INT8_MIN_SQNR_DB
+from tests.conftest import FAST_INT8_MIN_AGREEMENT, FAST_INT8_MIN_SQNR_DB, ROOT
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = ROOT / "README.md"
 
 # the README's words -> the same call, smaller (calibration and validation images, fine-tuning, timing)
 SHRINK = {

@@ -20,8 +20,8 @@ from PIL import Image
 from compress.data import DataSource, Images, Item
 from compress.errors import InputError
 from compress.evaluate.job import OVRun, evaluate_openvino
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 BOUND_S = 20.0  # how long the threads may take to end after an early exit: a decode takes milliseconds, a deadlock
 # takes forever (a wait with a deadline, not a timing: nothing is asserted about how long it took)
 WORKERS = 2
@@ -150,7 +150,7 @@ STRESS = """
 import signal, sys
 from pathlib import Path
 signal.signal(signal.SIGINT, signal.default_int_handler)
-from tests import test_early_exit as t
+from tests.compress import test_early_exit as t
 xml = t.busy_runtimes(Path(sys.argv[1]))
 for i in range(int(sys.argv[2])):
     t._early_exits(xml)

@@ -13,9 +13,7 @@ import pytest
 
 import reference_np as rn
 from reference_np.specs import VARIANTS, plan_from_spec
-from tests.conftest import write_images
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT, write_images
 
 
 @pytest.fixture(scope="module")
