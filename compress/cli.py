@@ -86,6 +86,15 @@ def input_size(text: str) -> int:
     return v
 
 
+def add_model_options(ap: argparse.ArgumentParser, input_size_help: str) -> None:
+    """--model (the variant), --checkpoint (its weights) and --input-size: every command that loads a model speaks
+    this one vocabulary."""
+    ap.add_argument("--model", default="cloformer_xxs", help="variant (default: %(default)s)")
+    ap.add_argument("--checkpoint", default="proxy", help="checkpoint path (.pth/.safetensors/.npz) or 'proxy', the "
+                    "shipped weights (default: %(default)s)")
+    ap.add_argument("--input-size", type=input_size, default=None, help=input_size_help)
+
+
 def add_exif_option(ap: argparse.ArgumentParser) -> None:
     """--exif, on every command that preprocesses images (data.EXIF_MODES)."""
     ap.add_argument("--exif", choices=EXIF_MODES, default=DEFAULT_EXIF, help=f"{EXIF_HELP} (default: %(default)s)")

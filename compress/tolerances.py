@@ -12,8 +12,8 @@ GOLDEN_ATOL = 1e-10
 # the crops bit for bit, the normalised values to this max |delta| (float32 arithmetic on values up to 2.6:
 # measured 2.1e-7).
 PREPROCESS_ATOL = 1e-6
-# INT8 golden (tools/make_golden.py, tests/compress/quantize/test_int8_golden.py). Re-quantizing the golden model on its fixed
-# calibration set must reproduce every FakeQuantize range to this relative delta: NNCF's min/max statistics
+# INT8 golden (tools/make_golden.py, tests/compress/quantize/test_int8_golden.py). Re-quantizing the golden model on
+# its fixed calibration set must reproduce every FakeQuantize range to this relative delta: NNCF's min/max statistics
 # are float32 activations of this CPU's kernels, so only their summation order may move them. Measured against
 # ranges made on AMX: 0 on AMX and under imposed AVX-512 (with or without VNNI), 1.15e-5 under imposed AVX2 (and
 # 1.0e-5 on a real AVX2 CPU, issue 26). Twice the largest.

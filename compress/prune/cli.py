@@ -23,6 +23,7 @@ from pathlib import Path
 from ..atomic import check_target
 from ..cli import (
     add_common,
+    add_model_options,
     add_options,
     add_quant_options,
     data_parts_from_args,
@@ -44,13 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m compress.prune", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     add_options(ap, PruneSettings)
-    ap.add_argument("--model", default="cloformer_xxs", help="variant (default: %(default)s)")
-    ap.add_argument("--checkpoint", default="proxy",
-                    help="checkpoint path or 'proxy', the shipped weights (default: %(default)s)")
+    add_model_options(ap, "the IRs' input side: export, evaluation and timing (default: the checkpoint's own)")
     ap.add_argument("--data", default="proxy-train", help=f"fine-tuning images, labels used when present: "
                     f"{source_help()}")
-    ap.add_argument("--input-size", type=input_size, default=None,
-                    help="the IRs' input side: export, evaluation and timing (default: the checkpoint's own)")
     ap.add_argument("--finetune-size", type=input_size, default=None,
                     help="the fine-tuning images' side (default: the checkpoint's own, 64 for the proxy weights; "
                          "fine-tuning at 224 costs ~12x the time of 64)")

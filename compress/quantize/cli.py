@@ -24,11 +24,11 @@ from pathlib import Path
 from ..atomic import check_target
 from ..cli import (
     add_common,
+    add_model_options,
     add_quant_options,
     data_parts_from_args,
     exit_status,
     from_args,
-    input_size,
     run_config_from_args,
     run_main,
 )
@@ -41,11 +41,7 @@ from .job import quantize_model
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m compress.quantize", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="cloformer_xxs", help="variant (default: %(default)s)")
-    ap.add_argument("--checkpoint", default="proxy",
-                    help="checkpoint path (.pth/.safetensors/.npz) or 'proxy', the shipped weights "
-                         "(default: %(default)s)")
-    ap.add_argument("--input-size", type=input_size, default=None, help="multiple of 32 (default: the checkpoint's)")
+    add_model_options(ap, "multiple of 32 (default: the checkpoint's)")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/<model>-<time>)")
     add_quant_options(ap)
     add_common(ap)
