@@ -84,8 +84,8 @@ def preprocess_case() -> dict[str, np.ndarray]:
 def proxy_case() -> dict[str, np.ndarray]:
     """The shipped proxy checkpoint on proxy-val (800 images), run by the NumPy reference in float64: each image's
     label, argmax and margin (its best logit minus the runner-up). tests/compress/evaluate/test_proxy_model.py holds
-    every image whose margin is above float32 noise to this argmax, so flips that cancel in the accuracy count still fail. The images
-    come through compress's evaluation transform, which preprocess.npz pins on its own."""
+    every image whose margin is above float32 noise to this argmax, so flips that cancel in the accuracy count still
+    fail. The images come through compress's evaluation transform, which preprocess.npz pins on its own."""
     import cloformer
     from cloformer.registry import SHIPPED
     from compress.sources import resolve_source
