@@ -1,5 +1,5 @@
 """The CLI layer every command shares: argparse types that validate before any work, the INT8 options of
-compress.quantize and compress.prune --quantize (argv -> QuantSettings / DataParts), quiet-by-default
+compress.quantize and compress.prune --quantize (argv -> QuantSettings / JobData), quiet-by-default
 logging, and one mapping from outcomes to exit statuses (0 done, 1 failed check or internal error with its
 traceback, 2 bad input with one line naming it, 130 interrupted, 143 terminated by SIGTERM). Library code
 below never sees argv."""
@@ -37,7 +37,7 @@ from .errors import (
     Terminated,
 )
 from .settings import QuantSettings, RunConfig, flag, options
-from .sources import DataParts, DataSpec, quant_parts
+from .sources import DataSpec, JobData, quant_parts
 
 T = TypeVar("T")
 
@@ -134,7 +134,7 @@ def add_quant_options(ap: argparse.ArgumentParser) -> None:
         add_options(ap, cls)
 
 
-def data_parts_from_args(args: argparse.Namespace, checkpoint: str, transform: Preprocess) -> DataParts:
+def data_parts_from_args(args: argparse.Namespace, checkpoint: str, transform: Preprocess) -> JobData:
     """The INT8 job's data, preprocessed by the model card's transform (LoadedModel.transform)."""
     return quant_parts(from_args(DataSpec, args), transform, "proxy-val" if checkpoint == "proxy" else None)
 

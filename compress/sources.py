@@ -77,10 +77,10 @@ def source_help() -> str:
 
 # ---------------------------------------------------------------- calibration / validation parts
 @dataclass
-class DataParts:
-    """The data of a quantization run: calibration images and a validation set that shares none of them.
-    With accuracy control, validation is further split into a tuning part (NNCF picks the quantizers to
-    revert on it) and a held-out part (the reported drop)."""
+class JobData:
+    """The data sources of a job, not yet decoded (report.DataPart is the record of one once used): calibration
+    images and a validation set that shares none of them. With accuracy control, validation is further split into
+    a tuning part (NNCF picks the quantizers to revert on it) and a held-out part (the reported drop)."""
 
     calibration: DataSource
     validation: DataSource
@@ -142,7 +142,7 @@ class DataSpec:
         check_exif(self.exif)
 
 
-def quant_parts(spec: DataSpec, size: int | Preprocess, default_val: str | None = None) -> DataParts:
+def quant_parts(spec: DataSpec, size: int | Preprocess, default_val: str | None = None) -> JobData:
     """Calibration and validation data that never share an image unless spec.allow_overlap:
     - an explicit `val` (or the checkpoint's own held-out set, `default_val`) is checked for overlap;
     - with neither, the calibration source is split (seeded, class-balanced) into disjoint parts."""
@@ -176,4 +176,4 @@ def quant_parts(spec: DataSpec, size: int | Preprocess, default_val: str | None 
                              field="accuracy_control")
         tuning, val_src = val_src.split(0.5, seed + 1)
         rule += "; accuracy control tunes on one half of it and reports on the other"
-    return DataParts(calib_src, val_src, rule, tuning, overlap)
+    return JobData(calib_src, val_src, rule, tuning, overlap)

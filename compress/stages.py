@@ -26,7 +26,7 @@ from .data import DataSource, Images
 from .loading import LoadedModel
 from .report import Check, DataPart, PruneReport, QuantReport, SpeedReport, Timer
 from .settings import DEFAULT_RUN, RunConfig
-from .sources import DataParts
+from .sources import JobData
 from .speed import BASELINE, measure_speed
 
 N_VERIFY = 8  # validation images of the FP32 twin checks (and of the FP32 IR's static-batch check)
@@ -59,7 +59,7 @@ class Context:
     """One job's state: its inputs, then what each stage adds. Jobs with more stages extend it."""
 
     loaded: LoadedModel  # the model the IRs are made of
-    parts: DataParts
+    parts: JobData
     folder: Path  # the staging folder the job writes into
     run: RunConfig = DEFAULT_RUN
     baseline: LoadedModel | None = None  # the speed section's plain FP32 (None: `loaded`; a pruned job: unpruned)

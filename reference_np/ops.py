@@ -2,6 +2,10 @@
 
 Every function computes in the dtype of its input: float64 in, float64 out; float32 in, float32 out.
 Layouts are NCHW, matching PyTorch. Shapes in comments: B batch, C channels, H x W spatial.
+
+reference_np/ir/ops.py computes convolutions, GELU and softmax too, on purpose: the two are independent goldens.
+This one runs the architecture from the weights; that one runs the graph a converter wrote, from the OpenVINO
+opset specification. Sharing the code would let one mistake pass both checks.
 """
 
 from __future__ import annotations

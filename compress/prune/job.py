@@ -62,7 +62,7 @@ from ..settings import (
     QuantSettings,
     RunConfig,
 )
-from ..sources import DataParts, shared_items
+from ..sources import JobData, shared_items
 from ..stages import Stage
 from ..tolerances import FLOAT64_ATOL
 from ..verification import float64_crop, twin_error
@@ -78,7 +78,7 @@ class PruneJob:
     loaded: LoadedModel
     settings: PruneSettings
     data: DataSource
-    parts: DataParts
+    parts: JobData
     quantize: QuantSettings | None = None  # then the INT8 stages on the pruned model
     run: RunConfig = DEFAULT_RUN
 

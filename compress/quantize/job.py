@@ -59,7 +59,7 @@ from ..settings import (
     QuantSettings,
     RunConfig,
 )
-from ..sources import DataParts
+from ..sources import JobData
 from ..stages import Stage
 from ..tolerances import INT8_RUNTIME_MARGIN_DB
 from . import ptq
@@ -120,7 +120,7 @@ class Int8Context(S.Context):
 
 
 # ------------------------------------------------------------------ the job
-def quantize_model(loaded: LoadedModel, parts: DataParts, settings: QuantSettings | None = None,
+def quantize_model(loaded: LoadedModel, parts: JobData, settings: QuantSettings | None = None,
                    out: Path = Path("outputs/int8"), run: RunConfig = DEFAULT_RUN) -> QuantReport:
     """Quantize `loaded` to INT8 into the folder `out` (built under a temporary name, renamed when complete)."""
     check_apart(out, {"calib": parts.calibration.root, "val": parts.validation.root, "checkpoint": loaded.checkpoint})
