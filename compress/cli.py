@@ -20,12 +20,15 @@ import traceback
 import typing
 import warnings
 from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 from typing import TypeVar
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from reference_np.specs import INPUT_MULTIPLE
 
+from .atomic import check_target
 from .data import DEFAULT_EXIF, EXIF_HELP, EXIF_MODES, Preprocess
 from .errors import (
     EXIT_BAD_INPUT,
@@ -36,6 +39,7 @@ from .errors import (
     InputError,
     Terminated,
 )
+from .loading import LoadedModel, load
 from .settings import QuantSettings, RunConfig, flag, options
 from .sources import DataSpec, JobData, quant_parts
 
@@ -84,6 +88,12 @@ def input_size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{v}: larger than 2048 px; CloFormer's attention memory grows with "
                                          "(H*W)^2/ws^2, so such sizes do not fit in memory")
     return v
+
+
+def command_parser(verb: str, doc: str | None) -> argparse.ArgumentParser:
+    """The parser of `python -m compress.<verb>`, its module docstring as the description."""
+    return argparse.ArgumentParser(prog=f"python -m compress.{verb}", description=doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def add_model_options(ap: argparse.ArgumentParser, input_size_help: str) -> None:
@@ -141,6 +151,14 @@ def data_parts_from_args(args: argparse.Namespace, checkpoint: str, transform: P
 
 def run_config_from_args(args: argparse.Namespace, prog: str, argv: list[str]) -> RunConfig:
     return from_args(RunConfig, args, command=command_line(prog, argv), started=time.perf_counter())
+
+
+def target_and_model(args: argparse.Namespace, out_name: str) -> tuple[Path, LoadedModel]:
+    """A job command's first steps: --out (default outputs/<out_name>-<time>) checked, then --model/--checkpoint
+    loaded at --input-size."""
+    out = args.out or Path("outputs") / f"{out_name}-{datetime.now():%Y%m%d-%H%M%S}"
+    check_target(out, args.force)
+    return out, load(args.model, args.checkpoint, args.input_size)
 
 
 def command_line(prog: str, argv: list[str]) -> str:

@@ -26,11 +26,10 @@ log = logging.getLogger("compress")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..cli import add_common, add_exif_option, input_size, positive_int
+    from ..cli import add_common, add_exif_option, command_parser, input_size, positive_int
     from ..sources import source_help
 
-    ap = argparse.ArgumentParser(prog="python -m compress.evaluate", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = command_parser("evaluate", __doc__)
     ap.add_argument("--model", default=None, help="variant of a checkpoint (default: cloformer_xxs)")
     ap.add_argument("--checkpoint", default=None,
                     help="checkpoint name ('proxy') or path (.pth/.safetensors/.npz), or an OpenVINO .xml IR")

@@ -17,24 +17,23 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
 from pathlib import Path
 
-from ..atomic import check_target
 from ..cli import (
     add_common,
     add_model_options,
     add_options,
     add_quant_options,
+    command_parser,
     data_parts_from_args,
     exit_status,
     from_args,
     input_size,
     run_config_from_args,
     run_main,
+    target_and_model,
 )
 from ..data import Preprocess
-from ..loading import load
 from ..render import fast_lines, fmt, isa_target_lines, verdict
 from ..settings import PruneSettings, QuantSettings
 from ..sources import resolve_source, source_help
@@ -42,8 +41,7 @@ from .job import PruneJob, prune_model
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m compress.prune", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = command_parser("prune", __doc__)
     add_options(ap, PruneSettings)
     add_model_options(ap, "the IRs' input side: export, evaluation and timing (default: the checkpoint's own)")
     ap.add_argument("--data", default="proxy-train", help=f"fine-tuning images, labels used when present: "
@@ -66,9 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         run = run_config_from_args(args, "compress.prune", argv)  # (starts the run's clock)
         settings = from_args(PruneSettings, args)
         quant_settings = from_args(QuantSettings, args) if args.quantize else None
-        out = args.out or Path("outputs") / f"{args.model}-pruned-{args.method}-{datetime.now():%Y%m%d-%H%M%S}"
-        check_target(out, args.force)
-        loaded = load(args.model, args.checkpoint, args.input_size)
+        out, loaded = target_and_model(args, f"{args.model}-pruned-{args.method}")
         # fine-tuning images: the model card's transform at the fine-tuning side
         data = resolve_source(args.data, Preprocess.from_card(loaded.model.pretrained_cfg, args.finetune_size),
                               exif=args.exif)

@@ -18,29 +18,27 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
 from pathlib import Path
 
-from ..atomic import check_target
 from ..cli import (
     add_common,
     add_model_options,
     add_quant_options,
+    command_parser,
     data_parts_from_args,
     exit_status,
     from_args,
     run_config_from_args,
     run_main,
+    target_and_model,
 )
-from ..loading import load
 from ..render import quant_summary
 from ..settings import QuantSettings
 from .job import quantize_model
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m compress.quantize", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = command_parser("quantize", __doc__)
     add_model_options(ap, "multiple of 32 (default: the checkpoint's)")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/<model>-<time>)")
     add_quant_options(ap)
@@ -56,9 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         # everything that can be checked is checked before the first expensive step
         run = run_config_from_args(args, "compress.quantize", argv)  # (starts the run's clock)
         settings = from_args(QuantSettings, args)
-        out = args.out or Path("outputs") / f"{args.model}-{datetime.now():%Y%m%d-%H%M%S}"
-        check_target(out, args.force)
-        loaded = load(args.model, args.checkpoint, args.input_size)
+        out, loaded = target_and_model(args, args.model)
         parts = data_parts_from_args(args, args.checkpoint, loaded.transform)
         report = quantize_model(loaded, parts, settings, out, run)
         print(quant_summary(report, out))
