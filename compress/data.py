@@ -236,8 +236,8 @@ class DataSource:
         limited source splits its planned images and shares its spare candidates between the parts."""
         if not 0 < val_fraction < 1:
             raise InputError(f"val_fraction must be in (0, 1); got {val_fraction}", field="val_fraction")
-        head = self.items if self.limit is None else self.items[:self.limit]
-        tail = [] if self.limit is None else self.items[self.limit:]
+        head = list(self.items[:self.limit])
+        tail = list(self.items[len(head):])
         rng = np.random.default_rng(seed)
         groups: dict[int | None, list[int]] = {}
         for i, it in enumerate(head):

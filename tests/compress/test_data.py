@@ -280,6 +280,12 @@ def test_split_is_disjoint_seeded_and_class_balanced() -> None:
     again = src.split(0.25, seed=3)[1]
     assert [it.key for it in again.items] == [it.key for it in val.items] and val.digest() == again.digest()
     assert src.split(0.25, seed=4)[1].digest() != val.digest()
+    # a limited source (--val-limit, accuracy control's tuning split) splits its planned images and shares its
+    # spare candidates between the parts, which stay disjoint
+    limited = src.subset(40, seed=1)
+    a, b = limited.split(0.5, seed=2)
+    assert len(a) + len(b) == 40 and not {it.key for it in a.items} & {it.key for it in b.items}
+    assert len(a.items) + len(b.items) == len(src.items)
 
 
 def test_quant_parts_never_share_images(tmp_path) -> None:
