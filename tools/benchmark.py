@@ -341,8 +341,9 @@ SPEED_CHECK_TOLERANCE = 0.10  # the report's ratios within ±10% of benchmark_ap
 def check_speed(folder: Path, rounds: int, seconds: float, budget: float, device: str = "CPU") -> dict[str, Any]:
     """The report's speed section (compress.speed.measure_speed with a `budget` of seconds, as compress.quantize
     runs it) and benchmark_app (`rounds` interleaved rounds of `seconds` per run) on the same IRs, in one run:
-    latency and batch-N throughput ratios against plain FP32 from each, and their ratio. The section is timed
-    between the first and second benchmark_app rounds, so drift of the machine falls on both."""
+    latency and batch-N throughput ratios against plain FP32 from each (benchmark_app's: the median over rounds of
+    each round's ratio), and their ratio. The section is timed in the middle of the benchmark_app rounds, so drift
+    of the machine falls on both."""
     rep = read_report(folder / "report.json")
     m = rep.model
     int8 = getattr(rep, "int8", rep)  # a pruning report holds its INT8 job's
@@ -356,16 +357,22 @@ def check_speed(folder: Path, rounds: int, seconds: float, budget: float, device
         app: dict[str, dict[str, list[float]]] = {label: {"latency": [], "fps_bn": []} for label in irs}
         section = None
         for r in range(rounds):
-            for label in (list(irs) if r % 2 == 0 else list(irs)[::-1]):
+            # the runs a ratio pairs are adjacent in time (every IR's latency, then every IR's batch-N throughput,
+            # in alternating order): on a VM whose speed flips every few seconds, a pair 12-24 s apart (each IR's
+            # latency and throughput in turn) moved one round's INT8 latency ratio from 1.01x to 1.55x
+            order = list(irs) if r % 2 == 0 else list(irs)[::-1]
+            for label in order:
                 lat, _ = run_benchmark_app(benchmark_app_cmd(str(irs[label]), m.input_size, seconds, "latency",
                                                              None, device))
+                app[label]["latency"].append(lat["median_ms"])
+            for label in order[::-1]:
                 thr, _ = run_benchmark_app(benchmark_app_cmd(str(irs[label]), m.input_size, seconds, "throughput",
                                                              None, device, batch))
-                app[label]["latency"].append(lat["median_ms"])
                 app[label]["fps_bn"].append(thr["throughput_fps"])
-                print(f"  benchmark_app round {r + 1}/{rounds} {label:12s} {lat['median_ms']:8.2f} ms "
-                      f"{thr['throughput_fps']:8.1f} FPS b{batch}", flush=True)
-            if r == 0:
+            print(f"  benchmark_app round {r + 1}/{rounds}: " + ", ".join(
+                f"{label} {app[label]['latency'][-1]:.2f} ms {app[label]['fps_bn'][-1]:.1f} FPS b{batch}"
+                for label in irs), flush=True)
+            if r == (rounds - 1) // 2:  # in the middle of the rounds: drift of the machine falls on both alike
                 section = measure_speed(irs, m.input_size, batch=batch, seconds=budget, device=device)
                 print(f"  report's speed section ({budget:g} s budget) done", flush=True)
     assert section is not None
