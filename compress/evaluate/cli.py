@@ -1,4 +1,4 @@
-"""Top-1/top-5 and images/s of a checkpoint or an OpenVINO IR, through one code path (compress.evaluation).
+"""Top-1/top-5 and images/s of a checkpoint or an OpenVINO IR, through one code path (compress.evaluate.job).
 
     python -m compress.evaluate --checkpoint proxy --data proxy-val [--json out.json]
     python -m compress.evaluate --checkpoint outputs/run/model_int8.xml --data imagenet_subset --device CPU
