@@ -1,6 +1,6 @@
 """The stages jobs are made of, and the one runner: a job is its list of stages.
 
-    run_stages([*prune_stages, *FP32_STAGES], ctx, lap)
+    run_stages(INT8_STAGES, Int8Context(loaded, parts, folder, run), lap)   # compress.quantize.job
 
 A `Stage` names itself (the report's `seconds` key) and runs one function on the job's `Context`, which it reads
 and adds to. The INT8 job (compress.quantize.job) and the pruning job (compress.prune.job) list these shared stages
