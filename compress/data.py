@@ -103,7 +103,7 @@ def crop(img: Image.Image, size: int, crop_pct: float = CROP_PCT, interpolation:
 
 def preprocess(img: Image.Image, size: int, crop_pct: float = CROP_PCT) -> np.ndarray:
     """The evaluation transform with the reference's constants: PIL image -> float32 [3, size, size]."""
-    return normalize(crop(img, size, crop_pct))
+    return Preprocess(size, crop_pct)(img)
 
 
 @dataclass(frozen=True)
@@ -323,11 +323,15 @@ class Decoding:
         self.source, self._loaded = source, loaded
         self.used: list[Item] = []
         self.skipped: list[str] = []
-        self.complete = False
+        self.started = self.complete = False
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, int | None]]:
-        if self.complete or self.used or self.skipped:
+        if self.started:  # (the decoders behind `loaded` are consumed, or closed, by the first pass)
             raise RuntimeError(f"a decoding of {self.source.name} is one pass; call decode() again")
+        self.started = True
+        return self._pass()
+
+    def _pass(self) -> Iterator[tuple[np.ndarray, int | None]]:
         src, loaded = self.source, self._loaded
         try:
             for it, x, why in loaded:

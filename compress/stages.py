@@ -179,7 +179,8 @@ def static_batch_stage(ctx: Context) -> None:
     ctx.checks += [E.set_batch(ir.xml, ctx.run.batch, ir.sample, ir.min_sqnr_db) for ir in ctx.irs.values()]
 
 
-HOLD_OUT = Stage("held-out data", held_out_stage)
+# (a job that read the validation data earlier, as pruning does for the unpruned model's accuracy, holds it already)
+HOLD_OUT = Stage("held-out data", held_out_stage, when=lambda ctx: ctx.held_out is None)
 EXPORT = Stage("export FP32 (deploy IR, ONNX)", export_stage)
 VERIFY = Stage("verify FP32 twins (torch, ONNX Runtime, OpenVINO, NumPy IR executor)", verify_stage)
 SPEED = Stage(lambda ctx: f"speed (plain FP32, {', '.join(ctx.irs)})", speed_stage,

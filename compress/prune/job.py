@@ -151,7 +151,10 @@ def check_job(job: PruneJob) -> None:
 
 # ------------------------------------------------------------------ the stages
 def data_stage(ctx: PruneContext) -> None:
-    ctx.unpruned = evaluate(torch_predictor(ctx.loaded.model), ctx.parts.validation, backend="torch unpruned")
+    """The validation data held out once (the unpruned model, the pruned one, its IR and the shared stages all read
+    it) and the unpruned model's accuracy on it; the fine-tuning images decoded."""
+    S.held_out_stage(ctx)
+    ctx.unpruned = evaluate(torch_predictor(ctx.loaded.model), ctx.held_out.data, backend="torch unpruned")
     ctx.images = Images.of(ctx.job.data, role="fine-tuning source")
 
 
@@ -200,7 +203,7 @@ def evaluate_pruned_stage(ctx: PruneContext) -> None:
     """The pruned checkpoint in NumPy against torch (float64, on verification.float64_crop), and top-1 of the
     pruned model in torch and as its FP32 IR."""
     ctx.numpy_agreement = numpy_agreement(ctx.loaded.weights, torch.from_numpy(float64_crop(ctx.images.xs[:2])))
-    val = ctx.parts.validation
+    val = ctx.held_out.data
     ctx.pruned_eval = evaluate(torch_predictor(ctx.loaded.model), val, backend="torch pruned")
     ctx.pruned_ir_eval = evaluate(openvino_predictor(ctx.folder / "model_fp32.xml", "CPU", "f32"), val,
                                   backend="pruned IR")
