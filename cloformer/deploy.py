@@ -106,7 +106,9 @@ class DeployAttention(nn.Module):
             parts.append(torch.tanh(act(q * k)) * v)
         if self.heads:
             bsz, _, h, wd = u.shape
-            q = self.global_q(u).reshape(bsz, self.heads, self.d, h * wd).transpose(-1, -2)  # [B,heads,HW,d]
+            # -1, not h * wd: traced, h * wd is an integer multiply that would take the place (and the quantizer)
+            # of the element-wise products after it in NNCF's op numbering (compress.quantize.qat exports traced)
+            q = self.global_q(u).reshape(bsz, self.heads, self.d, -1).transpose(-1, -2)  # [B,heads,HW,d]
             k, v = self.global_kv(u).reshape(bsz, 2, self.heads, self.d, -1).transpose(-1, -2).unbind(1)
             o = ((q * self.scale) @ k.transpose(-1, -2)).softmax(dim=-1) @ v  # one fused attention node
             parts.append(o.transpose(-1, -2).reshape(bsz, self.heads * self.d, h, wd))

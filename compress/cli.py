@@ -40,7 +40,7 @@ from .errors import (
     Terminated,
 )
 from .loading import LoadedModel, load
-from .settings import QuantSettings, RunConfig, flag, options
+from .settings import QatSettings, QuantSettings, RunConfig, flag, options
 from .sources import DataSpec, JobData, quant_parts
 
 T = TypeVar("T")
@@ -142,6 +142,30 @@ def add_quant_options(ap: argparse.ArgumentParser) -> None:
     """The INT8 job's options (compress.quantize, compress.prune --quantize): NNCF's settings, the data, the run."""
     for cls in (QuantSettings, DataSpec, RunConfig):
         add_options(ap, cls)
+
+
+def add_qat_options(ap: argparse.ArgumentParser, data: bool = True) -> None:
+    """--qat and its settings (compress.quantize, compress.prune --quantize); `data`: --qat-data too (pruning
+    fine-tunes QAT on its own --data)."""
+    ap.add_argument("--qat", action="store_true", help="quantization-aware training: NNCF's PTQ of the torch deploy "
+                    "graph, then distillation from FP32 with the quantizer ranges trained; the PTQ of the same "
+                    "settings is measured beside it (model_int8_ptq.xml)")
+    add_options(ap, QatSettings)
+    if data:
+        ap.add_argument("--qat-data", default="proxy-train", help="QAT fine-tuning images (labels used when present), "
+                        "disjoint from the validation data (default: %(default)s)")
+
+
+def qat_from_args(args: argparse.Namespace) -> QatSettings | None:
+    """QatSettings with --qat; without it, a --qat-* option given is refused rather than ignored."""
+    qat = from_args(QatSettings, args)
+    if args.qat:
+        return qat
+    changed = [f.name for f, _ in options(QatSettings) if f.name.startswith("qat_")
+               and getattr(qat, f.name) != getattr(QatSettings(), f.name)]
+    if changed or getattr(args, "qat_data", "proxy-train") != "proxy-train":
+        raise InputError(f"{flag((changed or ['qat_data'])[0])} applies with --qat only", field="qat")
+    return None
 
 
 def data_parts_from_args(args: argparse.Namespace, checkpoint: str, transform: Preprocess) -> JobData:

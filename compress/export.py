@@ -74,10 +74,10 @@ def convert_deploy(loaded: LoadedModel, taps: bool = False) -> Any:
     folds that shape arithmetic at compile time: no executed node is added."""
 
     module = loaded.deploy()
-    return _convert_reshapeable(WithTaps(module) if taps else module, loaded.input_size)
+    return convert_reshapeable(WithTaps(module) if taps else module, loaded.input_size)
 
 
-def _convert_reshapeable(module: torch.nn.Module, size: int) -> Any:
+def convert_reshapeable(module: torch.nn.Module, size: int) -> Any:
     """ov.convert_model with a dynamic input (Reshapes read their shapes off the tensor), then set static."""
     import openvino as ov
 
@@ -111,10 +111,19 @@ def set_batch(xml: Path, batch: int, x: np.ndarray, min_sqnr_db: float | None = 
     return Check(stage, "logit SQNR dB (at least)", db, min_sqnr_db, db >= min_sqnr_db)
 
 
+def name_taps(taps_model: Any, loaded: LoadedModel) -> list[str]:
+    """Names the outputs of a converted taps graph (logits, then the reference's intermediates) in place; returns
+    the intermediates' names."""
+    names = rn.specs.intermediate_names(loaded.model.plan, with_norm=False)
+    for out, name in zip(taps_model.outputs, ["logits", *names], strict=True):
+        out.get_tensor().set_names({name})
+    return names
+
+
 def convert_plain(loaded: LoadedModel) -> Any:
     """The baseline a user gets without this tool: the training form through ov.convert_model (dynamic input, as
     ov.convert_model gives by default, then set to [1,3,S,S]; it reshapes to any batch as the deploy IRs do)."""
-    return _convert_reshapeable(loaded.model, loaded.input_size)
+    return convert_reshapeable(loaded.model, loaded.input_size)
 
 
 def export(loaded: LoadedModel, out_dir: Path, taps_model: Any | None = None) -> Exported:
@@ -130,9 +139,7 @@ def export(loaded: LoadedModel, out_dir: Path, taps_model: Any | None = None) ->
                           dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch"}})
     onnx.checker.check_model(str(onnx_path), full_check=True)
     taps_model = taps_model if taps_model is not None else convert_deploy(loaded, taps=True)
-    names = rn.specs.intermediate_names(loaded.model.plan, with_norm=False)
-    for out, name in zip(taps_model.outputs, ["logits", *names], strict=True):
-        out.get_tensor().set_names({name})
+    names = name_taps(taps_model, loaded)
     if loaded.model.training:
         raise RuntimeError("export left the model in training mode")
     xml = out_dir / "model_fp32.xml"

@@ -182,6 +182,7 @@ def write_quant_outputs(report: QuantReport, folder: Path, stem: str = "report")
                   f"NNCF reverted quantizers until the top-1 drop on the tuning part ({a.tuning.name}, {a.tuning.n} "
                   f"images) was ≤ {a.max_drop_pt} pt: there it is {fmt(a.tuning_drop_pt)} pt (optimistic: tuned on). "
                   f"On the held-out part above: **{fmt(a.heldout_drop_pt)} pt**.", ""]
+    lines += qat_section(report)
     if report.int8_runtime_vs_graph:
         g0, graph_db = report.int8_runtime_vs_graph[0], report.bound(GRAPH_SQNR)
         lines += ["## INT8: OpenVINO against the graph's own semantics (NumPy IR executor)", "",
@@ -220,7 +221,59 @@ def write_quant_outputs(report: QuantReport, folder: Path, stem: str = "report")
                 f"{m.variant} INT8 per-layer SQNR ({c.source})")
     if report.speed is not None:
         plot_speed(report.speed, folder / "speed.png", f"{m.variant} at {m.input_size}x{m.input_size}")
+    if report.qat is not None and report.qat.losses:
+        plot_loss(report.qat.losses, folder / "qat_loss.png", f"{m.variant} QAT distillation loss")
     write_report(report, folder / f"{stem}.json")
+
+
+def qat_rows(report: QuantReport) -> list[list[Any]]:
+    """PTQ and QAT side by side (the same settings, calibration and validation data, one job)."""
+    q = report.qat
+    runtime = {g.label: g.executed for g in report.runtime}
+    rows = []
+    for name, c, cf, fq, nodes in (
+            ("PTQ (model_int8_ptq.xml)", q.ptq_vs_fp32, q.ptq_f32_hint_vs_fp32, q.ptq_quantizers,
+             q.ptq_runtime.executed if q.ptq_runtime else None),
+            ("QAT (model_int8.xml)", report.int8_vs_fp32, report.int8_f32_hint_vs_fp32, report.quantizers,
+             runtime.get("INT8 IR"))):
+        rows.append([name, f"{c.top1_agreement:.2f} ({c.disagreements} differ)", f"{c.sqnr_db:.1f}",
+                     fmt(c.top1_drop), f"{cf.top1_agreement:.2f}", f"{cf.sqnr_db:.1f}", fq, fmt(nodes, "d")])
+    return rows
+
+
+def qat_section(report: QuantReport) -> list[str]:
+    q = report.qat
+    if q is None:
+        return []
+    c = report.int8_vs_fp32
+    first, last = (sum(q.losses[:10]) / len(q.losses[:10]), sum(q.losses[-10:]) / len(q.losses[-10:])) \
+        if q.losses else (None, None)
+    return ["## Quantization-aware training against PTQ (same settings, one job)", "",
+            md_table(["INT8 IR", f"agreement % ({report.default_precision})", "SQNR dB", "top-1 drop pt",
+                      "agreement % (f32)", "SQNR dB (f32)", "FakeQuantize", "executed nodes"], qat_rows(report)), "",
+            f"On {c.source} ({c.n} images) against the FP32 deploy IR. QAT: {q.steps} steps of {q.batch} images at "
+            f"lr {q.lr:g} on {q.data.name} ({q.data.n} images, disjoint from validation), {q.seconds:.0f} s of "
+            f"fine-tuning; distillation loss {fmt(first, '.4f')} (first 10 steps) -> {fmt(last, '.4f')} (last 10); "
+            f"training moved {q.ranges_changed} of {q.ranges} quantizer ranges (largest change "
+            f"{100 * q.max_range_change:.1f}%).", "", "![QAT loss](qat_loss.png)", ""]
+
+
+def plot_loss(losses: list[float], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.plot(range(1, len(losses) + 1), losses, lw=0.8, alpha=0.5, label="per step")
+    k = max(1, len(losses) // 20)
+    smooth = [sum(losses[max(0, i - k + 1):i + 1]) / len(losses[max(0, i - k + 1):i + 1]) for i in range(len(losses))]
+    ax.plot(range(1, len(losses) + 1), smooth, lw=1.6, label=f"mean of {k}")
+    ax.set(xlabel="step", ylabel="distillation loss", title=title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def short_kernels(kernels: dict[str, int], n: int = 3) -> str:
@@ -291,6 +344,10 @@ def quant_summary(report: QuantReport, out: Path) -> str:
               f"  top-1 agreement {c.top1_agreement:.2f}% ({c.disagreements}/{c.n} differ, 95% CI "
               f"{c.agreement_ci95[0]:.2f}-{c.agreement_ci95[1]:.2f}; target ≥ {report.bound(INT8_AGREEMENT)}), "
               f"cosine {c.cosine:.5f}, SQNR {c.sqnr_db:.1f} dB (default precision {report.default_precision})"]
+    if report.qat is not None:
+        lines.append("  QAT against PTQ of the same settings: " + "; ".join(
+            f"{r[0].split()[0]} agreement {r[1]}%, SQNR {r[2]} dB" for r in qat_rows(report))
+            + f" ({report.qat.seconds:.0f} s of fine-tuning)")
     if report.accuracy_control is not None:
         a = report.accuracy_control
         lines.append(f"  accuracy control: drop {fmt(a.tuning_drop_pt)} pt on the tuning part, "

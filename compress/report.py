@@ -128,6 +128,25 @@ class AccuracyControl:
 
 
 @dataclass
+class QatRecord:
+    """Quantization-aware training beside the PTQ of the same settings, measured in the same job."""
+
+    steps: int
+    batch: int
+    lr: float
+    data: DataPart  # the fine-tuning images (disjoint from the validation data)
+    seconds: float  # the fine-tuning alone
+    losses: list[float]  # the distillation loss per step
+    ranges_changed: int  # quantizer range tensors that training moved
+    ranges: int
+    max_range_change: float  # the largest relative change of one range value
+    ptq_vs_fp32: Int8Comparison  # PTQ (model_int8_ptq.xml) at the device's default precision
+    ptq_f32_hint_vs_fp32: Int8Comparison
+    ptq_quantizers: int
+    ptq_runtime: RuntimeGraph | None  # executed nodes of the PTQ IR (CPU only)
+
+
+@dataclass
 class QuantReport:
     """Everything compress.quantize measured; `seconds` and `file_bytes` are set once the folder is complete."""
 
@@ -155,6 +174,7 @@ class QuantReport:
     speed: SpeedReport | None = None  # None: skipped (--benchmark-seconds 0)
     isa_matrix: list[IsaRow] = field(default_factory=list)  # the INT8 IR under each imposed ISA (compress.isa)
     notes: list[str] = field(default_factory=list)  # expected messages of the tools, said here instead of on stderr
+    qat: QatRecord | None = None  # quantization-aware training (then the INT8 IR is QAT's, PTQ's beside it)
     seconds: dict[str, float] = field(default_factory=dict)
     file_bytes: dict[str, int] = field(default_factory=dict)
 

@@ -199,6 +199,37 @@ DEFAULT_IGNORED_SCOPE: tuple[ScopeEntry, ...] = (ScopeEntry("pattern", ".*stem.*
                                                  ScopeEntry("type", "Multiply"))
 
 
+# ------------------------------------------------------------------ quantization-aware training
+@dataclass(frozen=True)
+class QatSettings:
+    """Quantization-aware training (compress.quantize.qat): NNCF's quantization of the torch deploy graph with the
+    same QuantSettings as PTQ, then distillation from the FP32 model with the quantizers' ranges trainable. The
+    qat_* fields are what distillation reads (compress.distill.FinetuneSettings, by the properties below)."""
+
+    qat_steps: int = option(300, "QAT distillation steps (0: the torch PTQ exported as is)", type=int)
+    qat_batch: int = option(16, "QAT distillation batch size", type=int)
+    qat_lr: float = option(1e-5, "QAT peak learning rate (weights, biases and quantizer ranges)", type=float)
+    seed: int = option(0, "seed of the calibration/validation subsets", type=int)
+
+    def __post_init__(self) -> None:
+        check_count(self.qat_steps, "qat_steps", 0)
+        check_count(self.qat_batch, "qat_batch")
+        if not self.qat_lr > 0:
+            raise InputError(f"qat_lr must be > 0; got {self.qat_lr}", field="qat_lr")
+
+    @property
+    def finetune_steps(self) -> int:
+        return self.qat_steps
+
+    @property
+    def finetune_batch(self) -> int:
+        return self.qat_batch
+
+    @property
+    def lr(self) -> float:
+        return self.qat_lr
+
+
 # ------------------------------------------------------------------ pruning
 Method = Literal["structured", "nncf-magnitude", "nncf-rb"]
 METHODS: tuple[str, ...] = get_args(Method)

@@ -52,6 +52,7 @@ class WrittenIR:
     xml: Path
     sample: np.ndarray  # images its static-batch form is checked on, image by image against batch 1
     min_sqnr_db: float | None = None  # None: the float tolerance; INT8: the graph's float32 yardstick less a margin
+    static: bool = True  # rewritten to the run's static batch (a comparison IR, PTQ's beside QAT, is not)
 
 
 @dataclass
@@ -176,7 +177,8 @@ def speed_stage(ctx: Context) -> None:
 def static_batch_stage(ctx: Context) -> None:
     """Every IR rewritten with a static input batch, each checked image by image against batch 1 (last: the
     stages before it run the batch-1 IRs)."""
-    ctx.checks += [E.set_batch(ir.xml, ctx.run.batch, ir.sample, ir.min_sqnr_db) for ir in ctx.irs.values()]
+    ctx.checks += [E.set_batch(ir.xml, ctx.run.batch, ir.sample, ir.min_sqnr_db) for ir in ctx.irs.values()
+                   if ir.static]
 
 
 # (a job that read the validation data earlier, as pruning does for the unpruned model's accuracy, holds it already)

@@ -23,12 +23,14 @@ from ..cli import (
     add_common,
     add_model_options,
     add_options,
+    add_qat_options,
     add_quant_options,
     command_parser,
     data_parts_from_args,
     exit_status,
     from_args,
     input_size,
+    qat_from_args,
     run_config_from_args,
     run_main,
     target_and_model,
@@ -52,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--quantize", action="store_true", help="then quantize to INT8 (the compress.quantize stages)")
     ap.add_argument("--out", type=Path, default=None, help="default: outputs/<model>-pruned-<method>-<time>")
     add_quant_options(ap)
+    add_qat_options(ap, data=False)  # QAT fine-tunes on --data
     add_common(ap)
     return ap
 
@@ -64,12 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         run = run_config_from_args(args, "compress.prune", argv)  # (starts the run's clock)
         settings = from_args(PruneSettings, args)
         quant_settings = from_args(QuantSettings, args) if args.quantize else None
+        qat = qat_from_args(args)
         out, loaded = target_and_model(args, f"{args.model}-pruned-{args.method}")
         # fine-tuning images: the model card's transform at the fine-tuning side
         data = resolve_source(args.data, Preprocess.from_card(loaded.model.pretrained_cfg, args.finetune_size),
                               exif=args.exif)
         parts = data_parts_from_args(args, args.checkpoint, loaded.transform)
-        report = prune_model(PruneJob(loaded, settings, data, parts, quant_settings, run), out)
+        report = prune_model(PruneJob(loaded, settings, data, parts, quant_settings, run, qat), out)
         a, m = report.accuracy, report.macs
         print(f"\n{report.method} ratio {report.ratio}: MACs {m.before / 1e6:.1f}M -> {m.after / 1e6:.1f}M "
               f"(−{m.reduction_pct:.1f}%), top-1 {fmt(a.unpruned_top1)}% -> {fmt(a.pruned_top1)}% "

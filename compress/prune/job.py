@@ -39,7 +39,7 @@ from ..distill import Hooks, finetune
 from ..errors import InputError
 from ..evaluate.job import EvalResult, evaluate, openvino_predictor, torch_predictor
 from ..loading import LoadedModel, official_weights, output_bytes
-from ..quantize.job import INT8_STAGES, Int8Context, int8_report, precheck
+from ..quantize.job import Int8Context, int8_report, int8_stages, precheck, precheck_qat
 from ..render import write_prune_outputs, write_quant_outputs
 from ..report import (
     Check,
@@ -59,6 +59,7 @@ from ..settings import (
     TARGET_FAST_MIN_LATENCY_X,
     TARGET_MAX_TOP1_DROP_PT,
     PruneSettings,
+    QatSettings,
     QuantSettings,
     RunConfig,
 )
@@ -81,6 +82,7 @@ class PruneJob:
     parts: JobData
     quantize: QuantSettings | None = None  # then the INT8 stages on the pruned model
     run: RunConfig = DEFAULT_RUN
+    qat: QatSettings | None = None  # with quantize: quantization-aware training on `data` (QAT_STAGES)
 
 
 @dataclass
@@ -111,7 +113,8 @@ def prune_model(job: PruneJob, out: Path) -> PruneReport:
     run = job.run
     lap = Timer.since(run.started, "load")
     with staging_dir(out, run.force, output_bytes(job.loaded, pruned=True)) as tmp:
-        ctx = PruneContext(job.loaded, job.parts, tmp, run, settings=job.quantize or QuantSettings(), job=job)
+        ctx = PruneContext(job.loaded, job.parts, tmp, run, settings=job.quantize or QuantSettings(), job=job,
+                           qat=job.qat)
         S.run_stages(prune_stages(job), ctx, lap)
         int8 = None
         if job.quantize is not None:  # the INT8 stages' own report, beside the pruning report
@@ -125,8 +128,8 @@ def prune_model(job: PruneJob, out: Path) -> PruneReport:
 def prune_stages(job: PruneJob) -> list[Stage[PruneContext]]:
     """Prune and fine-tune; then the INT8 job's stages on the pruned model, or (without quantize) the FP32 stages
     they include (export, the twins, speed, static batch: the same functions); then the pruned model evaluated."""
-    return [DATA, PRUNE, FINETUNE, SAVE, *(INT8_STAGES if job.quantize is not None else S.FP32_STAGES),
-            EVALUATE_PRUNED]
+    return [DATA, PRUNE, FINETUNE, SAVE, *(int8_stages(job.qat is not None) if job.quantize is not None
+                                           else S.FP32_STAGES), EVALUATE_PRUNED]
 
 
 def check_job(job: PruneJob) -> None:
@@ -145,8 +148,11 @@ def check_job(job: PruneJob) -> None:
         data.check_labels(loaded.num_classes)
     if settings.method == "structured":
         removals(loaded.model.plan, settings.ratio, settings.effective_round_to, settings.head_ratio)
+    if job.qat is not None and job.quantize is None:
+        raise InputError("qat trains the INT8 quantizers: it needs quantize", field=("qat", "quantize"))
     if job.quantize is not None:
-        precheck(Int8Context(loaded, job.parts, Path(), job.run, settings=job.quantize))
+        ctx = Int8Context(loaded, job.parts, Path(), job.run, settings=job.quantize)
+        (precheck_qat if job.qat is not None else precheck)(ctx)
 
 
 # ------------------------------------------------------------------ the stages
@@ -156,6 +162,7 @@ def data_stage(ctx: PruneContext) -> None:
     S.held_out_stage(ctx)
     ctx.unpruned = evaluate(torch_predictor(ctx.loaded.model), ctx.held_out.data, backend="torch unpruned")
     ctx.images = Images.of(ctx.job.data, role="fine-tuning source")
+    ctx.qat_data = ctx.images  # QAT fine-tunes on the same images
 
 
 def prune_stage(ctx: PruneContext) -> None:

@@ -25,6 +25,7 @@ from .. import stages as S
 from .. import verification as V
 from ..atomic import check_apart, staging_dir
 from ..data import DataSource, Images
+from ..errors import InputError
 from ..evaluate.job import F32, OVRun, evaluate_openvino
 from ..loading import LoadedModel, output_bytes
 from ..metrics import compare_int8
@@ -43,6 +44,7 @@ from ..report import (
     IsaRow,
     LayerSQNR,
     ModelInfo,
+    QatRecord,
     QuantReport,
     Target,
     Timer,
@@ -56,13 +58,14 @@ from ..settings import (
     TARGET_MIN_GRAPH_AGREEMENT_PCT,
     TARGET_MIN_GRAPH_SQNR_DB,
     TARGET_MIN_SQNR_DB,
+    QatSettings,
     QuantSettings,
     RunConfig,
 )
-from ..sources import JobData
+from ..sources import JobData, shared_items
 from ..stages import Stage
 from ..tolerances import INT8_RUNTIME_MARGIN_DB
-from . import ptq
+from . import ptq, qat
 
 log = logging.getLogger("compress")
 N_IR_INT8 = 32  # images for OpenVINO's INT8 against the NumPy run of the same IR (a whole set: tools.check_int8_ir)
@@ -106,6 +109,16 @@ class Diagnosis:
 
 
 @dataclass
+class Ptq:
+    """PTQ beside QAT: the same settings and calibration, model_int8_ptq.xml, evaluated on the same data."""
+
+    quantized: Quantized
+    evaluation: Evaluation
+    runtime: RuntimeGraph | None  # its executed nodes (CPU only)
+    seconds: float = 0.0
+
+
+@dataclass
 class Int8Context(S.Context):
     """The INT8 job's state: the shared context, the NNCF settings, and what the INT8 stages add."""
 
@@ -117,17 +130,27 @@ class Int8Context(S.Context):
     evaluation: Evaluation | None = None
     diagnosis: Diagnosis | None = None
     matrix: list[IsaRow] = field(default_factory=list)
+    qat: QatSettings | None = None  # quantization-aware training (QAT_STAGES)
+    qat_data: DataSource | Images | None = None  # its fine-tuning images (pruning's own, decoded already)
+    qat_model: Any = None  # the torch deploy graph with NNCF's quantizers, while it trains
+    trained: qat.Trained | None = None
+    ptq: Ptq | None = None  # the PTQ of the same settings, beside QAT
 
 
 # ------------------------------------------------------------------ the job
 def quantize_model(loaded: LoadedModel, parts: JobData, settings: QuantSettings | None = None,
-                   out: Path = Path("outputs/int8"), run: RunConfig = DEFAULT_RUN) -> QuantReport:
-    """Quantize `loaded` to INT8 into the folder `out` (built under a temporary name, renamed when complete)."""
-    check_apart(out, {"calib": parts.calibration.root, "val": parts.validation.root, "checkpoint": loaded.checkpoint})
+                   out: Path = Path("outputs/int8"), run: RunConfig = DEFAULT_RUN, qat: QatSettings | None = None,
+                   qat_data: DataSource | None = None) -> QuantReport:
+    """Quantize `loaded` to INT8 into the folder `out` (built under a temporary name, renamed when complete); with
+    `qat`, by quantization-aware training on `qat_data` (QAT_STAGES), the PTQ of the same settings beside it."""
+    check_apart(out, {"calib": parts.calibration.root, "val": parts.validation.root, "checkpoint": loaded.checkpoint,
+                      **({"qat_data": qat_data.root} if qat_data is not None else {})})
+    if qat is not None:
+        check_qat(parts, qat_data, run)
     lap = Timer.since(run.started, "load")
     with staging_dir(out, run.force, output_bytes(loaded)) as tmp:
-        ctx = S.run_stages(INT8_STAGES, Int8Context(loaded, parts, tmp, run, settings=settings or QuantSettings()),
-                           lap)
+        ctx = Int8Context(loaded, parts, tmp, run, settings=settings or QuantSettings(), qat=qat, qat_data=qat_data)
+        ctx = S.run_stages(int8_stages(qat is not None), ctx, lap)
         report = S.finish(int8_report(ctx), lap.times, tmp)  # the model files' sizes; reports follow
         write_quant_outputs(report, tmp)
     return report
@@ -150,7 +173,35 @@ def int8_report(ctx: Int8Context) -> QuantReport:
         worst_layers=[w.name for w in sorted(diagnosis.layers, key=lambda d: d.int8_db)[:5]],
         targets=targets(evaluation, diagnosis, ctx.matrix, settings, precision),
         runtime=diagnosis.runtime, int8_runtime_vs_graph=diagnosis.vs_graph,
-        accuracy_control=evaluation.accuracy_control, speed=ctx.speed, isa_matrix=ctx.matrix, notes=quantized.notes)
+        accuracy_control=evaluation.accuracy_control, speed=ctx.speed, isa_matrix=ctx.matrix, notes=quantized.notes,
+        qat=qat_record(ctx))
+
+
+def qat_record(ctx: Int8Context) -> QatRecord | None:
+    if ctx.qat is None:
+        return None
+    ptq_, trained, q = ctx.ptq, ctx.trained, ctx.qat
+    return QatRecord(q.qat_steps, q.qat_batch, q.qat_lr, S.data_part(ctx.qat_data), trained.seconds,
+                     [round(v, 5) for v in trained.losses], trained.ranges_changed, trained.ranges,
+                     trained.max_range_change, ptq_.evaluation.int8_vs_fp32, ptq_.evaluation.int8_f32_hint_vs_fp32,
+                     ptq_.quantized.fake_quantize, ptq_.runtime)
+
+
+def check_qat(parts: JobData, data: DataSource | Images | None, run: RunConfig) -> None:
+    """QAT's fine-tuning images: given, labelled for the model if labelled, and disjoint from the validation data
+    (the rule compress.prune holds its fine-tuning data to); accuracy control is PTQ's, not QAT's."""
+    if data is None:
+        raise InputError("qat needs fine-tuning images (qat_data)", field="qat_data")
+    if parts.tuning is not None:
+        raise InputError("accuracy_control reverts PTQ's quantizers; QAT trains them instead: choose one",
+                         field=("accuracy_control", "qat"))
+    if isinstance(data, DataSource):
+        shared = shared_items(data, parts.validation)
+        if shared and not run.allow_overlap:
+            raise InputError(f"QAT data {data.name} shares {len(shared)} image(s) with the validation data "
+                             f"{parts.validation.name} (e.g. {shared[0]}): the reported agreement would be measured "
+                             "on images QAT trained on. Give disjoint data, or pass allow_overlap=True",
+                             field=("qat_data", "allow_overlap"))
 
 
 # ------------------------------------------------------------------ the stages
@@ -161,6 +212,12 @@ def precheck(ctx: Int8Context) -> None:
     ctx.levels = isa.resolve(ctx.run.isa_matrix)
     ctx.taps_model = E.convert_deploy(ctx.loaded, taps=True)
     ptq.check_ignored_scope(ctx.taps_model, ctx.settings)
+
+
+def precheck_qat(ctx: Int8Context) -> None:
+    """PRECHECK, and the ignored scope translated to the torch graph QAT quantizes (compress.quantize.qat)."""
+    precheck(ctx)
+    qat.check_torch_scope(ctx.settings, ctx.loaded.input_size, ctx.loaded)
 
 
 def calibrate_stage(ctx: Int8Context) -> None:
@@ -190,6 +247,35 @@ def isa_stage(ctx: Int8Context) -> None:
                           ctx.run.seed)
 
 
+def ptq_beside_stage(ctx: Int8Context) -> None:
+    """PTQ with the same settings and calibration, as model_int8_ptq.xml, evaluated as the INT8 IR will be: the
+    report's PTQ column (timed beside it; not rewritten to the static batch: it is a comparison, not the product)."""
+    quantized = quantize_deploy(ctx.exported, ctx.calibration, ctx.settings, name="model_int8_ptq.xml")
+    evaluation = evaluate_int8(ctx.exported.fp32_xml, quantized.xml, ctx.held_out, None, ctx.run)
+    runtime = runtime_graph(quantized.xml, "INT8 PTQ IR", ctx.run.device) if ctx.run.device.upper() == "CPU" else None
+    ctx.ptq = Ptq(quantized, evaluation, runtime)
+    ctx.irs[ctx.label("INT8 PTQ")] = S.WrittenIR(quantized.xml, ctx.held_out.diagnose_x[:N_IR_INT8], static=False)
+
+
+def qat_quantize_stage(ctx: Int8Context) -> None:
+    ctx.qat_model = qat.quantize(ctx.loaded, ctx.calibration.arrays, ctx.settings)
+
+
+def qat_train_stage(ctx: Int8Context) -> None:
+    """Distillation from the FP32 deploy graph, the quantizers' ranges trained with the weights."""
+    if not isinstance(ctx.qat_data, Images):
+        ctx.qat_data = Images.of(ctx.qat_data, role="QAT source")
+    ctx.trained = qat.train(ctx.qat_model, ctx.loaded, ctx.qat_data, ctx.qat)
+
+
+def qat_export_stage(ctx: Int8Context) -> None:
+    """The trained graph converted (FakeQuantize nodes), saved as model_int8.xml: from here on, the PTQ stages."""
+    taps = qat.convert(ctx.qat_model, ctx.loaded)
+    xml = E.save_deployable(taps, ctx.exported.fp32_xml.with_name("model_int8.xml"))
+    ctx.quantized, ctx.qat_model = Quantized(taps, xml, ptq.count_fake_quantize(taps), [qat.FAST_BIAS_NOTE]), None
+    ctx.irs[ctx.label("INT8")] = S.WrittenIR(xml, ctx.held_out.diagnose_x[:N_IR_INT8])
+
+
 PRECHECK = Stage("convert deploy graph, check the ignored scope", precheck)
 CALIBRATE = Stage("calibration data", calibrate_stage)
 QUANTIZE = Stage("quantize (nncf), save INT8 IR", quantize_stage)
@@ -198,13 +284,27 @@ DIAGNOSE = Stage("per-layer diagnosis, INT8 runtime vs NumPy IR executor, runtim
 ISA_MATRIX = Stage(lambda ctx: f"ISA matrix ({', '.join(ctx.levels) or 'none'})", isa_stage)  # the IR as shipped
 INT8_STAGES: list[Stage[Int8Context]] = [PRECHECK, CALIBRATE, S.HOLD_OUT, S.EXPORT, QUANTIZE, S.VERIFY, EVALUATE,
                                          DIAGNOSE, S.SPEED, S.STATIC_BATCH, ISA_MATRIX]
+PRECHECK_QAT = Stage("convert deploy graph, check the ignored scope (OpenVINO and torch graphs)", precheck_qat)
+PTQ_BESIDE = Stage("PTQ beside QAT (nncf), save and evaluate model_int8_ptq.xml", ptq_beside_stage)
+QAT_QUANTIZE = Stage("QAT: quantize the torch deploy graph (nncf)", qat_quantize_stage)
+QAT_TRAIN = Stage("QAT: fine-tune (distillation)", qat_train_stage)
+QAT_EXPORT = Stage("QAT: convert, save INT8 IR", qat_export_stage)
+# QAT is the INT8 job with its quantize stage replaced (and the PTQ of the same settings beside it)
+QAT_STAGES: list[Stage[Int8Context]] = [
+    s2 for s in INT8_STAGES
+    for s2 in ({PRECHECK: [PRECHECK_QAT], QUANTIZE: [PTQ_BESIDE, QAT_QUANTIZE, QAT_TRAIN, QAT_EXPORT]}.get(s, [s]))]
+
+
+def int8_stages(with_qat: bool = False) -> list[Stage[Int8Context]]:
+    return QAT_STAGES if with_qat else INT8_STAGES
 
 
 # ------------------------------------------------------------------ what the stages call
 def quantize_deploy(exported: E.Exported, calibration: Calibration, settings: QuantSettings,
-                    tuning: Images | None = None, max_drop: float = DEFAULT_RUN.max_drop) -> Quantized:
-    """nncf.quantize of the deploy graph (with accuracy control on `tuning` when given), saved as model_int8.xml
-    beside the FP32 IR."""
+                    tuning: Images | None = None, max_drop: float = DEFAULT_RUN.max_drop,
+                    name: str = "model_int8.xml") -> Quantized:
+    """nncf.quantize of the deploy graph (with accuracy control on `tuning` when given), saved as `name` beside the
+    FP32 IR."""
     with ptq.ExpectedMessages() as expected:
         if tuning is not None:
             taps = ptq.quantize_with_accuracy_control(exported.taps_model, calibration.arrays,
@@ -212,7 +312,7 @@ def quantize_deploy(exported: E.Exported, calibration: Calibration, settings: Qu
         else:
             taps = ptq.quantize(exported.taps_model, calibration.arrays, settings)
     taps = E.as_read_back(taps)  # as compiled from disk (E.as_read_back says why)
-    xml = exported.fp32_xml.with_name("model_int8.xml")
+    xml = exported.fp32_xml.with_name(name)
     E.save_deployable(taps, xml)
     return Quantized(taps, xml, ptq.count_fake_quantize(taps), expected.notes)
 
