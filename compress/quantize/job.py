@@ -272,7 +272,8 @@ def qat_export_stage(ctx: Int8Context) -> None:
     """The trained graph converted (FakeQuantize nodes), saved as model_int8.xml: from here on, the PTQ stages."""
     taps = qat.convert(ctx.qat_model, ctx.loaded)
     xml = E.save_deployable(taps, ctx.exported.fp32_xml.with_name("model_int8.xml"))
-    ctx.quantized, ctx.qat_model = Quantized(taps, xml, ptq.count_fake_quantize(taps), [qat.FAST_BIAS_NOTE]), None
+    notes = [qat.FAST_BIAS_NOTE] if ctx.settings.fast_bias_correction is False else []
+    ctx.quantized, ctx.qat_model = Quantized(taps, xml, ptq.count_fake_quantize(taps), notes), None
     ctx.irs[ctx.label("INT8")] = S.WrittenIR(xml, ctx.held_out.diagnose_x[:N_IR_INT8])
 
 
