@@ -115,7 +115,6 @@ class Ptq:
     quantized: Quantized
     evaluation: Evaluation
     runtime: RuntimeGraph | None  # its executed nodes (CPU only)
-    seconds: float = 0.0
 
 
 @dataclass
@@ -188,8 +187,8 @@ def qat_record(ctx: Int8Context) -> QatRecord | None:
 
 
 def check_qat(parts: JobData, data: DataSource | Images | None, run: RunConfig) -> None:
-    """QAT's fine-tuning images: given, labelled for the model if labelled, and disjoint from the validation data
-    (the rule compress.prune holds its fine-tuning data to); accuracy control is PTQ's, not QAT's."""
+    """QAT's fine-tuning images: given, and disjoint from the validation data (the rule compress.prune holds its
+    fine-tuning data to); accuracy control is PTQ's, not QAT's."""
     if data is None:
         raise InputError("qat needs fine-tuning images (qat_data)", field="qat_data")
     if parts.tuning is not None:
@@ -217,7 +216,7 @@ def precheck(ctx: Int8Context) -> None:
 def precheck_qat(ctx: Int8Context) -> None:
     """PRECHECK, and the ignored scope translated to the torch graph QAT quantizes (compress.quantize.qat)."""
     precheck(ctx)
-    qat.check_torch_scope(ctx.settings, ctx.loaded.input_size, ctx.loaded)
+    qat.check_torch_scope(ctx.settings, ctx.loaded)
 
 
 def calibrate_stage(ctx: Int8Context) -> None:

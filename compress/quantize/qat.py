@@ -60,7 +60,7 @@ def torch_ignored_scope(settings: QuantSettings) -> Any:
     return nncf.IgnoredScope(patterns=settings.scope("pattern"), types=sorted(set(types)), validate=False)
 
 
-def check_torch_scope(settings: QuantSettings, size: int, loaded: LoadedModel) -> None:
+def check_torch_scope(settings: QuantSettings, loaded: LoadedModel) -> None:
     """Every pattern must match a node of the torch graph too (as check_ignored_scope does for OpenVINO's)."""
     from nncf.torch.function_hook.nncf_graph.nncf_graph_builder import build_nncf_graph
 
@@ -68,7 +68,7 @@ def check_torch_scope(settings: QuantSettings, size: int, loaded: LoadedModel) -
     patterns = settings.scope("pattern")
     if not patterns:
         return
-    graph = build_nncf_graph(WithTaps(loaded.deploy()).eval(), torch.zeros(1, 3, size, size))
+    graph = build_nncf_graph(WithTaps(loaded.deploy()).eval(), torch.zeros(1, 3, loaded.input_size, loaded.input_size))
     names = [n.node_name for n in graph.get_all_nodes()]
     for p in patterns:
         if not any(re.fullmatch(p, n) for n in names):
