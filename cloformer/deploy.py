@@ -147,6 +147,17 @@ class DeployBlock(nn.Module):
         return out
 
 
+class Chain(nn.ModuleList):
+    """Modules called in turn with the taps list: a stage's blocks, and the stages. Called rather than iterated, so
+    that a tracer naming ops by the module call stack (NNCF's torch backend) sees the whole path `layers/0/1/attn`
+    that OpenVINO's node names and the ignored scope's patterns use."""
+
+    def forward(self, x: torch.Tensor, taps: list[torch.Tensor] | None = None) -> torch.Tensor:
+        for m in self:
+            x = m(x, taps)
+        return x
+
+
 class DeployCloFormer(nn.Module):
     """forward(x) -> logits; forward_taps(x) -> (logits, *intermediates in `intermediate_names` order)."""
 
@@ -157,8 +168,8 @@ class DeployCloFormer(nn.Module):
         w = {k: np.asarray(v, np.float64) for k, v in weights.items() if not k.endswith("num_batches_tracked")}
         self.plan = plan or plan_from_weights(weights, head_dims)
         self.stem = DeployStem(w)
-        self.layers = nn.ModuleList(
-            nn.ModuleList(DeployBlock(w, f"layers.{i}.blocks.{j}.", b) for j, b in enumerate(stage))
+        self.layers = Chain(
+            Chain(DeployBlock(w, f"layers.{i}.blocks.{j}.", b) for j, b in enumerate(stage))
             for i, stage in enumerate(self.plan.blocks))
         wh, bh = fold_affine(w["head.weight"][:, :, None, None], w["head.bias"], w["norm.weight"], w["norm.bias"])
         self.head = nn.Linear(wh.shape[1], wh.shape[0])
@@ -174,21 +185,21 @@ class DeployCloFormer(nn.Module):
         x = self.stem(x)
         if taps is not None:
             taps.append(x)
-        for stage in self.layers:
-            for block in stage:
-                x = block(x, taps)
+        x = self.layers(x, taps)
         f = mvn(x).mean(dim=(2, 3))
         if taps is not None:
             taps.append(f * self.norm_gamma + self.norm_beta)
         return self.head(f)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._run(x, None)
-
-    def forward_taps(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(self, x: torch.Tensor, with_taps: bool = False) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        if not with_taps:
+            return self._run(x, None)
         taps: list[torch.Tensor] = []
         logits = self._run(x, taps)
         return (logits, *taps)
+
+    def forward_taps(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self(x, with_taps=True)
 
 
 class WithTaps(nn.Module):
@@ -199,4 +210,4 @@ class WithTaps(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return self.model.forward_taps(x)
+        return self.model(x, with_taps=True)  # called, so module-stack tracers see `model/stem/...`

@@ -206,6 +206,10 @@ def configure_logging(verbose: bool) -> None:
     logging.getLogger("compress").setLevel(logging.INFO)
     for name in ("nncf", "openvino", "matplotlib"):  # matplotlib: "generated new fontManager" is INFO
         logging.getLogger(name).setLevel(level)
+    # imported by nncf.strip (QAT): torchao's CUDA kernels and Triton are absent on a CPU build, and torch's
+    # pytree deprecation concerns torchao's enums; none of it is the user's to act on
+    for name in ("torchao", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.ERROR)
     try:
         from nncf.common.logging.logger import set_log_level
 
@@ -213,9 +217,12 @@ def configure_logging(verbose: bool) -> None:
     except ImportError:
         pass
     if not verbose:
+        import torch
+
         warnings.filterwarnings("ignore", module=r"torch\.onnx.*")
         warnings.filterwarnings("ignore", category=UserWarning, module=r"nncf.*")
         warnings.filterwarnings("ignore", message=r".*TracerWarning.*")
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # nncf.strip traces the QAT graph
         os.environ.setdefault("TQDM_MININTERVAL", "0.5")
 
 

@@ -1,8 +1,10 @@
-"""Fine-tuning a pruned student by distillation from the unpruned teacher (KL on softened logits, plus label
-cross-entropy when the data has labels), with the augmentation in pixel space."""
+"""Fine-tuning a compressed student by distillation from its uncompressed teacher, with the augmentation in pixel
+space. The loss is the caller's: pruning's is kd_loss (KL on softened logits, plus label cross-entropy when the
+data has labels); QAT's matches logits and intermediates (compress.quantize.qat.matching_loss)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -24,6 +26,17 @@ class FinetuneSettings(Protocol):
 
 
 TEMPERATURE = 2.0  # of the distillation's softened logits
+# student output, teacher output, labels of the batch (None without labels) -> the loss to minimise
+Loss = Callable[[Any, Any, "torch.Tensor | None"], torch.Tensor]
+
+
+def kd_loss(s: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    """KL on softened logits, plus label cross-entropy when the data has labels (pruning's default)."""
+    loss = F.kl_div(F.log_softmax(s / TEMPERATURE, -1), F.softmax(t / TEMPERATURE, -1),
+                    reduction="batchmean") * TEMPERATURE ** 2
+    if y is not None:
+        loss = 0.7 * loss + 0.3 * F.cross_entropy(s, y, label_smoothing=0.1)
+    return loss
 
 
 # ------------------------------------------------------------------ fine-tuning with distillation
@@ -42,9 +55,9 @@ class Hooks:
 
 
 def finetune(student: torch.nn.Module, teacher: torch.nn.Module, images: Images, settings: FinetuneSettings,
-             hooks: Hooks | None = None) -> list[float]:
-    """KL distillation from the unpruned teacher (plus label cross-entropy when labels exist): settings'
-    finetune_steps steps of finetune_batch images at a cosine-decayed lr, seeded; returns the losses."""
+             hooks: Hooks | None = None, loss_fn: Loss = kd_loss) -> list[float]:
+    """Distillation from the teacher by `loss_fn` (kd_loss: KL, plus label cross-entropy when labels exist):
+    settings' finetune_steps steps of finetune_batch images at a cosine-decayed lr, seeded; returns the losses."""
     steps, batch, lr, seed = settings.finetune_steps, settings.finetune_batch, settings.lr, settings.seed
     hooks = hooks or Hooks()
     pool_x = torch.from_numpy(images.xs)
@@ -67,11 +80,7 @@ def finetune(student: torch.nn.Module, teacher: torch.nn.Module, images: Images,
         x = (augment(pool_x[idx] * std * 255 + mean * 255, g) / 255 - mean) / std  # augment in pixel space
         with torch.no_grad():
             t = teacher(x)
-        s = student(x)
-        loss = F.kl_div(F.log_softmax(s / TEMPERATURE, -1), F.softmax(t / TEMPERATURE, -1),
-                        reduction="batchmean") * TEMPERATURE ** 2
-        if pool_y is not None:
-            loss = 0.7 * loss + 0.3 * F.cross_entropy(s, pool_y[idx], label_smoothing=0.1)
+        loss = loss_fn(student(x), t, pool_y[idx] if pool_y is not None else None)
         extra = hooks.extra_loss()
         if extra is not None:
             loss = loss + extra

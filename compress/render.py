@@ -222,7 +222,7 @@ def write_quant_outputs(report: QuantReport, folder: Path, stem: str = "report")
     if report.speed is not None:
         plot_speed(report.speed, folder / "speed.png", f"{m.variant} at {m.input_size}x{m.input_size}")
     if report.qat is not None and report.qat.losses:
-        plot_loss(report.qat.losses, folder / "qat_loss.png", f"{m.variant} QAT distillation loss")
+        plot_loss(report.qat.losses, folder / "qat_loss.png", f"{m.variant} QAT matching loss (log scale)")
     write_report(report, folder / f"{stem}.json")
 
 
@@ -253,7 +253,9 @@ def qat_section(report: QuantReport) -> list[str]:
                       "agreement % (f32)", "SQNR dB (f32)", "FakeQuantize", "executed nodes"], qat_rows(report)), "",
             f"On {c.source} ({c.n} images) against the FP32 deploy IR. QAT: {q.steps} steps of {q.batch} images at "
             f"lr {q.lr:g} on {q.data.name} ({q.data.n} images, disjoint from validation), {q.seconds:.0f} s of "
-            f"fine-tuning; distillation loss {fmt(first, '.4f')} (first 10 steps) -> {fmt(last, '.4f')} (last 10); "
+            f"fine-tuning; matching loss (noise-to-signal power of the logits and the taps against FP32) "
+            f"{fmt(first, '.5f')} (first 10 steps) -> {fmt(last, '.5f')} (last 10), on one fixed "
+            f"unaugmented batch {q.probe_loss[0]:.5f} -> {q.probe_loss[1]:.5f}; "
             f"training moved {q.ranges_changed} of {q.ranges} quantizer ranges (largest change "
             f"{100 * q.max_range_change:.1f}%).", "", "![QAT loss](qat_loss.png)", ""]
 
@@ -269,7 +271,7 @@ def plot_loss(losses: list[float], path: Path, title: str) -> None:
     k = max(1, len(losses) // 20)
     smooth = [sum(losses[max(0, i - k + 1):i + 1]) / len(losses[max(0, i - k + 1):i + 1]) for i in range(len(losses))]
     ax.plot(range(1, len(losses) + 1), smooth, lw=1.6, label=f"mean of {k}")
-    ax.set(xlabel="step", ylabel="distillation loss", title=title)
+    ax.set(xlabel="step", ylabel="loss", title=title, yscale="log")  # noise ratios: decades matter
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -363,8 +365,10 @@ def quant_summary(report: QuantReport, out: Path) -> str:
     lines += isa_target_lines(report)
     lines += [f"  FakeQuantize nodes {report.quantizers}; worst layers: {', '.join(report.worst_layers[:3])}",
               f"  total {report.seconds.get('total', 0):.1f} s; wrote {out}/ (model_fp32.xml, model_int8.xml, "
-              "model_fp32.onnx, report.json, report.md, per_layer_sqnr.png"
-              + (", speed.png)" if report.speed is not None else ")"),
+              + ("model_int8_ptq.xml, " if report.qat is not None else "")
+              + "model_fp32.onnx, report.json, report.md, per_layer_sqnr.png"
+              + (", speed.png" if report.speed is not None else "")
+              + (", qat_loss.png" if report.qat is not None and report.qat.losses else "") + ")",
               f"  benchmark: benchmark_app -m {shlex.quote(str(out / 'model_int8.xml'))} -d CPU -hint latency"]
     return "\n".join(lines)
 

@@ -136,7 +136,8 @@ class QatRecord:
     lr: float
     data: DataPart  # the fine-tuning images (disjoint from the validation data)
     seconds: float  # the fine-tuning alone
-    losses: list[float]  # the distillation loss per step
+    losses: list[float]  # the matching loss per step (each on its own augmented batch)
+    probe_loss: tuple[float, float]  # the matching loss on fixed unaugmented QAT images, before and after training
     ranges_changed: int  # quantizer range tensors that training moved
     ranges: int
     max_range_change: float  # the largest relative change of one range value
@@ -389,6 +390,7 @@ INT8_SQNR = "INT8 vs FP32 logit SQNR (dB)"
 GRAPH_METRIC = "OpenVINO vs the IR's NumPy run:"  # the graph targets' metrics begin so
 GRAPH_SQNR = f"{GRAPH_METRIC} logit SQNR (dB)"
 GRAPH_AGREEMENT = f"{GRAPH_METRIC} top-1 agreement (%)"
+QAT_EXECUTED_NODES = "QAT IR executed nodes (bound: the PTQ IR's; fewest of 3 compilations each)"
 
 
 @dataclass

@@ -40,11 +40,14 @@ def imagenet_subset(size: int) -> DataSource:
     return folder_source(root, size, name="imagenet_subset")
 
 
+SELECTION_PER_CLASS = 200  # the selection set of tools.sweep_quant --selection and the README's choices
 # name -> (factory, help). Every CLI's --calib/--val/--data accepts these names or a folder.
 NAMED_SOURCES: dict[str, tuple[Callable[[int], DataSource], str]] = {
     "sample": (proxy.sample_source, "320 crops of the proxy photographs' training regions (embedded default)"),
     "proxy-val": (proxy.val_source, "the proxy task's held-out split: 800 crops sharing no pixel with training"),
-    "proxy-train": (proxy.train_source, "2,400 crops of the training regions (fine-tuning after pruning)"),
+    "proxy-train": (proxy.train_source, "2,400 crops of the training regions (fine-tuning after pruning, QAT)"),
+    "selection": (lambda size: proxy.selection_source(size, SELECTION_PER_CLASS),
+                  "3,200 held-out crops drawn with another seed: where defaults are chosen, never proxy-val"),
     "imagenet_subset": (imagenet_subset, "$CLOFORMER_DATA/imagenet_subset (tools.make_imagenet_subset)"),
 }
 

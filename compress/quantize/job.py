@@ -37,6 +37,7 @@ from ..report import (
     INT8_AGREEMENT,
     INT8_DROP,
     INT8_SQNR,
+    QAT_EXECUTED_NODES,
     AccuracyControl,
     DataPart,
     GraphAgreement,
@@ -68,6 +69,7 @@ from ..tolerances import INT8_RUNTIME_MARGIN_DB
 from . import ptq, qat
 
 log = logging.getLogger("compress")
+NODE_COMPILES = 3  # compilations counted for executed nodes (the plugin's layout choice moves one or two Reorders)
 N_IR_INT8 = 32  # images for OpenVINO's INT8 against the NumPy run of the same IR (a whole set: tools.check_int8_ir)
 ISA_MAX_IMAGES = 1000  # held-out images each ISA row runs INT8 on against FP32
 
@@ -132,6 +134,7 @@ class Int8Context(S.Context):
     qat: QatSettings | None = None  # quantization-aware training (QAT_STAGES)
     qat_data: DataSource | Images | None = None  # its fine-tuning images (pruning's own, decoded already)
     qat_model: Any = None  # the torch deploy graph with NNCF's quantizers, while it trains
+    qat_notes: list[str] = field(default_factory=list)  # NNCF's expected messages while quantizing in torch
     trained: qat.Trained | None = None
     ptq: Ptq | None = None  # the PTQ of the same settings, beside QAT
 
@@ -170,7 +173,7 @@ def int8_report(ctx: Int8Context) -> QuantReport:
         int8_vs_fp32=evaluation.int8_vs_fp32, int8_f32_hint_vs_fp32=evaluation.int8_f32_hint_vs_fp32,
         default_precision=precision, per_layer_sqnr=diagnosis.layers,
         worst_layers=[w.name for w in sorted(diagnosis.layers, key=lambda d: d.int8_db)[:5]],
-        targets=targets(evaluation, diagnosis, ctx.matrix, settings, precision),
+        targets=targets(evaluation, diagnosis, ctx.matrix, settings, precision) + qat_targets(ctx),
         runtime=diagnosis.runtime, int8_runtime_vs_graph=diagnosis.vs_graph,
         accuracy_control=evaluation.accuracy_control, speed=ctx.speed, isa_matrix=ctx.matrix, notes=quantized.notes,
         qat=qat_record(ctx))
@@ -181,7 +184,7 @@ def qat_record(ctx: Int8Context) -> QatRecord | None:
         return None
     ptq_, trained, q = ctx.ptq, ctx.trained, ctx.qat
     return QatRecord(q.qat_steps, q.qat_batch, q.qat_lr, S.data_part(ctx.qat_data), trained.seconds,
-                     [round(v, 5) for v in trained.losses], trained.ranges_changed, trained.ranges,
+                     [round(v, 6) for v in trained.losses], trained.probe_loss, trained.ranges_changed, trained.ranges,
                      trained.max_range_change, ptq_.evaluation.int8_vs_fp32, ptq_.evaluation.int8_f32_hint_vs_fp32,
                      ptq_.quantized.fake_quantize, ptq_.runtime)
 
@@ -251,13 +254,16 @@ def ptq_beside_stage(ctx: Int8Context) -> None:
     report's PTQ column (timed beside it; not rewritten to the static batch: it is a comparison, not the product)."""
     quantized = quantize_deploy(ctx.exported, ctx.calibration, ctx.settings, name="model_int8_ptq.xml")
     evaluation = evaluate_int8(ctx.exported.fp32_xml, quantized.xml, ctx.held_out, None, ctx.run)
-    runtime = runtime_graph(quantized.xml, "INT8 PTQ IR", ctx.run.device) if ctx.run.device.upper() == "CPU" else None
+    runtime = (runtime_graph(quantized.xml, "INT8 PTQ IR", ctx.run.device, compiles=NODE_COMPILES)
+               if ctx.run.device.upper() == "CPU" else None)
     ctx.ptq = Ptq(quantized, evaluation, runtime)
     ctx.irs[ctx.label("INT8 PTQ")] = S.WrittenIR(quantized.xml, ctx.held_out.diagnose_x[:N_IR_INT8], static=False)
 
 
 def qat_quantize_stage(ctx: Int8Context) -> None:
-    ctx.qat_model = qat.quantize(ctx.loaded, ctx.calibration.arrays, ctx.settings)
+    with ptq.ExpectedMessages() as expected:
+        ctx.qat_model = qat.quantize(ctx.loaded, ctx.calibration.arrays, ctx.settings)
+    ctx.qat_notes = expected.notes
 
 
 def qat_train_stage(ctx: Int8Context) -> None:
@@ -271,7 +277,7 @@ def qat_export_stage(ctx: Int8Context) -> None:
     """The trained graph converted (FakeQuantize nodes), saved as model_int8.xml: from here on, the PTQ stages."""
     taps = qat.convert(ctx.qat_model, ctx.loaded)
     xml = E.save_deployable(taps, ctx.exported.fp32_xml.with_name("model_int8.xml"))
-    notes = [qat.FAST_BIAS_NOTE] if ctx.settings.fast_bias_correction is False else []
+    notes = ctx.qat_notes + ([qat.FAST_BIAS_NOTE] if ctx.settings.fast_bias_correction is False else [])
     ctx.quantized, ctx.qat_model = Quantized(taps, xml, ptq.count_fake_quantize(taps), notes), None
     ctx.irs[ctx.label("INT8")] = S.WrittenIR(xml, ctx.held_out.diagnose_x[:N_IR_INT8])
 
@@ -346,7 +352,8 @@ def diagnose_int8(loaded: LoadedModel, exported: E.Exported, quantized: Quantize
     configs = [("CPU", "f32"), ("CPU", None)] + ([(device, None)] if device.upper() != "CPU" else [])
     vs_graph = [V.runtime_vs_graph(graph, quantized.xml, quantized.taps_model, dev, prec) for dev, prec in configs]
     runtime = ([runtime_graph(exported.fp32_xml, "FP32 deploy IR", device),
-                runtime_graph(quantized.xml, "INT8 IR", device)] if device.upper() == "CPU" else [])
+                runtime_graph(quantized.xml, "INT8 IR", device, compiles=NODE_COMPILES)]
+               if device.upper() == "CPU" else [])
     return Diagnosis(layers, vs_graph, graph, runtime)
 
 
@@ -385,6 +392,16 @@ def targets(evaluation: Evaluation, diagnosis: Diagnosis, rows: list[IsaRow], se
                      + fp32_targets(row.vs_fp32, f"{row.label} ({row.default_precision})"), row.isa, settings,
                      f32 if row.native and row.default_precision != "f32" else None)
     return out
+
+
+def qat_targets(ctx: Int8Context) -> list[Target]:
+    """QAT's IR must execute no more nodes than PTQ's (issue 29): FakeQuantize placed where PTQ places none keeps
+    the CPU plugin from fusions, which costs time the speed section would only show at some sizes."""
+    if ctx.qat is None or ctx.ptq.runtime is None or not ctx.diagnosis.runtime:
+        return []
+    qat_ir, ptq_ir = ctx.diagnosis.runtime[-1], ctx.ptq.runtime
+    return [Target.judge(QAT_EXECUTED_NODES, f"this run ({ptq_ir.precision})", qat_ir.executed, ptq_ir.executed,
+                         False)]
 
 
 def blame(judged: list[Target], level: str, settings: QuantSettings,
