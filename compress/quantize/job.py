@@ -400,8 +400,11 @@ def qat_targets(ctx: Int8Context) -> list[Target]:
     if ctx.qat is None or ctx.ptq.runtime is None or not ctx.diagnosis.runtime:
         return []
     qat_ir, ptq_ir = ctx.diagnosis.runtime[-1], ctx.ptq.runtime
-    return [Target.judge(QAT_EXECUTED_NODES, f"this run ({ptq_ir.precision})", qat_ir.executed, ptq_ir.executed,
-                         False)]
+    t = Target.judge(QAT_EXECUTED_NODES, f"this run ({ptq_ir.precision})", qat_ir.executed, ptq_ir.executed, False)
+    if t.met is False:
+        t.cause = (f"the QAT IR holds FakeQuantize the CPU plugin does not fuse ({qat_ir.reorders} Reorders against "
+                   f"{ptq_ir.reorders}): compare the two IRs' executed nodes by type in the runtime table")
+    return [t]
 
 
 def blame(judged: list[Target], level: str, settings: QuantSettings,
