@@ -140,13 +140,12 @@ def noise_ratio(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return ((s - t) ** 2).mean() / (t ** 2).mean().clamp_min(1e-12)
 
 
-def matching_loss(s: tuple[torch.Tensor, ...], t: tuple[torch.Tensor, ...], y: torch.Tensor | None,
-                  feature_weight: float = 1.0) -> torch.Tensor:
+def matching_loss(s: tuple[torch.Tensor, ...], t: tuple[torch.Tensor, ...], y: torch.Tensor | None) -> torch.Tensor:
     """QAT's distillation loss (compress.distill.Loss): the logits' noise ratio against the FP32 graph's, plus
     the mean of the taps' (attention, ConvFFN and block outputs: feature distillation). Labels are not used:
     the INT8 model is judged by agreement with its FP32 model, not by the labels."""
     feats = torch.stack([noise_ratio(a, b) for a, b in zip(s[1:], t[1:], strict=True)]).mean()
-    return noise_ratio(s[0], t[0]) + feature_weight * feats
+    return noise_ratio(s[0], t[0]) + feats
 
 
 def quantizers(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:

@@ -57,7 +57,8 @@ def test_qat_options_without_qat_are_refused(capsys) -> None:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """The proxy XXS at 64 px quantized in torch (16 calibration images, min/max), before and after 20 QAT steps:
-    (loaded, model, quantizer names, Trained, [(IR path, torch logits on VAL_X)] before and after training)."""
+    (loaded, model, quantizer names, Trained, [(IR path, torch logits on x)] before and after training, x:
+    16 proxy-val crops)."""
     loaded = loading.load("cloformer_xxs", "proxy", 64)
     calib = Images.of(proxy.sample_source(64).subset(16))
     model = qat.quantize(loaded, list(calib.xs[:, None]),
