@@ -229,15 +229,15 @@ def write_quant_outputs(report: QuantReport, folder: Path, stem: str = "report")
 def qat_rows(report: QuantReport) -> list[list[Any]]:
     """PTQ and QAT side by side (the same settings, calibration and validation data, one job)."""
     q = report.qat
-    runtime = {g.label: g.executed for g in report.runtime}
+    runtime = {g.label: g for g in report.runtime}
     rows = []
-    for name, c, cf, fq, nodes in (
-            ("PTQ (model_int8_ptq.xml)", q.ptq_vs_fp32, q.ptq_f32_hint_vs_fp32, q.ptq_quantizers,
-             q.ptq_runtime.executed if q.ptq_runtime else None),
+    for name, c, cf, fq, g in (
+            ("PTQ (model_int8_ptq.xml)", q.ptq_vs_fp32, q.ptq_f32_hint_vs_fp32, q.ptq_quantizers, q.ptq_runtime),
             ("QAT (model_int8.xml)", report.int8_vs_fp32, report.int8_f32_hint_vs_fp32, report.quantizers,
              runtime.get("INT8 IR"))):
         rows.append([name, f"{c.top1_agreement:.2f} ({c.disagreements} differ)", f"{c.sqnr_db:.1f}",
-                     fmt(c.top1_drop), f"{cf.top1_agreement:.2f}", f"{cf.sqnr_db:.1f}", fq, fmt(nodes, "d")])
+                     fmt(c.top1_drop), f"{cf.top1_agreement:.2f}", f"{cf.sqnr_db:.1f}", fq,
+                     f"{g.executed} ({g.reorders} Reorders)" if g else "–"])
     return rows
 
 
@@ -250,7 +250,8 @@ def qat_section(report: QuantReport) -> list[str]:
         if q.losses else (None, None)
     return ["## Quantization-aware training against PTQ (same settings, one job)", "",
             md_table(["INT8 IR", f"agreement % ({report.default_precision})", "SQNR dB", "top-1 drop pt",
-                      "agreement % (f32)", "SQNR dB (f32)", "FakeQuantize", "executed nodes"], qat_rows(report)), "",
+                      "agreement % (f32)", "SQNR dB (f32)", "FakeQuantize", "executed nodes (Reorders)"],
+                     qat_rows(report)), "",
             f"On {c.source} ({c.n} images) against the FP32 deploy IR. QAT: {q.steps} steps of {q.batch} images at "
             f"lr {q.lr:g} on {q.data.name} ({q.data.n} images, disjoint from validation), {q.seconds:.0f} s of "
             f"fine-tuning; matching loss (noise-to-signal power of the logits and the taps against FP32) "

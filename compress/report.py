@@ -390,7 +390,9 @@ INT8_SQNR = "INT8 vs FP32 logit SQNR (dB)"
 GRAPH_METRIC = "OpenVINO vs the IR's NumPy run:"  # the graph targets' metrics begin so
 GRAPH_SQNR = f"{GRAPH_METRIC} logit SQNR (dB)"
 GRAPH_AGREEMENT = f"{GRAPH_METRIC} top-1 agreement (%)"
-QAT_EXECUTED_NODES = "QAT IR executed nodes (bound: the PTQ IR's; fewest of 3 compilations each)"
+# Reorders are left out: the plugin's layout choice moves one between compilations of one IR (295 or 294, 7:1 in
+# 8 compilations of the QAT IR), which failed a CI run; an unfused FakeQuantize adds itself, not only Reorders
+QAT_EXECUTED_NODES = "QAT IR executed nodes other than Reorder (bound: the PTQ IR's)"
 
 
 @dataclass

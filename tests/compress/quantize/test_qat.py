@@ -112,3 +112,26 @@ def test_a_pattern_that_names_only_a_weight_is_refused() -> None:
     loaded = loading.load("cloformer_xxs", "proxy", 64)
     with pytest.raises(InputError, match="matches no node of the torch deploy graph"):
         qat.check_torch_scope(QuantSettings(ignored_scope=(r"pattern:model\.stem\.convs\.0\.weight",)), loaded)
+
+
+def test_the_executed_nodes_target_ignores_reorders_not_unfused_fakequantize() -> None:
+    """One Reorder more (the plugin's layout choice moves one between compilations of one IR) meets the target;
+    a FakeQuantize the plugin runs on its own misses it, and the cause names it."""
+    from types import SimpleNamespace
+
+    from compress.quantize.job import qat_targets
+    from compress.runtime import RuntimeGraph
+
+    def graph(reorders: int, fq: int) -> RuntimeGraph:
+        by_type = {"Convolution": 100, "Subgraph": 158, "Reorder": reorders, **({"FakeQuantize": fq} if fq else {})}
+        return RuntimeGraph("INT8 IR", "bf16", "avx512", "2026", sum(by_type.values()), reorders, by_type)
+
+    def judged(qat_ir: RuntimeGraph) -> object:
+        ctx = SimpleNamespace(qat=object(), ptq=SimpleNamespace(runtime=graph(36, 0)),
+                              diagnosis=SimpleNamespace(runtime=[graph(38, 0), qat_ir]))
+        (t,) = qat_targets(ctx)
+        return t
+
+    assert judged(graph(37, 0)).met
+    miss = judged(graph(40, 2))
+    assert miss.met is False and (miss.value, miss.bound) == (260, 258) and "FakeQuantize +2" in miss.cause
