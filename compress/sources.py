@@ -120,6 +120,18 @@ def shared_items(a: DataSource, b: DataSource) -> list[str]:
     return out
 
 
+def refuse_overlap(data: DataSource, validation: DataSource, allow_overlap: bool, what: str, measured_on: str,
+                   field: tuple[str, ...]) -> int:
+    """The number of images `data` shares with `validation`; an InputError naming both, one shared image and what
+    the reported figure would then be measured on, unless `allow_overlap`. One rule for fine-tuning and QAT
+    data alike (calibration against validation names the validation first, in quant_parts)."""
+    shared = shared_items(data, validation)
+    if shared and not allow_overlap:
+        raise InputError(f"{what} shares {len(shared)} image(s) with the validation data {validation.name} (e.g. "
+                         f"{shared[0]}): {measured_on}. Give disjoint data, or pass allow_overlap=True", field=field)
+    return len(shared)
+
+
 @dataclass(frozen=True)
 class DataSpec:
     """Which data a quantization run reads, as named by the user (sources by name or folder), before it is

@@ -63,7 +63,7 @@ from ..settings import (
     QuantSettings,
     RunConfig,
 )
-from ..sources import JobData, shared_items
+from ..sources import JobData, refuse_overlap
 from ..stages import Stage
 from ..tolerances import FLOAT64_ATOL
 from ..verification import float64_crop, twin_error
@@ -138,12 +138,9 @@ def check_job(job: PruneJob) -> None:
     graph: pruning keeps every node's name, and fine-tuning should not run first)."""
     loaded, settings, data, val = job.loaded, job.settings, job.data, job.parts.validation
     val.check_labels(loaded.num_classes)
-    shared = shared_items(data, val)  # the same rule as calibration vs validation
-    if shared and not job.run.allow_overlap:
-        raise InputError(f"fine-tuning data {data.name} shares {len(shared)} image(s) with the validation data "
-                         f"{val.name} (e.g. {shared[0]}): the reported accuracy would be measured on images the "
-                         "model was fine-tuned on. Give disjoint data, or pass allow_overlap=True",
-                         field=("data", "allow_overlap"))
+    refuse_overlap(data, val, job.run.allow_overlap, f"fine-tuning data {data.name}",
+                   "the reported accuracy would be measured on images the model was fine-tuned on",
+                   ("data", "allow_overlap"))
     if data.labelled:  # fine-tuning against labels of other classes would train the wrong loss silently
         data.check_labels(loaded.num_classes)
     if settings.method == "structured":

@@ -63,7 +63,7 @@ from ..settings import (
     QuantSettings,
     RunConfig,
 )
-from ..sources import JobData, shared_items
+from ..sources import JobData, refuse_overlap
 from ..stages import Stage
 from ..tolerances import INT8_RUNTIME_MARGIN_DB
 from . import ptq, qat
@@ -198,12 +198,9 @@ def check_qat(parts: JobData, data: DataSource | Images | None, run: RunConfig) 
         raise InputError("accuracy_control reverts PTQ's quantizers; QAT trains them instead: choose one",
                          field=("accuracy_control", "qat"))
     if isinstance(data, DataSource):
-        shared = shared_items(data, parts.validation)
-        if shared and not run.allow_overlap:
-            raise InputError(f"QAT data {data.name} shares {len(shared)} image(s) with the validation data "
-                             f"{parts.validation.name} (e.g. {shared[0]}): the reported agreement would be measured "
-                             "on images QAT trained on. Give disjoint data, or pass allow_overlap=True",
-                             field=("qat_data", "allow_overlap"))
+        refuse_overlap(data, parts.validation, run.allow_overlap, f"qat_data {data.name}",
+                       "the reported agreement would be measured on images QAT trained on",
+                       ("qat_data", "allow_overlap"))
 
 
 # ------------------------------------------------------------------ the stages

@@ -54,6 +54,15 @@ def test_qat_options_without_qat_are_refused(capsys) -> None:
     assert "--qat-steps applies with --qat only" in capsys.readouterr().err
 
 
+def test_qat_data_that_overlaps_validation_is_refused_before_any_work(tmp_path, capsys) -> None:
+    """The rule compress.prune holds its fine-tuning data to (one helper, sources.refuse_overlap)."""
+    out = tmp_path / "run"
+    assert quantize.main(["--qat", "--qat-data", "proxy-val", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--qat-data proxy-val shares 800 image(s) with the validation data proxy-val" in err, err
+    assert "--allow-overlap" in err and not out.exists()
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """The proxy XXS at 64 px quantized in torch (16 calibration images, min/max), before and after 20 QAT steps:
