@@ -19,6 +19,7 @@ from .report import (
     INT8_SQNR,
     UNSTABLE_SPREAD,
     Check,
+    Int8Comparison,
     LayerSQNR,
     PruneReport,
     QuantReport,
@@ -175,7 +176,9 @@ def write_quant_outputs(report: QuantReport, folder: Path, stem: str = "report")
                        ["logit SQNR (dB)", fmt(c.sqnr_db, ".1f"), fmt(cf.sqnr_db, ".1f"),
                         f"≥ {report.bound(INT8_SQNR)}"]]),
              "", "INT8 is evaluated at the device's default precision, as deployed (the non-quantized ops run in "
-             f"{report.default_precision} here); the f32-hint column isolates the quantizers' own error.", ""]
+             f"{report.default_precision} here); the f32-hint column isolates the quantizers' own error."
+             + (f" {floor_sentence(report.fp32_deployed_vs_f32, report.default_precision)}."
+                if report.fp32_deployed_vs_f32 is not None else ""), ""]
     if report.accuracy_control is not None:
         a = report.accuracy_control
         lines += ["## Accuracy control", "",
@@ -336,6 +339,12 @@ def isa_target_lines(report: QuantReport) -> list[str]:
     return lines + [f"    {t} - {t.cause}" for t in missed]
 
 
+def floor_sentence(f: Int8Comparison, precision: str) -> str:
+    """The FP32 IR at the default precision against its f32 run: no quantizer, only the float ops' rounding."""
+    return (f"FP32 IR itself at {precision} against f32 (no quantizer: INT8's floor at {precision}): agreement "
+            f"{f.top1_agreement:.2f}% ({f.disagreements}/{f.n} differ), SQNR {f.sqnr_db:.1f} dB")
+
+
 def quant_summary(report: QuantReport, out: Path) -> str:
     c = report.int8_vs_fp32
     lines = [f"\n{'stage':58s} {'value':>10s} {'tol':>8s}  pass"]
@@ -347,6 +356,8 @@ def quant_summary(report: QuantReport, out: Path) -> str:
               f"  top-1 agreement {c.top1_agreement:.2f}% ({c.disagreements}/{c.n} differ, 95% CI "
               f"{c.agreement_ci95[0]:.2f}-{c.agreement_ci95[1]:.2f}; target ≥ {report.bound(INT8_AGREEMENT)}), "
               f"cosine {c.cosine:.5f}, SQNR {c.sqnr_db:.1f} dB (default precision {report.default_precision})"]
+    if (f := report.fp32_deployed_vs_f32) is not None:
+        lines.append(f"  {floor_sentence(f, report.default_precision)}")
     if report.qat is not None:
         lines.append("  QAT against PTQ of the same settings: " + "; ".join(
             f"{r[0].split()[0]} agreement {r[1]}%, SQNR {r[2]} dB" for r in qat_rows(report))

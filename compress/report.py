@@ -176,6 +176,9 @@ class QuantReport:
     isa_matrix: list[IsaRow] = field(default_factory=list)  # the INT8 IR under each imposed ISA (compress.isa)
     notes: list[str] = field(default_factory=list)  # expected messages of the tools, said here instead of on stderr
     qat: QatRecord | None = None  # quantization-aware training (then the INT8 IR is QAT's, PTQ's beside it)
+    # the FP32 IR at the default precision against its f32 run (None where that is f32): what the float ops alone
+    # cost there, the floor under int8_vs_fp32
+    fp32_deployed_vs_f32: Int8Comparison | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     file_bytes: dict[str, int] = field(default_factory=dict)
 
@@ -324,19 +327,6 @@ def read_report(path: Path) -> QuantReport | PruneReport:
         return from_plain(cls, data)
     except (TypeError, KeyError) as e:
         raise ValueError(f"{path}: not a report written by this version of compress ({e})") from e
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 @dataclass

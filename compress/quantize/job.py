@@ -96,6 +96,7 @@ class Evaluation:
     int8_f32_hint_vs_fp32: Int8Comparison  # the non-quantized ops in f32: the quantizers' own error
     accuracy_control: AccuracyControl | None
     fp32_logits: np.ndarray  # the FP32 IR (f32 hint) on the held-out data, in its order
+    fp32_deployed_vs_f32: Int8Comparison | None = None  # the FP32 IR at the default precision (None: that is f32)
 
 
 @dataclass
@@ -176,7 +177,7 @@ def int8_report(ctx: Int8Context) -> QuantReport:
         targets=targets(evaluation, diagnosis, ctx.matrix, settings, precision) + qat_targets(ctx),
         runtime=diagnosis.runtime, int8_runtime_vs_graph=diagnosis.vs_graph,
         accuracy_control=evaluation.accuracy_control, speed=ctx.speed, isa_matrix=ctx.matrix, notes=quantized.notes,
-        qat=qat_record(ctx))
+        qat=qat_record(ctx), fp32_deployed_vs_f32=evaluation.fp32_deployed_vs_f32)
 
 
 def qat_record(ctx: Int8Context) -> QatRecord | None:
@@ -330,12 +331,17 @@ def evaluate_int8(fp32_xml: Path, int8_xml: Path, held_out: S.HeldOut, tuning: I
     int8 = evaluate_openvino(int8_xml, data, deployed, f"INT8 IR ({device})")
     int8_f32 = evaluate_openvino(int8_xml, data, F32, "INT8 (f32)")
     cmp = compare_int8(fp32.logits, int8.logits, fp32.labels, data.name)
+    floor = None
+    if default_precision(device) != "f32":  # the float ops at bf16 alone, with no quantizer: INT8's floor there
+        fp32_dep = evaluate_openvino(fp32_xml, data, deployed, f"FP32 IR ({device})")
+        floor = compare_int8(fp32.logits, fp32_dep.logits, fp32.labels, data.name)
     ac = None
     if tuning is not None:
         fp32_t = evaluate_openvino(fp32_xml, tuning, F32, "FP32 (tuning part)")
         int8_t = evaluate_openvino(int8_xml, tuning, deployed, "INT8 (tuning part)")
         ac = AccuracyControl(run.max_drop, S.data_part(tuning), fp32_t.top1 - int8_t.top1, cmp.top1_drop)
-    return Evaluation(cmp, compare_int8(fp32.logits, int8_f32.logits, fp32.labels, data.name), ac, fp32.logits)
+    return Evaluation(cmp, compare_int8(fp32.logits, int8_f32.logits, fp32.labels, data.name), ac, fp32.logits,
+                      floor)
 
 
 def diagnose_int8(loaded: LoadedModel, exported: E.Exported, quantized: Quantized, x: np.ndarray,
@@ -383,7 +389,7 @@ def targets(evaluation: Evaluation, diagnosis: Diagnosis, rows: list[IsaRow], se
     f32 = evaluation.int8_f32_hint_vs_fp32  # this process's ISA at the f32 hint: what BF16 adds, by difference
     out = blame(fp32_targets(evaluation.int8_vs_fp32, f"this run ({precision})")
                 + (graph_targets(graph, "this run (f32 hint)") if graph is not None else []), own_isa(), settings,
-                f32 if precision != "f32" else None)
+                f32 if precision != "f32" else None, evaluation.fp32_deployed_vs_f32)
     for row in rows:
         out += blame(graph_targets(row.vs_graph, f"{row.label} (f32 hint)")
                      + fp32_targets(row.vs_fp32, f"{row.label} ({row.default_precision})"), row.isa, settings,
@@ -409,14 +415,15 @@ def qat_targets(ctx: Int8Context) -> list[Target]:
     return [t]
 
 
-def blame(judged: list[Target], level: str, settings: QuantSettings,
-          f32_hint: Int8Comparison | None = None) -> list[Target]:
+def blame(judged: list[Target], level: str, settings: QuantSettings, f32_hint: Int8Comparison | None = None,
+          floor: Int8Comparison | None = None) -> list[Target]:
     """`judged` (one scope's targets) with the likely cause written into each missed one; `f32_hint` is the same
-    comparison at the f32 hint when the scope's own precision is lower (bf16)."""
+    comparison at the f32 hint when the scope's own precision is lower (bf16), `floor` the FP32 IR's own run at
+    that precision against f32."""
     graph_missed = any(t.met is False and t.metric.startswith(GRAPH_METRIC) for t in judged)
     for t in judged:
         if t.met is False:
-            t.cause = miss_cause(level, settings, graph_missed, t, f32_hint)
+            t.cause = miss_cause(level, settings, graph_missed, t, f32_hint, floor)
     return judged
 
 
@@ -432,8 +439,14 @@ def graph_targets(g: GraphAgreement, scope: str) -> list[Target]:
 
 
 def miss_cause(level: str, settings: QuantSettings, graph_missed: bool, target: Target,
-               f32_hint: Int8Comparison | None = None) -> str:
+               f32_hint: Int8Comparison | None = None, floor: Int8Comparison | None = None) -> str:
     """The likely cause of a missed target on ISA `level`, in words a user can act on."""
+    if floor is not None and target.metric in (INT8_AGREEMENT, INT8_SQNR):
+        own = next(t for t in fp32_targets(floor, "floor") if t.metric == target.metric)
+        cause = miss_cause(level, settings, graph_missed, target, f32_hint)
+        return (f"the FP32 IR alone at the default precision scores {own.value:.2f} against its f32 run"
+                + (f" ({floor.disagreements} differ)" if target.metric == INT8_AGREEMENT else "")
+                + ("; INT8 adds to that: " if own.met else ", already short of the target: ") + cause)
     graph_target = target.metric.startswith(GRAPH_METRIC)
     if level in SATURATING_LEVELS and graph_missed:
         if settings.overflow_fix != "enable":

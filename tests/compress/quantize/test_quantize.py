@@ -141,10 +141,15 @@ def test_a_missed_target_is_said_with_its_cause(default_run) -> None:
 
     from compress.render import quant_summary, targets_section
     from compress.report import read_report
-    from compress.settings import QuantSettings
+    from compress.settings import TARGET_MIN_AGREEMENT_PCT, QuantSettings
 
     _, out = default_run
     rep = read_report(out)
+    # the FP32 IR's own run at the default precision is measured where that precision is not f32
+    f = rep.fp32_deployed_vs_f32
+    assert (f is None) == (rep.default_precision == "f32")
+    if f is not None:
+        assert f.n == rep.int8_vs_fp32.n and 30.0 < f.sqnr_db < 80.0 and "INT8's floor" in quant_summary(rep, out)
     avx2 = rep.isa_matrix[0]
     low = replace(avx2.vs_graph, sqnr_db=30.1)  # what an AVX2 CPU computed without the fix (issue 26)
     judged = quantization.blame(quantization.graph_targets(low, "AVX2 (f32 hint)"), "AVX2",
@@ -167,6 +172,15 @@ def test_a_missed_target_is_said_with_its_cause(default_run) -> None:
                                               QuantSettings(), replace(c, top1_agreement=f32_agreement))
                 if t.met is False and "agreement" in t.metric]
         assert word in t.cause, t.cause
+    # with the FP32 IR's own bf16 run, the cause quotes it first: already short, or INT8 adds to it
+    for floor_agreement, word in ((TARGET_MIN_AGREEMENT_PCT - 0.1, "already short"),
+                                  (TARGET_MIN_AGREEMENT_PCT + 0.9, "INT8 adds")):
+        floor = replace(c, top1_agreement=floor_agreement, disagreements=3)
+        (t,) = [t for t in quantization.blame(quantization.fp32_targets(bf16, "X (bf16)"), "AVX512_CORE_AMX",
+                                              QuantSettings(), replace(c, top1_agreement=98.5), floor)
+                if t.met is False and "agreement" in t.metric]
+        assert word in t.cause and f"{floor_agreement:.2f} against its f32 run (3 differ)" in t.cause, t.cause
+        assert "quantization error" in t.cause
 
 
 def test_ir_is_static_fp32(default_run) -> None:
