@@ -251,7 +251,8 @@ def ptq_beside_stage(ctx: Int8Context) -> None:
     """PTQ with the same settings and calibration, as model_int8_ptq.xml, evaluated as the INT8 IR will be: the
     report's PTQ column (timed beside it; not rewritten to the static batch: it is a comparison, not the product)."""
     quantized = quantize_deploy(ctx.exported, ctx.calibration, ctx.settings, name="model_int8_ptq.xml")
-    evaluation = evaluate_int8(ctx.exported.fp32_xml, quantized.xml, ctx.held_out, None, ctx.run)
+    evaluation = evaluate_int8(ctx.exported.fp32_xml, quantized.xml, ctx.held_out, None, ctx.run,
+                               floor=False)  # the same FP32 IR and data as the INT8 IR's: its floor is that one
     runtime = (runtime_graph(quantized.xml, "INT8 PTQ IR", ctx.run.device, compiles=NODE_COMPILES)
                if ctx.run.device.upper() == "CPU" else None)
     ctx.ptq = Ptq(quantized, evaluation, runtime)
@@ -322,7 +323,7 @@ def quantize_deploy(exported: E.Exported, calibration: Calibration, settings: Qu
 
 
 def evaluate_int8(fp32_xml: Path, int8_xml: Path, held_out: S.HeldOut, tuning: Images | None,
-                  run: RunConfig) -> Evaluation:
+                  run: RunConfig, floor: bool = True) -> Evaluation:
     """FP32 (f32 hint) against INT8 on the held-out data: as deployed (the device's default precision) and with
     the f32 hint; with accuracy control, the drop on its tuning part too."""
     data, device = held_out.data, run.device
@@ -331,17 +332,17 @@ def evaluate_int8(fp32_xml: Path, int8_xml: Path, held_out: S.HeldOut, tuning: I
     int8 = evaluate_openvino(int8_xml, data, deployed, f"INT8 IR ({device})")
     int8_f32 = evaluate_openvino(int8_xml, data, F32, "INT8 (f32)")
     cmp = compare_int8(fp32.logits, int8.logits, fp32.labels, data.name)
-    floor = None
-    if default_precision(device) != "f32":  # the float ops at bf16 alone, with no quantizer: INT8's floor there
+    fp32_deployed = None
+    if floor and default_precision(device) != "f32":  # the float ops at bf16 alone, no quantizer: INT8's floor
         fp32_dep = evaluate_openvino(fp32_xml, data, deployed, f"FP32 IR ({device})")
-        floor = compare_int8(fp32.logits, fp32_dep.logits, fp32.labels, data.name)
+        fp32_deployed = compare_int8(fp32.logits, fp32_dep.logits, fp32.labels, data.name)
     ac = None
     if tuning is not None:
         fp32_t = evaluate_openvino(fp32_xml, tuning, F32, "FP32 (tuning part)")
         int8_t = evaluate_openvino(int8_xml, tuning, deployed, "INT8 (tuning part)")
         ac = AccuracyControl(run.max_drop, S.data_part(tuning), fp32_t.top1 - int8_t.top1, cmp.top1_drop)
     return Evaluation(cmp, compare_int8(fp32.logits, int8_f32.logits, fp32.labels, data.name), ac, fp32.logits,
-                      floor)
+                      fp32_deployed)
 
 
 def diagnose_int8(loaded: LoadedModel, exported: E.Exported, quantized: Quantized, x: np.ndarray,

@@ -127,11 +127,13 @@ def equalise_shared_inputs(model: torch.nn.Module, x: torch.Tensor) -> int:
     finally:
         for h in handles:
             h.remove()
+    def config(q: torch.nn.Module) -> tuple[Any, ...]:
+        return type(q), q.levels, q.scale_shape, getattr(q, "signed", None)
+
     equalised = 0
     for group in seen.values():
         first = group[0]
-        config = (type(first), first.levels, first.scale_shape, getattr(first, "signed", None))
-        alike = [q for q in group if (type(q), q.levels, q.scale_shape, getattr(q, "signed", None)) == config]
+        alike = [q for q in group if config(q) == config(first)]
         if len(alike) < 2:
             continue
         with torch.no_grad():
