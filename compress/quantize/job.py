@@ -263,6 +263,9 @@ def qat_quantize_stage(ctx: Int8Context) -> None:
     with ptq.ExpectedMessages() as expected:
         ctx.qat_model = qat.quantize(ctx.loaded, ctx.calibration.arrays, ctx.settings)
     ctx.qat_notes = expected.notes
+    if ctx.settings.fast_bias_correction is not None:  # None: no bias correction, in PTQ nor here
+        n = qat.start_from_ptq_biases(ctx.qat_model, ctx.ptq.quantized.taps_model)
+        ctx.qat_notes.append(qat.PTQ_BIASES_NOTE.format(n=n))
 
 
 def qat_train_stage(ctx: Int8Context) -> None:
@@ -276,8 +279,7 @@ def qat_export_stage(ctx: Int8Context) -> None:
     """The trained graph converted (FakeQuantize nodes), saved as model_int8.xml: from here on, the PTQ stages."""
     taps = qat.convert(ctx.qat_model, ctx.loaded)
     xml = E.save_deployable(taps, ctx.exported.fp32_xml.with_name("model_int8.xml"))
-    notes = ctx.qat_notes + ([qat.FAST_BIAS_NOTE] if ctx.settings.fast_bias_correction is False else [])
-    ctx.quantized, ctx.qat_model = Quantized(taps, xml, ptq.count_fake_quantize(taps), notes), None
+    ctx.quantized, ctx.qat_model = Quantized(taps, xml, ptq.count_fake_quantize(taps), ctx.qat_notes), None
     ctx.irs[ctx.label("INT8")] = S.WrittenIR(xml, ctx.held_out.diagnose_x[:N_IR_INT8])
 
 
@@ -291,7 +293,7 @@ INT8_STAGES: list[Stage[Int8Context]] = [PRECHECK, CALIBRATE, S.HOLD_OUT, S.EXPO
                                          DIAGNOSE, S.SPEED, S.STATIC_BATCH, ISA_MATRIX]
 PRECHECK_QAT = Stage("convert deploy graph, check the ignored scope (OpenVINO and torch graphs)", precheck_qat)
 PTQ_BESIDE = Stage("PTQ beside QAT (nncf), save and evaluate model_int8_ptq.xml", ptq_beside_stage)
-QAT_QUANTIZE = Stage("QAT: quantize the torch deploy graph (nncf)", qat_quantize_stage)
+QAT_QUANTIZE = Stage("QAT: quantize the torch deploy graph (nncf), biases from the PTQ IR", qat_quantize_stage)
 QAT_TRAIN = Stage("QAT: fine-tune (distillation)", qat_train_stage)
 QAT_EXPORT = Stage("QAT: convert, save INT8 IR", qat_export_stage)
 # QAT is the INT8 job with its quantize stage replaced (and the PTQ of the same settings beside it)
