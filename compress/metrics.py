@@ -51,6 +51,23 @@ def agreement_ci95(agree: int, n: int) -> tuple[float, float]:
     return 100.0 * float(ci.low), 100.0 * float(ci.high)
 
 
+def undertrained_teacher(teacher_top1: float | None, student_top1: float | None, n: int, student: str
+                         ) -> str | None:
+    """One line when a compressed student's top-1 lies above its teacher's 95% Wilson interval on the same n
+    images: compression cannot add accuracy to a trained-out model, so the teacher looks undertrained and the drop
+    understates what compression costs. None when the student does not beat it by more than the evaluation
+    resolves (or there are no labels)."""
+    if teacher_top1 is None or student_top1 is None or n == 0:
+        return None
+    high = agreement_ci95(round(teacher_top1 * n / 100), n)[1]
+    if student_top1 <= high:
+        return None
+    return (f"the {student} ({student_top1:.2f}%) beats its uncompressed teacher ({teacher_top1:.2f}%) by "
+            f"{student_top1 - teacher_top1:.2f} pt, beyond the teacher's 95% interval on {n} images (to "
+            f"{high:.2f}%): the teacher looks undertrained, so the drop understates what compression costs; "
+            "fine-tune the teacher the same way to compare")
+
+
 def compare_int8(fp32_logits: np.ndarray, int8_logits: np.ndarray, labels: np.ndarray | None,
                  source: str) -> Int8Comparison:
     """INT8 logits against FP32 ones on the same images: top-1/top-5 of both (with labels), agreement, SQNR."""

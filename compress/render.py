@@ -179,6 +179,8 @@ def write_quant_outputs(report: QuantReport, folder: Path, stem: str = "report")
              f"{report.default_precision} here); the f32-hint column isolates the quantizers' own error."
              + (f" {floor_sentence(report.fp32_deployed_vs_f32, report.default_precision)}."
                 if report.fp32_deployed_vs_f32 is not None else ""), ""]
+    if report.undertrained_teacher:
+        lines += [f"**Warning:** {report.undertrained_teacher}.", ""]
     if report.accuracy_control is not None:
         a = report.accuracy_control
         lines += ["## Accuracy control", "",
@@ -358,6 +360,8 @@ def quant_summary(report: QuantReport, out: Path) -> str:
               f"cosine {c.cosine:.5f}, SQNR {c.sqnr_db:.1f} dB (default precision {report.default_precision})"]
     if (f := report.fp32_deployed_vs_f32) is not None:
         lines.append(f"  {floor_sentence(f, report.default_precision)}")
+    if report.undertrained_teacher:
+        lines.append(f"  warning: {report.undertrained_teacher}")
     if report.qat is not None:
         lines.append("  QAT against PTQ of the same settings: " + "; ".join(
             f"{r[0].split()[0]} agreement {r[1]}%, SQNR {r[2]} dB" for r in qat_rows(report))
@@ -436,6 +440,8 @@ def write_prune_outputs(rep: PruneReport, folder: Path) -> None:
              f"Pruned IR top-1: {fmt(a.pruned_ir_top1)}%. NumPy float64 vs torch on the pruned checkpoint: "
              f"max |Δlogit| {rep.numpy_float64_agreement.value:.1e} "
              f"(tolerance {rep.numpy_float64_agreement.tolerance:g}).", ""]
+    if rep.undertrained_teacher:
+        lines += [f"**Warning:** {rep.undertrained_teacher}.", ""]
     if rep.checks:  # (with INT8, the twins are report_int8.md's)
         lines += ["## FP32 agreement (twins)", "", checks_table(rep.checks), ""]
     if rep.nncf_pruning_statistic is not None:

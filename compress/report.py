@@ -179,6 +179,7 @@ class QuantReport:
     # the FP32 IR at the default precision against its f32 run (None where that is f32): what the float ops alone
     # cost there, the floor under int8_vs_fp32
     fp32_deployed_vs_f32: Int8Comparison | None = None
+    undertrained_teacher: str | None = None  # QAT: metrics.undertrained_teacher's line (INT8 student, FP32 teacher)
     seconds: dict[str, float] = field(default_factory=dict)
     file_bytes: dict[str, int] = field(default_factory=dict)
 
@@ -241,6 +242,7 @@ class PruneReport:
     finetune_size: int | None = None  # the fine-tuning images' side (model.input_size: the IRs' and evaluation's)
     speed: SpeedReport | None = None  # without int8: the pruned FP32 IR against the unpruned plain FP32
     targets: list[Target] | None = None  # the fast model's (pruned INT8 vs unpruned FP32), when there is one
+    undertrained_teacher: str | None = None  # metrics.undertrained_teacher's line, when a student beats its teacher
     checks: list[Check] = field(default_factory=list)  # without int8: the FP32 stages' (twins, static batch)
     seconds: dict[str, float] = field(default_factory=dict)
     file_bytes: dict[str, int] = field(default_factory=dict)

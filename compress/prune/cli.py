@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
               f"(drop {fmt(a.top1_drop)} pt) on {a.source}")
         print(f"NumPy float64 agreement on the pruned checkpoint: max |dlogit| "
               f"{report.numpy_float64_agreement.value:.1e}")
+        if report.undertrained_teacher:
+            print(f"warning: {report.undertrained_teacher}")
         speed = report.timings
         if speed is not None:
             print("\n".join(f"speed: {verdict(speed, r.label)}" for r in speed.rows if r.label != speed.baseline))

@@ -39,6 +39,7 @@ from ..distill import Hooks, finetune
 from ..errors import InputError
 from ..evaluate.job import EvalResult, evaluate, openvino_predictor, torch_predictor
 from ..loading import LoadedModel, official_weights, output_bytes
+from ..metrics import undertrained_teacher
 from ..quantize.job import Int8Context, int8_report, int8_stages, precheck, precheck_qat
 from ..render import write_prune_outputs, write_quant_outputs
 from ..report import (
@@ -285,4 +286,15 @@ def build_report(ctx: PruneContext, int8: QuantReport | None) -> PruneReport:
         finetune_loss={"first": losses[0] if losses else None, "last": losses[-1] if losses else None},
         nncf_pruning_statistic=ctx.nncf_statistic, int8=int8, finetune_size=job.data.size,
         speed=None if int8 is not None else ctx.speed, checks=[] if int8 is not None else ctx.checks,
-        targets=None if int8 is None else fast_targets(base, int8))
+        targets=None if int8 is None else fast_targets(base, int8),
+        undertrained_teacher=pruned_beats_unpruned(base, mine, int8))
+
+
+def pruned_beats_unpruned(base: EvalResult, pruned: EvalResult, int8: QuantReport | None) -> str | None:
+    """The undertrained-teacher line for the best pruned student: torch FP32, or the pruned INT8 IR on the same
+    images."""
+    students = [("pruned model", pruned.top1)]
+    if int8 is not None and int8.int8_vs_fp32.n == base.n and int8.int8_vs_fp32.source == base.source:
+        students.append(("pruned INT8 IR", int8.int8_vs_fp32.int8_top1))
+    name, top1 = max(((s, t) for s, t in students if t is not None), key=lambda st: st[1], default=(None, None))
+    return undertrained_teacher(base.top1, top1, base.n, name) if name else None

@@ -28,7 +28,7 @@ from ..data import DataSource, Images
 from ..errors import InputError
 from ..evaluate.job import F32, OVRun, evaluate_openvino
 from ..loading import LoadedModel, output_bytes
-from ..metrics import compare_int8
+from ..metrics import compare_int8, undertrained_teacher
 from ..render import write_quant_outputs
 from ..report import (
     GRAPH_AGREEMENT,
@@ -177,7 +177,10 @@ def int8_report(ctx: Int8Context) -> QuantReport:
         targets=targets(evaluation, diagnosis, ctx.matrix, settings, precision) + qat_targets(ctx),
         runtime=diagnosis.runtime, int8_runtime_vs_graph=diagnosis.vs_graph,
         accuracy_control=evaluation.accuracy_control, speed=ctx.speed, isa_matrix=ctx.matrix, notes=quantized.notes,
-        qat=qat_record(ctx), fp32_deployed_vs_f32=evaluation.fp32_deployed_vs_f32)
+        qat=qat_record(ctx), fp32_deployed_vs_f32=evaluation.fp32_deployed_vs_f32,
+        undertrained_teacher=None if ctx.qat is None else undertrained_teacher(
+            evaluation.int8_vs_fp32.fp32_top1, evaluation.int8_vs_fp32.int8_top1, evaluation.int8_vs_fp32.n,
+            "QAT INT8 IR"))
 
 
 def qat_record(ctx: Int8Context) -> QatRecord | None:

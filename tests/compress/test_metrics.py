@@ -53,3 +53,19 @@ def test_speed_ratios_spread_and_unstable_by_hand() -> None:
     assert q["latency"] == pytest.approx(2.0) and q["latency_spread"] == pytest.approx(0.45)
     assert q["fps_b1"] == pytest.approx(1.05) and q["fps_b1_spread"] == pytest.approx(0.1 / 1.05)
     assert sp.unstable("INT8") == ["latency"] and sp.unstable("plain FP32") == []
+
+
+def test_a_student_beyond_its_teachers_interval_is_called_out() -> None:
+    """800 images, teacher 75.62%: its 95% Wilson interval reaches about 78.5%; a pruned student at 80.50% is beyond
+    it (the case that hid a pruning loss), one at 77.00% is not, and without labels nothing is said."""
+    from compress.metrics import agreement_ci95, undertrained_teacher
+
+    high = agreement_ci95(605, 800)[1]
+    assert 78.0 < high < 79.0
+    line = undertrained_teacher(75.625, 80.5, 800, "pruned model")
+    assert line is not None and "beats its uncompressed teacher (75.62%) by 4.88 pt" in line
+    assert "undertrained" in line and "fine-tune the teacher the same way" in line
+    assert undertrained_teacher(75.625, 77.0, 800, "pruned model") is None
+    assert undertrained_teacher(75.625, high - 0.01, 800, "x") is None
+    assert undertrained_teacher(75.625, high + 0.01, 800, "x") is not None
+    assert undertrained_teacher(None, 80.5, 800, "x") is None

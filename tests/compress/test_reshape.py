@@ -100,8 +100,9 @@ def test_saved_irs_are_static_batch1_and_numpy_executor_follows_the_input(irs, k
     theirs = _reshaped(irs[key], [3, 3, 96, 96])(x)[0]
     if key.endswith("fp32"):
         assert np.abs(theirs - mine).max() <= FLOAT32_REL * np.abs(mine).max()
-    else:  # int8: values next to a rounding threshold may land one step away; the top-1 must agree
-        assert (theirs.argmax(1) == mine.argmax(1)).all()
+    else:  # int8: values next to a rounding threshold land one step away: the graph's own float32 yardstick
+        yardstick = sqnr_db(ir.load(irs[key], np.float32)(x), mine)
+        assert sqnr_db(theirs, mine) >= yardstick - INT8_RUNTIME_MARGIN_DB, yardstick
 
 
 def test_reshapeable_graph_adds_no_executed_node(irs, tmp_path) -> None:

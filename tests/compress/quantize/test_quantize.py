@@ -4,6 +4,7 @@ against the NumPy golden fixtures, and every bad-input case."""
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 import reference_np as rn
 from cloformer.registry import SHIPPED
 from compress import export, loading, quantize, runtime, stages
+from compress.metrics import agreement_ci95
 from compress.quantize import job as quantization
 from compress.tolerances import FLOAT32_REL
 from reference_np.macs import count_params
@@ -52,7 +54,9 @@ def test_default_run_writes_every_artifact(default_run) -> None:
     assert len(rep["calibration_items"]) == 16 and len(rep["calibration"]["sha256_of_items"]) == 64
     assert rep["validation"]["name"] == "proxy-val" and "disjoint" in rep["data_rule"]
     assert [g["label"] for g in rep["runtime"]] == ["FP32 deploy IR", "INT8 IR"]
-    assert all(g["executed"] > 100 and g["reorders"] >= 0 for g in rep["runtime"])
+    for g in rep["runtime"]:  # the counts add up, and every dense convolution of XXS ran
+        assert g["executed"] == sum(g["by_type"].values()) and g["reorders"] == g["by_type"].get("Reorder", 0)
+        assert g["by_type"]["Convolution"] >= 107, g["by_type"]
     assert rep["settings"]["ignored_scope"] == ["pattern:.*stem.*", "type:ScaledDotProductAttention", "type:Multiply"]
     c = rep["int8_vs_fp32"]
     assert c["n"] == 48 and c["source"] == "proxy-val" and c["labelled"]
@@ -63,7 +67,7 @@ def test_default_run_writes_every_artifact(default_run) -> None:
     assert c["sqnr_db"] >= FAST_INT8_MIN_SQNR_DB and c["cosine"] >= 0.99
     assert min(d["int8_db"] for d in rep["per_layer_sqnr"]) >= 12
     assert c["top1_agreement"] == pytest.approx(100 * (1 - c["disagreements"] / c["n"]))
-    assert c["agreement_ci95"][0] <= c["top1_agreement"] <= c["agreement_ci95"][1]
+    assert c["agreement_ci95"] == pytest.approx(list(agreement_ci95(c["n"] - c["disagreements"], c["n"])))
     assert len(rep["per_layer_sqnr"]) == 1 + 3 * 12 + 1
     assert min(d["fp32_db"] for d in rep["per_layer_sqnr"]) > 60  # the FP32 IR itself is exact
     for key in ("nncf", "openvino", "torch", "onnx"):
@@ -83,12 +87,15 @@ def test_default_run_has_a_speed_section(default_run) -> None:
     assert sp.isa == cpu_isa() and sp.batch == 8 and sp.rounds == 5 and sp.openvino.startswith("20")
     for r in sp.rows:
         assert len(r.latency_ms) == len(r.fps_b1) == len(r.fps_bn) == 5
-        assert all(0 < v < 1e4 for v in r.latency_ms) and all(v > 0 for v in r.fps_b1 + r.fps_bn)
+        # units: a batch-1 latency in ms and a batch-1 throughput in images/s of the same IR describe the same
+        # speed within the streams' share (2 cores: 1-2 requests in flight); a unit or batch slip is 8x or 1000x
+        per_latency = 1000 / statistics.median(r.latency_ms) / statistics.median(r.fps_b1)
+        assert 0.2 <= per_latency <= 5, (r.label, per_latency)
     q = sp.ratios("INT8")
     base, own = sp.row("plain FP32"), sp.row("INT8")
     assert q["latency_best"] == pytest.approx(min(base.latency_ms) / min(own.latency_ms))
-    assert min(b / a for a, b in zip(own.latency_ms, base.latency_ms, strict=True)) <= q["latency"] <= max(
-        b / a for a, b in zip(own.latency_ms, base.latency_ms, strict=True))
+    assert q["latency"] == pytest.approx(statistics.median(
+        b / a for a, b in zip(own.latency_ms, base.latency_ms, strict=True)))  # of per-round ratios
     assert set(sp.counters) == {"deploy FP32", "INT8"} and all(o.ms >= 0 and o.nodes > 0 for o in sp.counters["INT8"])
     assert sum(o.nodes for o in sp.counters["INT8"]) > 100
     md = (out / "report.md").read_text()
@@ -128,8 +135,8 @@ def test_default_run_has_an_isa_matrix(default_run, capsys) -> None:
     expected = {"this run (f32 hint)"} | {f"{r.label} ({p})" for r in rows for p in ("f32 hint", r.default_precision)}
     assert expected <= scopes, scopes - expected
     assert len(rep.targets) == 5 * (1 + len(rows))
-    for t in rep.targets:  # each judged from its own value
-        assert t.met is None or t.met == (t.value >= t.bound if t.at_least else t.value <= t.bound)
+    for t in rep.targets:  # each measured and judged from its own value
+        assert t.value is not None and t.met == (t.value >= t.bound if t.at_least else t.value <= t.bound), t
     md = (out / "report.md").read_text()
     assert "## INT8 on each instruction set" in md and "## Targets" in md and "jit_avx2" in md
 
@@ -149,7 +156,9 @@ def test_a_missed_target_is_said_with_its_cause(default_run) -> None:
     f = rep.fp32_deployed_vs_f32
     assert (f is None) == (rep.default_precision == "f32")
     if f is not None:
-        assert f.n == rep.int8_vs_fp32.n and 30.0 < f.sqnr_db < 80.0 and "INT8's floor" in quant_summary(rep, out)
+        # bf16's 8-bit mantissa: far below an f32 run (over 100 dB), above INT8's quantizers
+        assert f.n == rep.int8_vs_fp32.n and rep.int8_vs_fp32.sqnr_db < f.sqnr_db < 60.0
+        assert "INT8's floor" in quant_summary(rep, out)
     avx2 = rep.isa_matrix[0]
     low = replace(avx2.vs_graph, sqnr_db=30.1)  # what an AVX2 CPU computed without the fix (issue 26)
     judged = quantization.blame(quantization.graph_targets(low, "AVX2 (f32 hint)"), "AVX2",
