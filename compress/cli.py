@@ -40,6 +40,7 @@ from .errors import (
     Terminated,
 )
 from .loading import LoadedModel, load
+from .process import prepare_process
 from .settings import QatSettings, QuantSettings, RunConfig, flag, options
 from .sources import DataSpec, JobData, quant_parts
 
@@ -241,17 +242,9 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated
 
 
-def _default_sigterm_in_child() -> None:
-    # a Python-level handler runs only when the main thread executes bytecode: a forked child blocked in C would
-    # ignore its parent's terminate(), so a child gets the default action back
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-os.register_at_fork(after_in_child=_default_sigterm_in_child)
-
-
 def run_main(prog: str, job: Callable[[], int], verbose: bool = False) -> int:
     """Run a CLI's job and map what happens to an exit status. SIGTERM unwinds like Ctrl-C (cleanup, one line)."""
+    prepare_process()
     configure_logging(verbose)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None

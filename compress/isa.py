@@ -70,6 +70,20 @@ def kernels(compiled: Any) -> Counter[str]:
     return out
 
 
+def probe_kernel() -> str:
+    """primitiveType of one small convolution compiled at the device's defaults in this process: the kernel family
+    the ISA in force really selects (a run says which ISA it used, not which one it asked for)."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from .runtime import compile_counted
+
+    x = ops.parameter([1, 32, 8, 8], np.float32, name="x")
+    w = ops.constant(np.random.default_rng(0).standard_normal((32, 32, 3, 3)).astype(np.float32))
+    compiled, _ = compile_counted(ov.Model([ops.convolution(x, w, [1, 1], [1, 1], [1, 1], [1, 1])], [x], "probe"))
+    return ", ".join(sorted(kernels(compiled))) or "none"
+
+
 def as_imposed(level: str, names: dict[str, int]) -> bool:
     """True when no kernel of an ISA newer than `level` ran."""
     return not any(part in k.lower() for k in names for part in _NEWER.get(level, ()))

@@ -20,7 +20,21 @@ TESTS = Path(__file__).resolve().parent  # tests mirror the packages: tests/<pac
 ROOT = TESTS.parent  # the checkout
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """The ISA this run's kernels use (an imposed ONEDNN_MAX_CPU_ISA, else the CPU's newest) and the OpenVINO
+    default precision: every bound on what oneDNN computes is only as good as the ISAs it was run under."""
+    from compress.isa import probe_kernel
+    from compress.runtime import cpu_isa, default_precision, imposed_isa, own_isa
+
+    how = "imposed by ONEDNN_MAX_CPU_ISA" if imposed_isa() else "native"
+    return (f"ISA: {own_isa()} ({how}); a convolution runs {probe_kernel()}; OpenVINO default precision: "
+            f"{default_precision()}; CPU flags: {cpu_isa()}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    import compress
+
+    compress.prepare_process()  # as every command does first (the tests call the jobs as a library)
     """Under pytest-xdist (the README's test command) each worker gets its share of the cores for torch, in this
     process and in the commands it starts: torch's OpenMP threads spin while they wait, so two workers of two
     threads each on two cores slowed torch-bound tests up to 6x (distillation: 19 s alone, 120 s beside another

@@ -11,7 +11,6 @@ integer shape arithmetic out of the traced graph for this reason).
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -85,16 +84,9 @@ def check_torch_scope(settings: QuantSettings, loaded: LoadedModel) -> None:
                              f"look like {names[len(names) // 2]})", field="ignored_scope")
 
 
-# NNCF JIT-builds its C++ quantizer extension on first use (again in every new venv) and gives up after 60 s by
-# default; on 2 cores busy with the test suite the build passed 60 s and failed a fresh-clone CI run
-EXTENSION_BUILD_TIMEOUT_S = 900
-
-
 def quantize(loaded: LoadedModel, calib: list[np.ndarray], settings: QuantSettings) -> torch.nn.Module:
     """NNCF's PTQ of the torch deploy graph (with its taps): the QAT model before training."""
     import nncf
-
-    os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", str(EXTENSION_BUILD_TIMEOUT_S))  # a user's value wins
 
     kw = settings.nncf_kwargs()
     kw["ignored_scope"] = torch_ignored_scope(settings)

@@ -36,6 +36,7 @@ VARIANT_DEPTHS = rn.VARIANTS["cloformer_xxs"].depths
 
 
 @pytest.mark.parametrize("name", ALL_VARIANTS)
+@pytest.mark.isa_bound
 def test_float32_relative(name: str) -> None:
     w32 = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in np_weights(name).items()}
     x = test_input((2, 3, 224, 224)).astype(np.float32)

@@ -212,13 +212,18 @@ def test_reference_swish_is_overflow_free() -> None:
     assert y.dtype == np.float32 and np.array_equal(y, [0.0, -0.0, 0.0, 100.0])
 
 
-def test_train_proxy_defaults_follow_the_model_card_and_never_overwrite_the_shipped_file() -> None:
+def test_train_proxy_card_lists_its_stages_and_never_overwrites_the_shipped_file() -> None:
+    """The model card says how to reproduce the weights: every training stage's command, in order (a stage after
+    the first starts from the previous one's weights with --init), and their steps and seconds add up."""
     from cloformer.registry import SHIPPED
     from tools import train_proxy
 
     card = cloformer.model_card("proxy")
-    assert train_proxy.CARD_RECIPE == {"train_steps": card["train_steps"], "batch": card["batch"],
-                                       "seed": card["seed"]}
-    assert f"--steps {card['train_steps']} --batch {card['batch']}" in card["training_command"]
+    stages = card["training"]
+    assert stages and all(s["command"].startswith("python -m tools.train_proxy ") for s in stages)
+    assert all("--init" in s["command"] for s in stages[1:]) and "--init" not in stages[0]["command"]
+    assert card["train_steps"] == sum(s["steps"] for s in stages)
+    assert card["train_seconds"] == pytest.approx(sum(s["seconds"] for s in stages), abs=0.2)
+    assert stages[-1]["heldout_top1"] == card["heldout_top1"]
     src = Path(train_proxy.__file__).read_text()
     assert 'default=SHIPPED["proxy"][1]' not in src and SHIPPED["proxy"][1].is_file()

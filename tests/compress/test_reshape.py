@@ -70,6 +70,7 @@ def _reshaped(xml: Path, shape: list[int]) -> object:
 
 @pytest.mark.parametrize("key", ["proxy fp32", "proxy int8", "proxy-pruned fp32", "proxy-pruned int8", "onnx route"])
 @pytest.mark.parametrize("n,size", [(1, SIZE), (3, SIZE), (8, SIZE), (3, 96)])
+@pytest.mark.isa_bound
 def test_reshaped_batch_gives_each_image_its_batch1_logits(irs, key: str, n: int, size: int) -> None:
     x = _images(n, size)
     one = _reshaped(irs[key], [1, 3, size, size])
@@ -88,6 +89,7 @@ def test_reshaped_batch_gives_each_image_its_batch1_logits(irs, key: str, n: int
 
 
 @pytest.mark.parametrize("key", ["proxy fp32", "proxy-pruned int8"])
+@pytest.mark.isa_bound
 def test_saved_irs_are_static_batch1_and_numpy_executor_follows_the_input(irs, key: str) -> None:
     """The file keeps its static [1,3,S,S] (NPUs want static shapes); the NumPy executor reads batch and size off
     its input and agrees with OpenVINO on a reshaped batch."""

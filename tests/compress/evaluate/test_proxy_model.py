@@ -53,6 +53,7 @@ def near_ties(logits: np.ndarray, labels: np.ndarray, k: int, eps: float) -> int
 
 
 @pytest.mark.parametrize("backend", ["torch", "numpy"])
+@pytest.mark.isa_bound
 def test_heldout_accuracy_reproduced(proxy_val, backend: str) -> None:
     """The card's accuracy as image counts, and every image's prediction as the float64 NumPy reference's
     (tests/golden/proxy_val.npz, by tools/make_golden.py). Float32 summation order differs between CPUs (AVX2,
@@ -86,6 +87,7 @@ def test_evaluate_cli_bad_data(tmp_path, capsys) -> None:
     assert "not found" in capsys.readouterr().err
 
 
+@pytest.mark.isa_bound
 def test_numpy_and_torch_logits_agree_on_proxy(proxy_val) -> None:
     x = np.stack([x for x, _ in proxy_val.subset(8)])
     t, _ = ev.load_predictor("proxy", backend="torch")

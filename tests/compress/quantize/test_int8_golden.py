@@ -29,6 +29,8 @@ from tools.make_golden import (
     with_golden_ranges,
 )
 
+pytestmark = pytest.mark.isa_bound  # every bound here is on what oneDNN computes
+
 
 @pytest.fixture(scope="module")
 def gold() -> dict[str, np.ndarray]:

@@ -117,6 +117,7 @@ def test_training_lowers_the_loss_and_moves_the_ranges(trained) -> None:
     assert result.ranges_changed > 0 and result.max_range_change > 0
 
 
+@pytest.mark.isa_bound
 def test_the_converted_ir_is_the_torch_graph(trained) -> None:
     """The torch graph against its IR's float64 NumPy run, before and after training, to QAT_EXPORT_MIN_SQNR_DB.
     Traced without nncf.strip, the untrained graph's IR is 5 dB further off (37.0 dB: the weights' quantizers
@@ -134,6 +135,7 @@ def test_the_converted_ir_is_the_torch_graph(trained) -> None:
 PTQ_BIASES_MIN_GAIN_DB = 0.5
 
 
+@pytest.mark.isa_bound
 def test_qat_starts_from_the_ptq_irs_biases(trained) -> None:
     """Every convolution and linear bias of the torch QAT graph is set to the PTQ IR's (NNCF's torch backend has
     no full bias correction), and the torch graph then computes what that IR computes more closely."""

@@ -206,6 +206,7 @@ def test_ir_is_static_fp32(default_run) -> None:
     assert (out / "model_fp32.bin").stat().st_size > 3.5 * n_params  # 4 bytes a weight (FP16 would be ~2)
 
 
+@pytest.mark.isa_bound
 def test_fp32_ir_reproduces_numpy_golden(tmp_path) -> None:
     """The exported FP32 IR (f32 hint) matches the logits the NumPy reference wrote to tests/golden."""
     _, w = golden_weights("cloformer_xxs")
