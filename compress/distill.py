@@ -47,6 +47,10 @@ class Hooks:
     def extra_loss(self) -> Any:
         return None
 
+    def param_groups(self, params: list[torch.nn.Parameter], lr: float, steps: int) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups: one at the fine-tuning lr unless a method needs its own."""
+        return [{"params": params, "lr": lr}]
+
     def after_step(self, step: int, steps: int) -> None:
         return None
 
@@ -69,7 +73,7 @@ def finetune(student: torch.nn.Module, teacher: torch.nn.Module, images: Images,
     mean = torch.tensor(pre.mean).view(1, 3, 1, 1)
     std = torch.tensor(pre.std).view(1, 3, 1, 1)
     params = [p for p in student.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(hooks.param_groups(params, lr, steps), lr=lr, weight_decay=0.01)
     lr_at = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + np.cos(np.pi * s / steps)))
     teacher.eval()
     student.train()

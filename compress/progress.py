@@ -1,4 +1,4 @@
-"""Progress bars on a terminal, one line per stage elsewhere (issue 30): a log file or a CI console gets
+"""Progress bars on a terminal, one line per stage elsewhere: a log file or a CI console gets
 'desc: n unit in s' when a stage ends, not a bar redrawn with carriage returns. Every bar of this package is one."""
 
 from __future__ import annotations

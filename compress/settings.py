@@ -84,7 +84,7 @@ TARGET_MIN_AGREEMENT_PCT = 99.0  # top-1 agreement with FP32
 TARGET_MIN_SQNR_DB = 28.0  # logit SQNR against FP32
 TARGET_MIN_GRAPH_SQNR_DB = 35.0  # OpenVINO INT8 (f32 hint) vs the NumPy run of the same IR
 TARGET_MIN_GRAPH_AGREEMENT_PCT = 99.5
-# The fast model (compress.prune --method structured --quantize, issue 19): pruned INT8 against plain FP32 of the
+# The fast model (compress.prune --method structured --quantize): pruned INT8 against plain FP32 of the
 # unpruned checkpoint, measured in the same run; its top-1 drop target is TARGET_MAX_TOP1_DROP_PT against unpruned FP32.
 TARGET_FAST_MIN_LATENCY_X = 1.5  # batch 1, LATENCY hint
 TARGET_FAST_MIN_FPS_BN_X = 2.0  # batch N (the speed section's --benchmark-batch, 8 by default), THROUGHPUT hint
@@ -106,7 +106,7 @@ class RunConfig:
                         "to any batch and any input size that is a multiple of 32", type=int)
     benchmark_seconds: float = option(
         15.0, "timing budget of the report's speed section: plain FP32 and every IR written at batch 1 (latency, "
-        "throughput) and at --benchmark-batch (throughput), interleaved rounds; 0 skips it (issue 30: at most 20)",
+        "throughput) and at --benchmark-batch (throughput), interleaved rounds; 0 skips it",
         type=float)
     benchmark_batch: int = option(8, "N of the speed section's batch-N throughput", type=int)
     isa_matrix: str = option(

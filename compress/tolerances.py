@@ -14,31 +14,26 @@ GOLDEN_ATOL = 1e-10
 PREPROCESS_ATOL = 1e-6
 # INT8 golden (tools/make_golden.py, tests/compress/quantize/test_int8_golden.py). Re-quantizing the golden model on
 # its fixed calibration set must reproduce every FakeQuantize range to this relative delta: NNCF's min/max statistics
-# are float32 activations of this CPU's kernels, so only their summation order may move them. Measured against
-# ranges made on AMX: 0 on AMX and under imposed AVX-512 (with or without VNNI), 1.15e-5 under imposed AVX2 (and
-# 1.0e-5 on a real AVX2 CPU, issue 26). Twice the largest.
+# are float32 activations of this CPU's kernels, so only their summation order may move them. Twice the largest
+# delta measured over the ISAs (docs/results/tolerances.md).
 INT8_FQ_RTOL = 2.5e-5
 # The NumPy IR executor's logits of the re-quantized golden IR, with the stored ranges written back (a range
-# 1e-5 away moves a value next to a rounding threshold one step, and the logits by 0.12: issue 26), against the
-# stored ones (max |delta|): the same graph run in float64 (measured: 0).
+# 1e-5 away moves a value next to a rounding threshold one step, and the logits visibly), against the stored ones
+# (max |delta|): the same graph run in float64, so only the last bits may differ.
 INT8_LOGIT_ATOL = 1e-6
 # OpenVINO's INT8 (CPU) against the NumPy float64 run of the same IR: the runtime computes in float32 and folds
 # dequantization scales its own way, so values next to a FakeQuantize rounding threshold land one step away. How
 # much that moves the logits is a property of the graph, measured by running the same graph in NumPy float32:
-# OpenVINO must stay within this many dB of that yardstick. Measured on this AVX-512 VNNI CPU: golden model
-# 25.3 dB against 26.0 (0.7 dB), proxy-val 37.8 against 42.0 (4.2 dB). 6 dB leaves room for other ISAs' kernels
-# and still fails a departing one (the saturating AVX2 path once lost 17 dB).
+# OpenVINO must stay within this many dB of that yardstick: room for every ISA's kernels, and still a failure for a
+# departing path (a saturating int16 path loses far more).
 # The same bound holds an INT8 IR reshaped to batch N against its batch-1 logits (OpenVINO f32 hint): the CPU
-# plugin picks int8 kernels per shape (on AMX, measured: 48.8-54.1 dB for N = 3, 8 at 224 px against a 43-49 dB
-# yardstick; rel max |d| up to 5.4e-3, so FLOAT32_REL cannot hold for INT8), and the batch-16 AMX path at 64 px
-# that fell to 22 dB with top-1 changes fails it.
+# plugin picks int8 kernels per shape, so FLOAT32_REL cannot hold for INT8, and a batch path that changes top-1
+# fails it.
 INT8_RUNTIME_MARGIN_DB = 6.0
 # ... and a fixed floor for the INT8 golden, which does not move with its own yardstick: OpenVINO's logits of the
-# golden IR against the stored NumPy float64 ones. The golden (min/max ranges, 7-bit weights: --overflow-fix enable)
-# measured 2026-12-01 on AMX, every ISA imposed in turn: 24.45 dB (f32) under AVX2, AVX2_VNNI, AVX512_CORE and
-# AVX512_CORE_VNNI, 23.18 dB (BF16) under AVX512_CORE_BF16, 24.50 (f32) and 23.35 dB (BF16) native; yardstick
-# 24.96 dB. 22 dB sits 1.2 dB below the lowest; the same golden quantized without the overflow fix lands at 17.3 dB
-# under AVX2 (int16 saturation), which fails it.
+# golden IR against the stored NumPy float64 ones (min/max ranges, 7-bit weights: --overflow-fix enable), set below
+# the lowest value measured with every ISA imposed in turn, bf16 included; the same golden quantized without the
+# overflow fix saturates under AVX2 and fails it.
 INT8_GOLDEN_RUNTIME_MIN_DB = 22.0
 # QAT's trained torch graph (float32) against its exported IR's float64 NumPy run: values next to a FakeQuantize
 # threshold land on either side, nothing more. Measured on the proxy XXS (minmax, 16 crops): 42.1 dB exported

@@ -31,6 +31,16 @@ def pytest_report_header(config: pytest.Config) -> str:
             f"{default_precision()}; CPU flags: {cpu_isa()}")
 
 
+# the longest files, scheduled first: pytest-xdist's loadfile hands whole files to workers in collection order, so a
+# long file collected last would run alone at the end while the other worker idles
+FIRST = ("test_qat_targets.py", "test_install.py", "test_library.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))  # stable: the rest keep their order
+
+
 def pytest_configure(config: pytest.Config) -> None:
     import compress
 

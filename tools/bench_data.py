@@ -6,7 +6,7 @@
    image): median seconds over --rounds (target <= 2 s), and the time to hash the 300 files a run uses.
 2. End-to-end evaluation: `compress.evaluate`'s OpenVINO path (parallel decoding, AsyncInferQueue,
    THROUGHPUT hint) on a folder of --images JPEGs (500x375, the typical ILSVRC2012 validation size), in
-   images/s, against `benchmark_app -hint throughput` on the same IR (issue 19's target: >= 0.7x), with uint8
+   images/s, against `benchmark_app -hint throughput` on the same IR (the target: >= 0.7x), with uint8
    crops normalised inside the model (the default) and with float32 arrays normalised in Python, interleaved.
    Without --ir, the proxy model's deploy FP32 IR at 224 is exported into the temporary folder.
 """

@@ -335,7 +335,7 @@ def ratios(targets: list[Target]) -> dict[str, dict[str, float | None]]:
 
 
 # ---------------------------------------------------------------- the speed section against benchmark_app
-SPEED_CHECK_TOLERANCE = 0.10  # the report's ratios within ±10% of benchmark_app's (issue 30)
+SPEED_CHECK_TOLERANCE = 0.10  # the report's ratios within ±10% of benchmark_app's
 
 
 def check_speed(folder: Path, rounds: int, seconds: float, budget: float, device: str = "CPU") -> dict[str, Any]:

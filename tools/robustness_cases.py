@@ -1,4 +1,4 @@
-"""Run issue 20's and issue 30's bad-input cases as a user would (each a fresh `python -m ...` process) and
+"""Run the bad-input cases as a user would (each a fresh `python -m ...` process) and
 tabulate what the tool does: exit status, seconds to the answer, its last line, and what is left on disk beside --out.
 
     python -m tools.robustness_cases [--only NAME ...] [--json out.json]
@@ -170,7 +170,7 @@ def case_wordnet_on_16_classes(tmp: Path) -> dict:
     return {"exit": code, "seconds": secs, "says": line, "left": "(no output folder)"}
 
 
-# ---------------------------------------------------------------- round 4 (issue 30)
+# ---------------------------------------------------------------- outputs beside inputs, interrupted runs
 def case_out_inside_calib(tmp: Path) -> dict:
     """--out inside the --calib folder: refused before any work (it used to poison the folder)."""
     _images(tmp / "calib", [f"{i}.jpg" for i in range(6)])

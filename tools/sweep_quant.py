@@ -72,12 +72,12 @@ SETTINGS: dict[str, QuantSettings] = {
     "float stem, SDPA, Multiply + transformer, SmoothQuant 0.8": _row(_STEM, _SDPA, _MUL, **_TF,
                                                                       smooth_quant_alpha=0.8),
     "float stem, SDPA, Multiply + histogram + full bias correction": _row(_STEM, _SDPA, _MUL, **_HIST, **_FULL_BC),
-    # issue 26: the overflow fix (7-bit weights), which decides what CPUs without VNNI compute (--isa-matrix all)
+    # the overflow fix (7-bit weights), which decides what CPUs without VNNI compute (--isa-matrix all)
     "float stem, SDPA, Multiply + histogram + full bias correction + overflow fix (default)":
         _row(_STEM, _SDPA, _MUL, **_HIST, **_FULL_BC, overflow_fix="enable"),
     "float stem, SDPA, Multiply + histogram + full bias correction, no overflow fix":
         _row(_STEM, _SDPA, _MUL, **_HIST, **_FULL_BC, overflow_fix="disable"),
-    # issue 19 (3): the default with an int8 stem (the first convolution's input range from the normalised image,
+    # the default with an int8 stem (the first convolution's input range from the normalised image,
     # per-channel weights as everywhere): kept only if it holds agreement >= 99.5% and drop <= 0.3 pt
     "int8 stem; SDPA, Multiply float + histogram + full bias correction": _row(_SDPA, _MUL, **_HIST, **_FULL_BC),
 }

@@ -188,7 +188,9 @@ def finetune_stage(ctx: PruneContext) -> None:
         ctx.nncf_statistic = {"pruning_ratio": stats.pruning_ratio, "global_pruning_ratio": stats.global_pruning_ratio,
                               "tensors": [{"name": t.tensor_name, "shape": list(t.shape),
                                            "pruned_ratio": t.pruned_ratio} for t in stats.pruned_tensors]}
-        ctx.student = nncf.strip(ctx.student, do_copy=True, example_input=torch.from_numpy(ctx.images.xs[:1])).eval()
+        # IN_PLACE: the masks multiplied into the weights and the hooks removed (the default, NATIVE, keeps RB's
+        # masks as hooks, so the saved weights would carry no sparsity)
+        ctx.student = nncf.strip(ctx.student, do_copy=True, strip_format=nncf.StripFormat.IN_PLACE).eval()
 
 
 def save_stage(ctx: PruneContext) -> None:
@@ -245,7 +247,7 @@ FAST_FPS_BN = "throughput at batch N against unpruned plain FP32 (x)"
 
 
 def fast_targets(unpruned: EvalResult, int8: QuantReport) -> list[Target]:
-    """The fast model's targets (issue 19; reported, not enforced): pruned INT8 against the unpruned checkpoint,
+    """The fast model's targets (reported, not enforced): pruned INT8 against the unpruned checkpoint,
     top-1 on the same validation data and speed against its plain FP32 in the same run."""
     c = int8.int8_vs_fp32
     same = c.source == unpruned.source and c.n == unpruned.n

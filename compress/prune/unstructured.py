@@ -58,11 +58,27 @@ class MagnitudeSchedule(Hooks):
             self.scheduler.step(SCHED_EPOCHS)
 
 
+# NNCF's RB mask logits start at logit(0.99) and prune where they fall below 0; Adam moves a parameter by about its
+# lr a step, so at the distillation lr they would never get there. Their own lr lets them cross within the first
+# half of fine-tuning (the cosine schedule averages ~0.8 there), whatever the number of steps
+RB_MASK_START = 4.6
+
+
+def rb_mask_lr(steps: int) -> float:
+    return RB_MASK_START / (0.5 * steps * 0.8)
+
+
 class RegularizationLoss(Hooks):
-    """NNCF's regularization-based masks: their loss is added to every step's."""
+    """NNCF's regularization-based masks: their loss is added to every step's, and the masks learn at their own
+    rate (rb_mask_lr)."""
 
     def __init__(self, loss: Any) -> None:
         self.loss = loss
 
     def extra_loss(self) -> Any:
         return self.loss()
+
+    def param_groups(self, params: list[torch.nn.Parameter], lr: float, steps: int) -> list[dict[str, Any]]:
+        masks = {id(q) for n, q in self.loss.model.named_parameters() if n.endswith(".mask")}
+        return [{"params": [p for p in params if id(p) not in masks], "lr": lr},
+                {"params": [p for p in params if id(p) in masks], "lr": rb_mask_lr(steps), "weight_decay": 0.0}]

@@ -404,7 +404,7 @@ def targets(evaluation: Evaluation, diagnosis: Diagnosis, rows: list[IsaRow], se
 
 
 def qat_targets(ctx: Int8Context) -> list[Target]:
-    """QAT's IR must execute no more nodes than PTQ's (issue 29): FakeQuantize placed where PTQ places none keeps
+    """QAT's IR must execute no more nodes than PTQ's: FakeQuantize placed where PTQ places none keeps
     the CPU plugin from fusions, which costs time the speed section would only show at some sizes. Reorders are
     not counted (QAT_EXECUTED_NODES says why); the cause of a miss quotes them."""
     if ctx.qat is None or ctx.ptq.runtime is None or not ctx.diagnosis.runtime:

