@@ -11,7 +11,7 @@ import sys
 
 import tomllib
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_import_contracts_are_kept() -> None:

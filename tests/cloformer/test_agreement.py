@@ -8,7 +8,7 @@ import torch
 
 import reference_np as rn
 from compress.tolerances import FLOAT32_REL, FLOAT64_ATOL
-from tests.conftest import ALL_VARIANTS, np_weights, test_input, torch_twin
+from tests.helpers import ALL_VARIANTS, np_weights, test_input, torch_twin
 
 SIZES = [(224, 224), (288, 224), (64, 64)]
 

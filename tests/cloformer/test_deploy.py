@@ -15,7 +15,7 @@ from compress.quantize import job as quantization
 from compress.tolerances import FLOAT32_REL, FLOAT64_ATOL
 from reference_np.macs import count_layers
 from reference_np.specs import VARIANTS, plan_from_spec
-from tests.conftest import ALL_VARIANTS, np_weights, random_scores, test_input
+from tests.helpers import ALL_VARIANTS, np_weights, random_scores, test_input
 
 
 def deploy64(w: dict, name: str) -> cloformer.DeployCloFormer:

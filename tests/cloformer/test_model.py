@@ -16,7 +16,7 @@ import cloformer
 import reference_np as rn
 from cloformer import CheckpointMismatchError
 from reference_np.specs import VARIANTS
-from tests.conftest import np_weights, to_torch
+from tests.helpers import np_weights, to_torch
 
 
 def test_registry_lists_every_authors_variant() -> None:
@@ -168,7 +168,7 @@ def test_weights_roundtrip_npz_safetensors(tmp_path) -> None:
 def test_timm_style_forward_features_head_intermediates() -> None:
     """forward_features returns the last feature map, forward_head(x, pre_logits) pools and classifies, and
     forward_intermediates returns the NumPy reference's named intermediates, key for key, in float64."""
-    from tests.conftest import test_input, torch_twin
+    from tests.helpers import test_input, torch_twin
 
     w = np_weights("cloformer_xxs")
     model = torch_twin("cloformer_xxs", w)

@@ -21,7 +21,7 @@ from compress.data import (
 )
 from compress.errors import InputError
 from compress.sources import resolve_source
-from tests.conftest import write_images
+from tests.helpers import write_images
 from tools import make_imagenet_subset
 
 # written out, not read from the code under test: the published ImageNet constants every CloFormer checkpoint expects

@@ -20,7 +20,7 @@ from PIL import Image
 from compress.data import DataSource, Images, Item
 from compress.errors import InputError
 from compress.evaluate.job import OVRun, evaluate_openvino
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 BOUND_S = 20.0  # how long the threads may take to end after an early exit: a decode takes milliseconds, a deadlock
 # takes forever (a wait with a deadline, not a timing: nothing is asserted about how long it took)

@@ -24,7 +24,7 @@ from compress.settings import TARGET_MIN_GRAPH_SQNR_DB, QuantSettings
 from compress.sources import resolve_source
 from compress.tolerances import FLOAT32_REL, INT8_RUNTIME_MARGIN_DB
 from reference_np import ir
-from tests.conftest import random_scores
+from tests.helpers import random_scores
 
 SIZE = 64
 QUICK_Q = QuantSettings(subset_size=8, fast_bias_correction=True, activation_range="minmax")

@@ -11,7 +11,7 @@ import torch
 
 import reference_np as rn
 from compress.tolerances import GOLDEN_ATOL
-from tests.conftest import ALL_VARIANTS, torch_twin
+from tests.helpers import ALL_VARIANTS, torch_twin
 from tools.make_golden import GOLDEN_DIR, golden_weights
 
 

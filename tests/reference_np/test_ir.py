@@ -250,7 +250,7 @@ def test_float64_deploy_ir_run_by_numpy_equals_the_reference(tmp_path, name: str
     from compress.prune import structured
     from compress.tolerances import FLOAT64_ATOL
     from reference_np.specs import VARIANTS, plan_from_spec
-    from tests.conftest import np_weights, random_scores, test_input
+    from tests.helpers import np_weights, random_scores, test_input
 
     variant = "cloformer_xxs" if name == "pruned" else name
     w = np_weights(variant)

@@ -23,7 +23,7 @@ from compress.errors import InputError
 from compress.evaluate import job as ev
 from compress.settings import PruneSettings, QuantSettings, RunConfig, ScopeEntry, flag, options
 from compress.sources import DataSpec
-from tests.conftest import ROOT, exit_code, write_images
+from tests.helpers import ROOT, exit_code, write_images
 from tools import make_imagenet_subset
 
 # quick settings for runs whose subject is not the quantization itself (the defaults' full bias correction and

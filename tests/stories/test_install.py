@@ -13,7 +13,7 @@ import pytest
 
 import reference_np as rn
 from reference_np.specs import VARIANTS, plan_from_spec
-from tests.conftest import ROOT, write_images
+from tests.helpers import ROOT, write_images
 
 
 @pytest.fixture(scope="module")

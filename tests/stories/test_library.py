@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import FAST_INT8_MIN_AGREEMENT, FAST_INT8_MIN_SQNR_DB, ROOT
+from tests.helpers import FAST_INT8_MIN_AGREEMENT, FAST_INT8_MIN_SQNR_DB, ROOT
 
 README = ROOT / "README.md"
 

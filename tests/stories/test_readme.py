@@ -8,7 +8,7 @@ import re
 import shlex
 import subprocess
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 SETUP = "python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 && "
 # pytest options of the test command -> the package of the [test] extra that provides them

@@ -9,7 +9,7 @@ import pytest
 
 from compress import quantize
 from compress.runtime import default_precision
-from tests.conftest import TESTS
+from tests.helpers import TESTS
 from tools import benchmark, benchmark_app
 
 DATA = TESTS / "data"

@@ -23,7 +23,7 @@ from compress.settings import TARGET_MIN_GRAPH_SQNR_DB
 from compress.tolerances import FLOAT64_ATOL
 from reference_np.macs import count_macs
 from reference_np.specs import VARIANTS, plan_from_spec, plan_from_weights
-from tests.conftest import exit_code, np_weights, random_scores, test_input, to_torch
+from tests.helpers import exit_code, np_weights, random_scores, test_input, to_torch
 
 
 def masked(w: dict, plan, keep: dict) -> dict:

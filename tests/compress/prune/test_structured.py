@@ -8,7 +8,7 @@ import torch
 
 from compress.prune import structured
 from reference_np.specs import VARIANTS, plan_from_spec
-from tests.conftest import np_weights, test_input, torch_twin
+from tests.helpers import np_weights, test_input, torch_twin
 
 PLAN = plan_from_spec(VARIANTS["cloformer_xxs"])
 

@@ -17,7 +17,7 @@ from compress.metrics import agreement_ci95
 from compress.quantize import job as quantization
 from compress.tolerances import FLOAT32_REL
 from reference_np.macs import count_params
-from tests.conftest import FAST_INT8_MIN_AGREEMENT, FAST_INT8_MIN_SQNR_DB, write_images
+from tests.helpers import FAST_INT8_MIN_AGREEMENT, FAST_INT8_MIN_SQNR_DB, write_images
 from tools import make_imagenet_subset
 from tools.make_golden import GOLDEN_DIR, golden_weights
 
