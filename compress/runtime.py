@@ -3,7 +3,7 @@ and by execution precision, Reorders included (compiled_model.get_runtime_model(
 
 At batch 1 CloFormer is bound by executed nodes, not by arithmetic, so these counts are the bar a deploy
 graph is held to. They depend on the OpenVINO version and the CPU ISA (recorded beside them), not on
-timing noise; measured here, two compilations of the same model can still differ by one or two Reorders
+timing noise; two compilations of the same model can still differ by one or two Reorders
 or fused Subgraphs (the plugin's layout choice), so `runtime_graph(..., compiles=n)` keeps the smallest
 of n compilations and reports the spread.
 """
@@ -70,8 +70,8 @@ def own_isa() -> str:
 
 def _imposed_without_bf16() -> bool:
     # The plugin picks its default precision from the CPU's own flags, not from oneDNN's cap: under an imposed
-    # ISA without bf16 on a BF16 CPU it would still choose bf16 and then find no kernels (measured: Softmax
-    # refuses to compile under AVX2). A CPU of that ISA defaults to f32, so that is what an imposed run uses.
+    # ISA without bf16 on a BF16 CPU it would still choose bf16 and then find no kernels (Softmax refuses to
+    # compile under AVX2). A CPU of that ISA defaults to f32, so that is what an imposed run uses.
     isa = imposed_isa()
     return isa is not None and isa in ISA_LEVELS and isa not in BF16_LEVELS
 

@@ -92,11 +92,11 @@ WEIGHTS = {"latency": 1.0, "fps_b1": 1.0, "fps_bn": 2.0}  # of a round's time: b
 
 
 def _compile_all(models: dict[str, Any], input_size: int, batch: int, device: str) -> dict[tuple[str, str], Any]:
-    """Every (model, configuration) compiled once, two at a time (compilation releases the GIL; measured: 4.1 s
-    for six compilations against 6.0 s one by one). A model given as a callable (the plain baseline's conversion)
+    """Every (model, configuration) compiled once, two at a time (compilation releases the GIL, so two overlap
+    well on two cores). A model given as a callable (the plain baseline's conversion)
     is built in the pool too, beside the others' compilations. The timed configurations run without PERF_COUNT, as
     benchmark_app does: profiling costs time per executed node, so it slowed the model with more nodes more and
-    moved latency ratios (measured here: INT8 0.94x with it against benchmark_app's 0.80x-1.28x); a separate
+    moved latency ratios away from benchmark_app's; a separate
     "counters" compilation of each model but the baseline reads the per-op time."""
     import openvino as ov
 

@@ -36,8 +36,7 @@ TORCH_FUNCTIONS: dict[str, tuple[str, ...]] = {
     "Swish": ("silu",), "Gelu": ("gelu",), "Add": ("add",), "Concat": ("cat",), "Tanh": ("tanh",),
     "ReduceMean": ("mean",), "MatMul": ("matmul", "linear"), "Softmax": ("softmax",)}
 # NNCF's full bias correction has no torch backend: QAT quantizes in torch with the fast one, then takes the PTQ
-# IR's biases (start_from_ptq_biases). Without them the proxy XXS starts 5 dB below the PTQ it is compared to
-# (29.4 against 34.6 dB in torch on the selection set; with them 34.6 dB, 17 images differ against 48)
+# IR's biases (start_from_ptq_biases): without them QAT would start several dB below the PTQ it is compared to
 PTQ_BIASES_NOTE = ("QAT starts from NNCF's torch PTQ with the biases of the PTQ IR beside it ({n} convolution and "
                    "linear biases; NNCF's full bias correction has no torch backend)")
 # the bias Add of a convolution or linear layer of the OpenVINO graph traced from the taps model: its module path
@@ -230,8 +229,8 @@ def convert(model: torch.nn.Module, loaded: LoadedModel) -> Any:
     from an IR, its outputs named as the FP32 export's. Sets the quantizers that read one tensor to one range
     in `model` first (equalise_shared_inputs), then nncf.strip (NNCF's export path): its quantizers become
     torch's FakeQuantize, which convert to FakeQuantize nodes on the grid they trained on. Traced unstripped, the
-    weights' quantizers export another grid: 37.0 dB between the torch graph and the IR's NumPy run, against
-    42.1 dB stripped (tests/compress/quantize/test_qat.py)."""
+    weights' quantizers export another grid, several dB further from the torch graph
+    (tests/compress/quantize/test_qat.py holds both)."""
     import nncf
 
     model.eval()
