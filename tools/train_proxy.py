@@ -26,7 +26,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import shlex
 import sys
 import time
@@ -46,6 +45,7 @@ from compress import proxy
 from compress.augment import augment, mix, random_erase
 from compress.evaluate.job import evaluate, torch_predictor
 from compress.progress import Progress
+from compress.runtime import cpu_isa, cpu_model
 
 # the recipe's knobs: a resumed run must match its state file on every one of these
 RECIPE = ("seed", "size", "steps", "batch", "lr", "weight_decay", "warmup", "pool_per_class", "drop_path",
@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     for step in bar:
         idx = torch.randint(0, len(pool_y), (args.batch,), generator=g)
         x = random_erase((augment(pool_x[idx], g) - mean) / std, g, args.erase_prob)
-        if float(torch.rand(1, generator=g)) < args.mix_prob:
+        # (no draw when every batch is mixed: the generator's stream then is the first stage's, which is reproduced)
+        if args.mix_prob >= 1.0 or float(torch.rand(1, generator=g)) < args.mix_prob:
             x, t = mix(x, pool_y[idx], g, args.smoothing, n_cls)
         else:
             t = F.one_hot(pool_y[idx], n_cls).float() * (1 - args.smoothing) + args.smoothing / n_cls
@@ -227,7 +228,7 @@ def write_card(args: argparse.Namespace, res: Any, train_s: float, weights: dict
     cmd = drop_sitting_flags(argv if argv is not None else sys.argv[1:])
     stage = {"command": "python -m tools.train_proxy " + " ".join(shlex.quote(a) for a in cmd),
              "steps": args.steps, "batch": args.batch, "seconds": round(train_s, 1),
-             "machine": f"{platform.processor() or platform.machine()}, {args.threads} threads",
+             "machine": f"{cpu_model()['cpu']} ({cpu_isa()}), {args.threads} threads",
              "heldout_top1": res.top1}
     stages = []
     if args.init:

@@ -366,11 +366,14 @@ def test_killed_run_then_next_run(tmp_path) -> None:
     with log.open("w") as f:  # unbuffered: a SIGKILL must not lose what the run printed
         proc = subprocess.Popen([*cmd, "--verbose"], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    # killed once NNCF is done (model_int8.xml staged), during the evaluation that follows it
+    # killed inside NNCF's quantization (its first INFO line is in the log), with every later stage still to come:
+    # stopped first (SIGSTOP), so that it cannot finish between the check and the kill
     deadline = time.time() + 300
-    while time.time() < deadline and not any((p / "model_int8.xml").exists() for p in tmp_path.glob(".run.partial-*")):
-        time.sleep(0.2)
+    while time.time() < deadline and proc.poll() is None and "INFO:nncf" not in log.read_text():
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGSTOP)
     assert proc.poll() is None, "the run ended before it could be killed"
+    assert any(tmp_path.glob(".run.partial-*")), "no staging folder: killed before the run began writing"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert "INFO" in log.read_text()  # --verbose shows NNCF's messages

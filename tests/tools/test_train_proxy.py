@@ -30,3 +30,16 @@ def test_resume_with_another_recipe_is_refused(tmp_path) -> None:
     assert train_proxy.main([*TINY, "--out", str(out), "--stop-after", "1"]) == 0
     with pytest.raises(SystemExit, match=r"another recipe.*'lr'"):
         train_proxy.main([*TINY, "--out", str(out), "--resume", "--lr", "1e-4"])
+
+
+def test_check_converged_prints_the_change_and_exits_by_it(tmp_path, capsys) -> None:
+    """tools.check_converged on a few steps of the prune recipe: the printed change is after - before on the same
+    800 proxy-val crops, and the exit status says whether it is within MAX_CHANGE_PT."""
+    from tools import check_converged
+
+    out = tmp_path / "c.json"
+    rc = check_converged.main(["--steps", "2", "--batch", "4", "--json", str(out)])
+    r = json.loads(out.read_text())
+    assert r["n"] == 800 and r["steps"] == 2 and r["change_pt"] == pytest.approx(r["top1_after"] - r["top1_before"])
+    assert rc == (0 if abs(r["change_pt"]) <= check_converged.MAX_CHANGE_PT else 1)
+    assert f"change {r['change_pt']:+.2f} pt" in capsys.readouterr().out
