@@ -35,7 +35,8 @@ INT8_RUNTIME_MARGIN_DB = 6.0
 # the lowest value measured with every ISA imposed in turn, bf16 included; the same golden quantized without the
 # overflow fix saturates under AVX2 and fails it.
 INT8_GOLDEN_RUNTIME_MIN_DB = 22.0
-# QAT's trained torch graph (float32) against its exported IR's float64 NumPy run: values next to a FakeQuantize
-# threshold land on either side, nothing more. Measured on the proxy XXS (minmax, 16 crops): 42.1 dB exported
-# through nncf.strip; 37.0 dB traced without it (the weights' quantizers export another grid)
-QAT_EXPORT_MIN_SQNR_DB = 40.0
+# QAT's trained torch graph (float32) against its exported IR's float64 NumPy run, relative to the same IR run by
+# NumPy in float32 (the yardstick): both are float32 evaluations of one graph, in which values next to a
+# FakeQuantize threshold land on either side; the torch graph may fall this many dB below the yardstick, set with
+# margin over every ISA imposed (docs/results/tolerances.md)
+QAT_EXPORT_MARGIN_DB = 1.5
