@@ -18,10 +18,11 @@ from reference_np.specs import VARIANTS, plan_from_spec
 TESTS = Path(__file__).resolve().parent  # tests mirror the packages: tests/<package>/..., stories apart
 ROOT = TESTS.parent  # the checkout
 
-# The fast end-to-end INT8 runs (16 calibration images, 48 proxy-val crops) held to their measured figures (48 of 48
-# agree, 22.3-22.4 dB on AVX2 and AVX-512 VNNI/BF16) with room for one image and 3 dB: test_quantize, test_library
+# The fast end-to-end INT8 runs (16 calibration images, 48 proxy-val crops; test_quantize, test_library) held to their
+# measured figures with room for one image and about 3 dB: on the converged proxy 48 of 48 agree at 16.7 dB, both
+# natively on AMX (bf16) and on the AVX2 row (f32); docs/results/proxy.md
 FAST_INT8_MIN_AGREEMENT = 100 * (1 - 1 / 48)
-FAST_INT8_MIN_SQNR_DB = 19
+FAST_INT8_MIN_SQNR_DB = 14
 
 TEST_SEED = 1234  # weights of variant v: random_weights(plan, TEST_SEED + sorted index of v)
 INPUT_SEED = 99

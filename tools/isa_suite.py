@@ -26,7 +26,8 @@ def run_one(level: str | None, pytest_args: list[str]) -> dict[str, str]:
     env.pop(ISA_ENV, None)
     if level is not None:
         env[ISA_ENV] = level
-    cmd = [sys.executable, "-m", "pytest", "-m", "isa_bound", "-q", "-p", "no:cacheprovider", *pytest_args]
+    # not -q: pytest prints the report header (the ISA line) only at its default verbosity
+    cmd = [sys.executable, "-m", "pytest", "-m", "isa_bound", "-p", "no:cacheprovider", *pytest_args]
     t0 = time.time()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     out = proc.stdout + proc.stderr

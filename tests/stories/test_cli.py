@@ -173,6 +173,7 @@ def test_no_third_party_noise_with_an_unwritable_home(tmp_path) -> None:
 import logging, sys, numpy as np
 import compress
 from compress.cli import configure_logging
+compress.prepare_process()  # what every command does first
 configure_logging(False)
 import onnxruntime as ort
 from onnx import TensorProto, helper
