@@ -35,10 +35,15 @@ def random_erase(x: torch.Tensor, g: torch.Generator, p: float = 0.25) -> torch.
     return x
 
 
+def smoothed(y: torch.Tensor, classes: int, smoothing: float) -> torch.Tensor:
+    """One-hot targets with label smoothing."""
+    return F.one_hot(y, classes).float() * (1 - smoothing) + smoothing / classes
+
+
 def mix(x: torch.Tensor, y: torch.Tensor, g: torch.Generator, smoothing: float, classes: int
         ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mixup (alpha 0.8) or CutMix (alpha 1.0), switch prob 0.5, with label smoothing."""
-    t = F.one_hot(y, classes).float() * (1 - smoothing) + smoothing / classes
+    t = smoothed(y, classes, smoothing)
     perm = torch.randperm(x.shape[0], generator=g)
     if float(torch.rand(1, generator=g)) < 0.5:
         lam = float(np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=g))).beta(0.8, 0.8))

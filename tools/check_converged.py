@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     student, teacher = copy.deepcopy(loaded.model), loaded.model
     torch.manual_seed(args.seed)
     t0 = time.time()
-    recipe = argparse.Namespace(finetune_steps=args.steps, finetune_batch=args.batch, lr=args.lr, seed=args.seed)
+    recipe = PruneSettings(finetune_steps=args.steps, finetune_batch=args.batch, lr=args.lr, seed=args.seed)
     losses = finetune(student, teacher, train, recipe)
     seconds = time.time() - t0
     after = evaluate(torch_predictor(student), val, backend="torch")

@@ -42,7 +42,8 @@ import reference_np as rn
 from cloformer.checkpoint import load_checkpoint, read_state_dict
 from cloformer.registry import SHIPPED
 from compress import proxy
-from compress.augment import augment, mix, random_erase
+from compress.atomic import write_text_atomic
+from compress.augment import augment, mix, random_erase, smoothed
 from compress.evaluate.job import evaluate, torch_predictor
 from compress.progress import Progress
 from compress.runtime import cpu_isa, cpu_model
@@ -92,9 +93,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
             ap.error("--resume needs --out (the run's weights file, beside which its state file lies)")
         args.out = Path("outputs") / f"proxy-{time.strftime('%Y%m%d-%H%M%S')}" / SHIPPED["proxy"][1].name
     rn.specs.check_input_size(args.size, args.size)
+    # probabilities and fractions; an EMA decay of 1 would never move
     for name in ("mix_prob", "erase_prob", "smoothing", "ema"):
-        if not 0.0 <= getattr(args, name) < (1.0 + (name != "ema")):
-            ap.error(f"--{name.replace('_', '-')} must be in [0, 1]; got {getattr(args, name)}")
+        value, top = getattr(args, name), "1)" if name == "ema" else "1]"
+        if not (0.0 <= value < 1.0 if name == "ema" else 0.0 <= value <= 1.0):
+            ap.error(f"--{name.replace('_', '-')} must be in [0, {top}; got {value}")
     args.init_sha256 = rn.weights_sha256(rn.load_weights(args.init)) if args.init else None
     return args
 
@@ -170,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.mix_prob >= 1.0 or float(torch.rand(1, generator=g)) < args.mix_prob:
             x, t = mix(x, pool_y[idx], g, args.smoothing, n_cls)
         else:
-            t = F.one_hot(pool_y[idx], n_cls).float() * (1 - args.smoothing) + args.smoothing / n_cls
+            t = smoothed(pool_y[idx], n_cls, args.smoothing)
         loss = torch.sum(-t * F.log_softmax(model(x), dim=-1), dim=-1).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -251,10 +254,7 @@ def write_card(args: argparse.Namespace, res: Any, train_s: float, weights: dict
         "weights_file": args.out.name, "sha256": rn.weights_sha256(weights),
         "file_sha256": hashlib.sha256(args.out.read_bytes()).hexdigest(),
     }
-    card_path = args.out.with_suffix(".json")
-    tmp = card_path.with_name(card_path.name + ".tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(tmp, card_path)
+    card_path = write_text_atomic(args.out.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
     print(f"wrote {args.out} and {card_path}")
 
 

@@ -3,6 +3,7 @@ compress.distill with the hooks defined here (the schedule is NNCF's, so it live
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -61,7 +62,7 @@ class MagnitudeSchedule(Hooks):
 # NNCF's RB mask logits start at logit(0.99) and prune where they fall below 0; Adam moves a parameter by about its
 # lr a step, so at the distillation lr they would never get there. Their own lr lets them cross within the first
 # half of fine-tuning (the cosine schedule averages ~0.8 there), whatever the number of steps
-RB_MASK_START = 4.6
+RB_MASK_START = math.log(0.99 / 0.01)  # logit(0.99)
 
 
 def rb_mask_lr(steps: int) -> float:
