@@ -33,10 +33,10 @@ def pytest_configure(config: pytest.Config) -> None:
     import compress
 
     compress.prepare_process()  # as every command does first (the tests call the jobs as a library)
-    """Under pytest-xdist (the README's test command) each worker gets its share of the cores for torch, in this
-    process and in the commands it starts: torch's OpenMP threads spin while they wait, so two workers of two
-    threads each on two cores slowed torch-bound tests up to 6x (distillation: 19 s alone, 120 s beside another
-    worker). OpenVINO's thread pool does not spin and keeps its default."""
+    # Under pytest-xdist (the README's test command) each worker gets its share of the cores for torch, in this
+    # process and in the commands it starts: torch's OpenMP threads spin while they wait, so two workers of two
+    # threads each on two cores slow torch-bound tests several-fold. OpenVINO's thread pool does not spin and
+    # keeps its default.
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if workers > 1:
         share = max(1, (os.cpu_count() or 1) // workers)

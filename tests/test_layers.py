@@ -1,4 +1,4 @@
-"""The layering of the packages, enforced (issue 28): import-linter's contracts in pyproject.toml, checked on the
+"""The layering of the packages, enforced: import-linter's contracts in pyproject.toml, checked on the
 source tree as it is. reference_np imports neither the model nor the toolkit; cloformer does not import compress;
 in compress, the packages by verb (prune over quantize over evaluate) sit over the shared command and stage layers
 (cli | stages | distill), which sit over the shared modules, and nothing imports upwards; jobs never import a

@@ -72,7 +72,7 @@ def test_batch_independence() -> None:
 
 @pytest.mark.parametrize("where", ["attnconv", "global_attention", "mlp"])
 def test_broken_torch_twin_is_caught(where: str) -> None:
-    """Issue 20 (14): the twin check can fail for the right reason. One sign flipped inside the torch twin (the
+    """The twin check can fail for the right reason. One sign flipped inside the torch twin (the
     local AttnConv branch, the global attention branch, or the ConvFFN of one block) must break the float64
     check that test_float64_logits_and_intermediates holds it to, at that block's tap and at the logits."""
     w = np_weights("cloformer_xxs")

@@ -164,7 +164,7 @@ def test_weights_roundtrip_npz_safetensors(tmp_path) -> None:
         cloformer.create_model("cloformer_global", checkpoint=path)  # strict load of what we wrote
 
 
-# ---------------------------------------------------------------- timm conventions (issue 12)
+# ---------------------------------------------------------------- timm conventions
 def test_timm_style_forward_features_head_intermediates() -> None:
     """forward_features returns the last feature map, forward_head(x, pre_logits) pools and classifies, and
     forward_intermediates returns the NumPy reference's named intermediates, key for key, in float64."""

@@ -167,7 +167,7 @@ def test_imagenet_subset_from_flat_folder_with_labels(tmp_path) -> None:
 
 
 def test_imagenet_subset_hidden_entries_and_bom_csv(tmp_path) -> None:
-    """Issue 20 (4, 5): hidden entries are ignored by every folder reader (make_imagenet_subset as
+    """Hidden entries are ignored by every folder reader (make_imagenet_subset as
     compress.evaluate), and a UTF-8 CSV with a byte-order mark (what spreadsheets write) is read; a real missing
     column still gets its message."""
     val = tmp_path / "val"
@@ -209,7 +209,7 @@ def test_proxy_splits_share_no_pixels() -> None:
     assert len(resolve_source("sample", 64, limit=100)) == 100
 
 
-# ---------------------------------------------------------------- labels, layouts, splits (issues 12 and 14)
+# ---------------------------------------------------------------- labels, layouts, splits
 def test_mixed_wordnet_and_other_class_folders_refused(tmp_path) -> None:
     """n15075141 would otherwise become class 2 in sorted order, not 999, and be scored against that."""
     for c in ("n01440764", "n15075141", "cats"):
@@ -364,7 +364,7 @@ def photo_folder(tmp_path_factory, pp_golden) -> Path:
 
 
 def test_preprocess_matches_the_pil_golden(pp_golden) -> None:
-    """Issue 27: the evaluation transform on a real photo crop, at a size that shrinks it (64) and one that
+    """The evaluation transform on a real photo crop, at a size that shrinks it (64) and one that
     enlarges it (160), against tools/make_golden.py's PIL code with literal constants: a changed interpolation
     (bicubic -> bilinear), resize rule or crop moves the crops; any changed mean or std moves the values."""
     from compress.data import crop
@@ -403,7 +403,7 @@ def test_calibration_and_evaluation_see_the_golden_input(pp_golden, photo_folder
     assert rel_max(streamed, ref) <= FLOAT32_REL and rel_max(preloaded.logits, ref) <= FLOAT32_REL
 
 
-# ---------------------------------------------------------------- EXIF orientation (issue 30)
+# ---------------------------------------------------------------- EXIF orientation
 @pytest.fixture(scope="module")
 def exif_folder(tmp_path_factory, pp_golden) -> Path:
     """The golden photo as a phone stores a portrait shot: landscape pixels in a JPEG tagged orientation 6
@@ -448,7 +448,7 @@ def test_exif_setting_refused_when_unknown_and_recorded_by_the_commands(tmp_path
     assert json.loads(out.read_text())["exif"] == "apply"
 
 
-# ---------------------------------------------------------------- links that lead nowhere (issue 30)
+# ---------------------------------------------------------------- links that lead nowhere
 def test_links_that_lead_nowhere_are_named(tmp_path) -> None:
     """A loop link, a link to the folder's own ancestor and a dangling link inside a class-layout folder are
     skipped with one warning naming each (they used to be a traceback, or counted as a class); a dangling link

@@ -1,4 +1,4 @@
-"""Issue 21: preprocessing must never hang. Decoding runs in threads of this process (nothing is forked from a
+"""Preprocessing must never hang. Decoding runs in threads of this process (nothing is forked from a
 process that holds OpenVINO's and torch's thread pools), and every early exit (a limit reached, an error raised
 while decoders are busy, Ctrl-C, SIGTERM) ends within a bound and leaves no thread or child process behind."""
 
@@ -107,7 +107,7 @@ def _assert_clean(loads: list[int], stopped_at: int, what: str) -> None:
 
 
 def _early_exits(xml: Path, ctrl_c: bool = True) -> None:
-    """Every early exit of issue 21; Ctrl-C (a real SIGINT to this process) only where asked: it is run in a fresh
+    """Every early exit; Ctrl-C (a real SIGINT to this process) only where asked: it is run in a fresh
     interpreter (test_ctrl_c_in_a_fresh_interpreter), never inside the suite's own process, where a signal to
     the pytest process could take the whole run down with it (the suite once died there, silently)."""
     # 1. a limit smaller than the source (--val-limit): stop consuming, the rest is cancelled
@@ -167,7 +167,7 @@ def test_ctrl_c_in_a_fresh_interpreter(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_early_exits_stress_50(tmp_path) -> None:
-    """The early exits of issue 21, 50 times each, in a fresh interpreter that runs OpenVINO and torch (its own
+    """The early exits, 50 times each, in a fresh interpreter that runs OpenVINO and torch (its own
     process: what state earlier tests left behind does not enter the count, and it must exit by itself)."""
     r = subprocess.run([sys.executable, "-c", STRESS, str(tmp_path), "50"], cwd=ROOT, capture_output=True,
                        text=True, timeout=1200)

@@ -42,7 +42,7 @@ def test_top1_changes_and_topk_accuracy() -> None:
 
 
 def test_speed_ratios_spread_and_unstable_by_hand() -> None:
-    """Issue 30 (3): per-round ratios 2.0, 2.5, 1.6 (latency base/own) have median 2.0 and spread (2.5 - 1.6) / 2.0 =
+    """Per-round ratios 2.0, 2.5, 1.6 (latency base/own) have median 2.0 and spread (2.5 - 1.6) / 2.0 =
     0.45: unstable; throughputs with per-round ratios 1.1, 1.0, 1.05 have spread 0.1 / 1.05, under 15%: stable."""
     from compress.report import SpeedReport, SpeedRow
 

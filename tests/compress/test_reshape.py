@@ -1,4 +1,4 @@
-"""Issue 18: every IR the tools write reshapes like any OpenVINO model (any batch N, any input size that is a
+"""Every IR the tools write reshapes like any OpenVINO model (any batch N, any input size that is a
 multiple of 32), each image of a batch gets its batch-1 logits, and --batch N writes a static batch-N IR."""
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def test_batch_option_writes_static_batch_irs(tmp_path) -> None:
     assert int8_check["passed"] and int8_check["tolerance"] > 10  # value: null when identical (SQNR inf)
     assert int8_check["value"] is None or int8_check["value"] >= int8_check["tolerance"]
     assert "[4,3,32,32]" in (out / "report.md").read_text()
-    # issue 26: the ISA matrix runs the batch-4 IR as shipped, AVX2 included, 4 images a request. Images fed out of
+    # the ISA matrix runs the batch-4 IR as shipped, AVX2 included, 4 images a request. Images fed out of
     # order or padding scored as an image would put a row near 0 dB against the graph (the batch-1 IR's NumPy run);
     # the AVX2 row measured 35.2-35.3 dB here at 32 px (on AVX2 and AMX CPUs). The native row repeats this process's
     # batch-1 measurement where the batch check found batch 4 bit-identical (as measured on both): at 32 px the AMX

@@ -163,7 +163,7 @@ def test_small_ir_matches_openvino(small_ir) -> None:
 
 
 def test_unknown_op_or_version_is_refused_at_load(small_ir, tmp_path) -> None:
-    """Issue 28: ops are registered by (type, version) and every node is checked when the graph loads, not when
+    """Ops are registered by (type, version) and every node is checked when the graph loads, not when
     (or if) a run reaches it."""
     xml, _, _ = small_ir
     for name, old, new, message in (

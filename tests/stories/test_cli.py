@@ -112,7 +112,7 @@ def test_quantize_bad_input(tmp_path, capsys, bad_files, argv: list[str], messag
 
 
 def test_output_and_inputs_kept_apart(tmp_path, capsys, bad_files) -> None:
-    """Issue 30: an output inside an input folder (the next run would read it as data) and an input inside the
+    """An output inside an input folder (the next run would read it as data) and an input inside the
     output (replacing the output would delete it) are refused with exit 2 and one line, before any work, by
     every command and tool; nothing is written and the inputs are untouched."""
     from tools import benchmark
@@ -159,7 +159,7 @@ def test_an_output_folder_inside_data_is_skipped_with_a_warning(tmp_path, bad_fi
     assert src.classes is None and len(src) == 2
 
 def test_missing_imagenet_subset_is_one_line(tmp_path, monkeypatch, capsys) -> None:
-    """Issue 30 (4): every error is one line, the missing-imagenet_subset one included (it was two)."""
+    """Every error is one line, the missing-imagenet_subset one included (it was two)."""
     monkeypatch.setenv("CLOFORMER_DATA", str(tmp_path))
     assert quantize.main([*FAST, "--calib", "imagenet_subset", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
@@ -167,7 +167,7 @@ def test_missing_imagenet_subset_is_one_line(tmp_path, monkeypatch, capsys) -> N
 
 
 def test_no_third_party_noise_with_an_unwritable_home(tmp_path) -> None:
-    """Issue 30 (4): with HOME where nothing can be created, onnxruntime's coloured telemetry line and matplotlib's
+    """With HOME where nothing can be created, onnxruntime's coloured telemetry line and matplotlib's
     cache warnings ("generated new fontManager") are not printed; the temporary matplotlib folder goes at exit."""
     script = """
 import logging, sys, numpy as np
@@ -243,7 +243,7 @@ SETTINGS_ERRORS = [
 
 @pytest.mark.parametrize("cls,kw,words,argv", SETTINGS_ERRORS, ids=[str(r[1]) for r in SETTINGS_ERRORS])
 def test_settings_errors_name_fields_and_the_cli_names_flags(capsys, cls, kw, words, argv) -> None:
-    """Issue 17: whoever builds the settings gets the error at construction, in the library's vocabulary (field
+    """Whoever builds the settings gets the error at construction, in the library's vocabulary (field
     names, no flags); the command line says the same with its flags (compress.settings.flag, one rule)."""
     with pytest.raises(InputError) as e:
         cls(**kw)
@@ -266,7 +266,7 @@ def test_cli_message_maps_every_field_it_names() -> None:
                                 "(to split --calib), or --allow-overlap")
     assert cli_message(InputError("exists; pass force=True to replace it", field="force")).endswith("pass --force "
                                                                                                    "to replace it")
-    # every option field is a flag of the commands that take its class (issue 28: derived, not listed)
+    # every option field is a flag of the commands that take its class (derived, not listed)
     def flags(ap) -> set[str]:
         return {a.option_strings[0] for a in ap._actions if a.option_strings}
     int8 = {flag(f.name) for cls in (QuantSettings, RunConfig, DataSpec) for f, _ in options(cls)}
@@ -401,7 +401,7 @@ EVALUATE_BAD = [
 
 
 def test_evaluate_speaks_the_quantize_vocabulary(capsys, caplog) -> None:
-    """Issue 17: --model is the variant and --checkpoint its weights in every command; the old `--model <ckpt>
+    """--model is the variant and --checkpoint its weights in every command; the old `--model <ckpt>
     --variant V` still works, with a warning that says the new spelling; mixing the two is refused."""
     assert evaluate.main(["--model", "cloformer_xxs", "--checkpoint", "proxy", "--limit", "8"]) == 0
     assert "old spelling" not in capsys.readouterr().err + caplog.text
@@ -433,7 +433,7 @@ def test_evaluate_openvino_parallel_matches_serial(bad_files) -> None:
     assert par.n == ser.n == 24 and np.array_equal(par.labels, ser.labels)
     assert np.abs(par.logits - ser.logits).max() <= 1e-5 * np.abs(ser.logits).max()
     assert par.top1 == ser.top1 == 100 * float(np.mean(ser.logits.argmax(1) == ser.labels))
-    # issue 19 (4): the streamed source goes as uint8 crops, normalised inside the model (PrePostProcessor); the
+    # the streamed source goes as uint8 crops, normalised inside the model (PrePostProcessor); the
     # float path (pixels=False) and the serial float path are the references
     flt = ev.evaluate_openvino(xml, resolve_source("proxy-val", 32, 24), ev.OVRun("CPU", "f32", 2,
                                                                                                    pixels=False),
@@ -495,7 +495,7 @@ def test_evaluate_an_ir_with_the_numpy_executor(bad_files, tmp_path) -> None:
 
 @pytest.mark.parametrize("parser", ["quantize", "prune"])
 def test_help_defaults_are_the_settings_defaults(parser: str) -> None:
-    """Issue 20 (10): every default --help shows is the dataclass field's, and no help text states a default
+    """Every default --help shows is the dataclass field's, and no help text states a default
     by hand (each says %(default)s, which argparse fills from the action's default)."""
     from compress.settings import DEFAULT_RUN, QuantSettings
 
@@ -525,7 +525,7 @@ def test_help_defaults_are_the_settings_defaults(parser: str) -> None:
 
 
 def test_second_run_on_a_locked_target_stops_naming_the_first(tmp_path, capsys, stages_seen) -> None:
-    """Issue 20 (1): while a run writes --out (it holds the lock), another run on the same --out exits 2 before
+    """While a run writes --out (it holds the lock), another run on the same --out exits 2 before
     any work, naming the first one's PID; afterwards nothing is left but what the first run wrote."""
     from compress.atomic import staging_dir
 
@@ -569,7 +569,7 @@ def test_two_concurrent_runs_exactly_one_wins(tmp_path) -> None:
 
 
 def test_ignored_scope_refused_before_data_and_finetuning(tmp_path, capsys, stages_seen) -> None:
-    """Issue 20 (3): a scope entry that matches no node stops quantize in its first stage, before any calibration
+    """A scope entry that matches no node stops quantize in its first stage, before any calibration
     data is read, and prune --quantize before its first stage (it reads fine-tuning data and fine-tunes later):
     checked on the unpruned deploy graph."""
     from compress.quantize.job import PRECHECK
@@ -585,7 +585,7 @@ def test_ignored_scope_refused_before_data_and_finetuning(tmp_path, capsys, stag
 
 @pytest.mark.slow
 def test_file_name_that_is_not_utf8_is_used_and_reported(tmp_path) -> None:
-    """Issue 20 (2): bytes \\xff\\xfe in a file name (os.fsdecode gives surrogates) used from the start: hashed as
+    """Bytes \\xff\\xfe in a file name (os.fsdecode gives surrogates) used from the start: hashed as
     its bytes, written to report.json (escaped), never a crash after the work."""
     import json
 
@@ -606,7 +606,7 @@ def test_file_name_that_is_not_utf8_is_used_and_reported(tmp_path) -> None:
 
 
 def test_expected_fallbacks_go_to_the_report_and_warnings_are_one_line() -> None:
-    """Issues 20 (9) and 30 (4): NNCF's 24 identical rollback warnings become one note for the report
+    """NNCF's 24 identical rollback warnings become one note for the report
     (quantization.ExpectedMessages) and nothing on stderr, so the summary stays last; a Python warning raised
     during a job is one log line, not 'file.py:NN: UserWarning' glued to a progress bar. Run as a CLI process would
     (its own stderr, not a terminal, no test-runner handlers): no progress bar redraws ('\\r'), one line for the
@@ -645,7 +645,7 @@ sys.exit(run_main("test", job))
 
 
 def test_checkpoint_folder_and_wordnet_data_get_the_right_message(tmp_path, capsys) -> None:
-    """Issue 20 (9): a folder as --checkpoint is called a folder; WordNet folders on a 16-class model say why."""
+    """A folder as --checkpoint is called a folder; WordNet folders on a 16-class model say why."""
     assert quantize.main([*FAST, "--checkpoint", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "is a folder; pass the checkpoint file" in capsys.readouterr().err
     for w in ("n01440764", "n02102040", "n03000684"):
@@ -656,7 +656,7 @@ def test_checkpoint_folder_and_wordnet_data_get_the_right_message(tmp_path, caps
 
 
 def test_a_bug_inside_create_model_is_not_called_bad_input(monkeypatch, tmp_path, capsys) -> None:
-    """Issue 20 (13): only the known input conditions (CheckpointError, UnknownModelError, missing files) are
+    """Only the known input conditions (CheckpointError, UnknownModelError, missing files) are
     'bad input'; a ValueError or KeyError from a bug inside create_model is an internal error with its traceback."""
     import cloformer
 
@@ -683,7 +683,7 @@ def small_disk(tmp_path):
 
 def test_full_disk_is_refused_early_or_reported_as_the_machine(small_disk, capsys, monkeypatch, stages_seen
                                                                   ) -> None:
-    """Issue 20 (6): an output that cannot fit is refused before the work (exit 2, naming the free space); a disk
+    """An output that cannot fit is refused before the work (exit 2, naming the free space); a disk
     that fills during the run is one line naming the path and the free space (exit 1, no traceback, no
     'please report it'), nothing left behind, and the previous output untouched."""
     out = small_disk / "run"

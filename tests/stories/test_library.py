@@ -39,7 +39,7 @@ def readme_block() -> str:
 
 
 def test_readme_library_example_uses_the_front_door() -> None:
-    """Issue 28: the README's library example reaches compress only through `import compress` (its front door),
+    """The README's library example reaches compress only through `import compress` (its front door),
     and every name it uses there is one the front door gives."""
     import compress
 
@@ -74,7 +74,7 @@ def test_readme_library_example_runs(tmp_path, monkeypatch) -> None:
 
 
 def test_reading_a_report_imports_neither_torch_nor_openvino(tmp_path) -> None:
-    """Issue 17: result types live with the report, so reading report.json needs only the standard library and
+    """Result types live with the report, so reading report.json needs only the standard library and
     NumPy; rendering it needs matplotlib, not torch or OpenVINO."""
     code = ("import sys, compress.report, compress.render\n"
             "print(sorted(m for m in ('torch', 'openvino', 'nncf', 'onnx') if m in sys.modules))")

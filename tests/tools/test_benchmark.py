@@ -134,7 +134,7 @@ def test_benchmark_smoke_tiny_input(tmp_path, q32_run) -> None:
 
 @pytest.mark.slow
 def test_speed_check_puts_the_section_beside_benchmark_app(q32_run, capsys) -> None:
-    """Issue 30 (3): --check-speed times a report's IRs with the report's own speed section and with benchmark_app in
+    """--check-speed times a report's IRs with the report's own speed section and with benchmark_app in
     one run, and prints each ratio against plain FP32 from both and their ratio (the figures here are too short to
     mean anything; the note quotes real runs)."""
     capsys.readouterr()
@@ -184,7 +184,7 @@ def test_benchmark_refuses_folder_without_report(tmp_path, capsys) -> None:
 
 
 def test_sweep_rows_state_every_setting_they_depend_on() -> None:
-    """Issue 20 (11): rows are built from one explicit base, not from the library's defaults (which moved after
+    """Rows are built from one explicit base, not from the library's defaults (which moved after
     the sweep): a row named 'global min/max' runs min/max with fast bias correction, and the row named default is
     exactly QuantSettings()."""
     from compress.settings import QuantSettings
@@ -200,7 +200,7 @@ def test_sweep_rows_state_every_setting_they_depend_on() -> None:
 
 
 def test_imposed_isa_rows_run_under_their_isa_against_their_own_baseline(tmp_path, capsys) -> None:
-    """Issue 26 (5): tools.benchmark --isa: each imposed row runs benchmark_app under ONEDNN_MAX_CPU_ISA, at f32
+    """Tools.benchmark --isa: each imposed row runs benchmark_app under ONEDNN_MAX_CPU_ISA, at f32
     where that ISA has no BF16 (as such a CPU defaults to), and is compared with the baseline run under the same ISA."""
     from dataclasses import replace
 

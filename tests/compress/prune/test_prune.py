@@ -181,7 +181,7 @@ def test_structured_then_quantize(tmp_path) -> None:
     md = (out / "report.md").read_text()
     assert "Fine-tuned at 64 px; exported, evaluated and timed at 96x96." in md
     assert "## The fast model against its targets" in md and f"{FAST_LATENCY}, LATENCY hint: " in md
-    # issue 26: the pruned INT8 IR as AVX2 computes it (a row of its own, AVX2 kernels), the graph target held
+    # the pruned INT8 IR as AVX2 computes it (a row of its own, AVX2 kernels), the graph target held
     avx2 = back.int8.isa_matrix[0]
     assert avx2.isa == "AVX2" and avx2.kernels_as_imposed and any(k.startswith("jit_avx2") for k in avx2.kernels)
     # 99.5% cannot be resolved on n diagnosis images (one image is 100/n %): at most one near-tie flip, as measured
@@ -193,7 +193,7 @@ def test_structured_then_quantize(tmp_path) -> None:
 
 
 def test_prune_speed_section_without_quantize(tmp_path) -> None:
-    """Issue 19: every report times what it made; a pruning run without --quantize times the pruned FP32 IR
+    """Every report times what it made; a pruning run without --quantize times the pruned FP32 IR
     against the unpruned plain FP32, and a --batch IR is rewritten after (at --input-size, not the fine-tune size)."""
     out = tmp_path / "p"
     assert prune.main(["--ratio", "0.3", *E2E[:-1], "1", "--input-size", "96", "--batch", "2",
@@ -216,7 +216,7 @@ def test_prune_bad_input_exit_2(tmp_path, capsys, args: list[str], message: str)
     assert message in capsys.readouterr().err and not out.exists()
 
 
-# ---------------------------------------------------------------- --round-to (issue 10)
+# ---------------------------------------------------------------- --round-to
 @pytest.mark.parametrize("name,multiple", [("cloformer_xxs", 16), ("cloformer_xs", 8), ("cloformer_s", 16)])
 def test_round_to_gives_multiples(name: str, multiple: int) -> None:
     """Kept FFN and local widths are multiples of N (a group narrower than N is kept whole); global heads keep
@@ -281,7 +281,7 @@ def test_round_to_default_is_the_simd_block() -> None:
 
 
 def test_finetuning_data_must_not_overlap_validation(tmp_path, capsys) -> None:
-    """Issue 20 (12): --data proxy-val would fine-tune on the reported set: refused (exit 2, before any work) unless
+    """--data proxy-val would fine-tune on the reported set: refused (exit 2, before any work) unless
     --allow-overlap, the same rule as calibration vs validation."""
     out = tmp_path / "p"
     assert prune.main([*E2E[:-4], "--data", "proxy-val", "--benchmark-seconds", "0", "--out", str(out)]) == 2
@@ -291,7 +291,7 @@ def test_finetuning_data_must_not_overlap_validation(tmp_path, capsys) -> None:
 
 
 def test_distillation_moves_the_student_toward_the_teacher() -> None:
-    """Issue 27: fine-tuning really trains. A student made from the teacher by weight noise is distilled for 40 steps
+    """Fine-tuning really trains. A student made from the teacher by weight noise is distilled for 40 steps
     at the default lr: the loss falls, and on 16 images it did not train on the student's softened outputs come
     closer to the teacher's (measured on AVX2: loss 1.65 -> 0.64 over the first and last 10 steps, held-out KL
     0.86 -> 0.48); a step that did not update the weights, or the wrong sign, leaves both where they were."""

@@ -65,7 +65,7 @@ def test_requantizing_reproduces_fake_quantize_ranges(gold, requantized) -> None
 
 
 def test_requantizing_reproduces_the_int8_weights(gold, requantized) -> None:
-    """Issue 20 (14): NNCF's weight quantization is pinned too: every int8 weight constant bit for bit (sha256 of
+    """NNCF's weight quantization is pinned too: every int8 weight constant bit for bit (sha256 of
     its bytes), named by the op that consumes it, and its per-channel scales."""
     q, _ = requantized
     new = int8_weight_params(q)
@@ -136,7 +136,7 @@ def avx2_row(gold, golden_ir, float32_yardstick):
 
 
 def test_openvino_int8_agrees_with_the_golden_under_avx2(avx2_row, float32_yardstick) -> None:
-    """Issue 26: the same bars under AVX2, where int8 products are summed pairwise in int16 with saturation
+    """The same bars under AVX2, where int8 products are summed pairwise in int16 with saturation
     (the default --overflow-fix keeps the golden's weights to 7 bits, so nothing may saturate). The row really ran
     AVX2 kernels: an unset or ignored variable would show AVX-512 or AMX ones."""
     row = avx2_row

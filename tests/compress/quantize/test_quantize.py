@@ -76,7 +76,7 @@ def test_default_run_writes_every_artifact(default_run) -> None:
 
 
 def test_default_run_has_a_speed_section(default_run) -> None:
-    """Issue 19: plain FP32 (the baseline), deploy FP32 and INT8 timed in the same run; ratios in the JSON, the
+    """Plain FP32 (the baseline), deploy FP32 and INT8 timed in the same run; ratios in the JSON, the
     Markdown, the plot; the ISA named; per-op counters for the models that are not the baseline."""
     from compress.report import read_report
     from compress.runtime import cpu_isa
@@ -103,7 +103,7 @@ def test_default_run_has_a_speed_section(default_run) -> None:
 
 
 def test_default_run_has_an_isa_matrix(default_run, capsys) -> None:
-    """Issue 26: the INT8 IR run as AVX2 (no VNNI) and as this process's own ISA, each in a process of its own, with
+    """The INT8 IR run as AVX2 (no VNNI) and as this process's own ISA, each in a process of its own, with
     the kernels that really ran, and every stated target judged on each row; the native row repeats what the run
     measured in-process (the same IR, ISA and compile settings)."""
     from compress import isa
@@ -283,7 +283,7 @@ def test_agreement_interval_is_wilson() -> None:
 
 
 def test_bias_correction_and_overflow_fix_reach_nncf_as_set() -> None:
-    """Issue 27: a swapped or dropped bias-correction setting fails here, in the fast suite. The default is NNCF's
+    """A swapped or dropped bias-correction setting fails here, in the fast suite. The default is NNCF's
     full bias correction (fast_bias_correction=False, not disabled); True is the fast one; None disables it. The
     overflow fix maps to NNCF's own enum values."""
     from nncf.quantization.advanced_parameters import OverflowFix
