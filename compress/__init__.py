@@ -11,7 +11,7 @@ Importing it changes nothing outside the package. The commands prepare their pro
 third-party noise quieted: compress.prepare_process); a library user calls that once to get the same.
 
 Packages by verb (quantize/, prune/, evaluate/: each a job, a list of stages, and its command) over the shared
-modules here (stages, data, sources, export, verification, speed, isa, report, render, settings).
+modules here (stages, data, export, verification, speed, isa, report, render, settings).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from typing import Any
 
 _FRONT_DOOR = {
     "load": "compress.loading", "LoadedModel": "compress.loading",
-    "DataSpec": "compress.sources", "quant_parts": "compress.sources", "resolve_source": "compress.sources",
+    "DataSpec": "compress.data.sources", "quant_parts": "compress.data.sources",
+    "resolve_source": "compress.data.sources",
     "QuantSettings": "compress.settings", "PruneSettings": "compress.settings", "RunConfig": "compress.settings",
     "ScopeEntry": "compress.settings",
     "quantize_model": "compress.quantize", "prune_model": "compress.prune", "PruneJob": "compress.prune",

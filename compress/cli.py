@@ -30,6 +30,7 @@ from reference_np.specs import INPUT_MULTIPLE
 
 from .atomic import check_target
 from .data import DEFAULT_EXIF, EXIF_HELP, EXIF_MODES, Preprocess
+from .data.sources import DataSpec, JobData, quant_parts
 from .errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -42,7 +43,6 @@ from .errors import (
 from .loading import LoadedModel, load
 from .process import prepare_process
 from .settings import QatSettings, QuantSettings, RunConfig, flag, options
-from .sources import DataSpec, JobData, quant_parts
 
 T = TypeVar("T")
 

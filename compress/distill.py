@@ -11,8 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .augment import augment
 from .data import Images, Preprocess
+from .data.augment import augment
 from .progress import Progress
 
 

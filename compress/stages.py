@@ -23,10 +23,10 @@ import numpy as np
 from . import export as E
 from . import verification as V
 from .data import DataSource, Images
+from .data.sources import JobData
 from .loading import LoadedModel
 from .report import Check, DataPart, PruneReport, QuantReport, SpeedReport, Timer
 from .settings import DEFAULT_RUN, RunConfig
-from .sources import JobData
 from .speed import BASELINE, measure_speed
 
 N_VERIFY = 8  # validation images of the FP32 twin checks (and of the FP32 IR's static-batch check)

@@ -26,9 +26,9 @@ from PIL import Image
 
 from compress import export, loading, runtime
 from compress.data import imagenet_synsets
+from compress.data.sources import resolve_source
 from compress.evaluate.job import AS_DEPLOYED, OVRun, evaluate_openvino
 from compress.runtime import cpu_isa
-from compress.sources import resolve_source
 from tools.benchmark_app import benchmark_app_cmd, run_benchmark_app
 
 
@@ -45,7 +45,7 @@ def link_folder(root: Path, per_class: int = 50) -> Path:
 
 def jpeg_folder(root: Path, n: int) -> Path:
     """n distinct 500x375 JPEGs (crops of the proxy photographs, so they compress like photographs)."""
-    from compress import proxy
+    from compress.data import proxy
 
     out = root / "jpegs"
     out.mkdir()

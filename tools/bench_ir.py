@@ -34,9 +34,9 @@ def _time(fn, reps: int) -> float:
 def quantized_proxy(size: int, folder: Path) -> Path:
 
     from compress import export, loading
+    from compress.data.sources import resolve_source
     from compress.quantize import job as quantization
     from compress.settings import QuantSettings
-    from compress.sources import resolve_source
 
     loaded = loading.load("cloformer_xxs", "proxy", size)
     settings = QuantSettings(subset_size=64)

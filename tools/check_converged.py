@@ -23,10 +23,10 @@ import torch
 
 from compress import loading
 from compress.data import Images, Preprocess
+from compress.data.sources import resolve_source
 from compress.distill import finetune
 from compress.evaluate.job import evaluate, torch_predictor
 from compress.settings import PruneSettings
-from compress.sources import resolve_source
 
 MAX_CHANGE_PT = 0.5  # |top-1 change| of a trained-out model under the prune recipe
 PRUNE_DEFAULTS = PruneSettings()

@@ -88,7 +88,7 @@ def proxy_case() -> dict[str, np.ndarray]:
     fail. The images come through compress's evaluation transform, which preprocess.npz pins on its own."""
     import cloformer
     from cloformer.registry import SHIPPED
-    from compress.sources import resolve_source
+    from compress.data.sources import resolve_source
 
     card = cloformer.model_card("proxy")
     w = rn.load_weights(SHIPPED["proxy"][1])

@@ -26,13 +26,13 @@ import torch
 
 from compress import export, loading
 from compress.cli import configure_logging
+from compress.data.sources import resolve_source
 from compress.errors import InputError
 from compress.prune.structured import structured_prune
 from compress.quantize import job as quantization
 from compress.quantize import ptq
 from compress.render import md_table
 from compress.settings import QuantSettings
-from compress.sources import resolve_source
 from compress.speed import BASELINE, measure_speed
 from reference_np.macs import count_macs
 

@@ -22,16 +22,16 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from compress import export, isa, loading, metrics, proxy, verification
+from compress import export, isa, loading, metrics, verification
 from compress.cli import configure_logging
-from compress.data import Images
+from compress.data import Images, proxy
+from compress.data.sources import resolve_source
 from compress.evaluate.job import AS_DEPLOYED, F32, evaluate_openvino
 from compress.quantize import job as quantization
 from compress.quantize import ptq
 from compress.render import md_table
 from compress.runtime import runtime_graph
 from compress.settings import QuantSettings, ScopeEntry
-from compress.sources import resolve_source
 from tools.benchmark import Target, measure
 
 

@@ -8,7 +8,7 @@ The shipped model's stages are its model card's `training` list (commands, steps
 them in order reproduces it. Output goes to outputs/proxy-<time>/cloformer_xxs_proxy.safetensors unless --out
 names a file.
 
-Data: a pool of random crops from the *training* regions of the 16 photos (compress/proxy.py), each crop
+Data: a pool of random crops from the *training* regions of the 16 photos (compress/data/proxy.py), each crop
 resized to the input size with PIL bicubic; augmentation on top (random flips, colour jitter, random grayscale,
 random erasing, Mixup/CutMix, each with its probability). Optimiser: AdamW, warm-up then cosine, label
 smoothing, gradient clipping, optionally an exponential moving average of the weights (the EMA is what is
@@ -41,9 +41,9 @@ import cloformer
 import reference_np as rn
 from cloformer.checkpoint import load_checkpoint, read_state_dict
 from cloformer.registry import SHIPPED
-from compress import proxy
 from compress.atomic import write_text_atomic
-from compress.augment import augment, mix, random_erase, smoothed
+from compress.data import proxy
+from compress.data.augment import augment, mix, random_erase, smoothed
 from compress.evaluate.job import evaluate, torch_predictor
 from compress.progress import Progress
 from compress.runtime import cpu_isa, cpu_model
@@ -241,7 +241,7 @@ def write_card(args: argparse.Namespace, res: Any, train_s: float, weights: dict
         stages = json.loads(init_card.read_text())["training"]
     card = {
         "name": "proxy", "variant": "cloformer_xxs", "format": "official CloFormer state_dict keys, float32",
-        "task": "proxy-16: which of 16 scikit-image photographs a crop comes from (compress/proxy.py)",
+        "task": "proxy-16: which of 16 scikit-image photographs a crop comes from (compress/data/proxy.py)",
         "classes": list(proxy.CLASSES), "num_classes": n_cls, "input_size": args.size,
         "preprocessing": {"resize_shorter": int(args.size / rn.specs.CROP_PCT), "crop": args.size,
                           "interpolation": "bicubic", "mean": rn.specs.IMAGENET_MEAN, "std": rn.specs.IMAGENET_STD},

@@ -27,7 +27,7 @@ log = logging.getLogger("compress")
 
 def build_parser() -> argparse.ArgumentParser:
     from ..cli import add_common, add_exif_option, command_parser, input_size, positive_int
-    from ..sources import source_help
+    from ..data.sources import source_help
 
     ap = command_parser("evaluate", __doc__)
     ap.add_argument("--model", default=None, help="variant of a checkpoint (default: cloformer_xxs)")

@@ -285,7 +285,7 @@ class EvalJob:
 
 def evaluate_model(job: EvalJob) -> EvalResult:
     """`job.checkpoint` (a checkpoint or an IR) on `job.data`: top-1/top-5 and images/s (compress.evaluate)."""
-    from ..sources import resolve_source
+    from ..data.sources import resolve_source
 
     ckpt = str(job.checkpoint)
     is_ir = ckpt.endswith(".xml")

@@ -36,9 +36,9 @@ from ..cli import (
     target_and_model,
 )
 from ..data import Preprocess
+from ..data.sources import resolve_source, source_help
 from ..render import fast_lines, fmt, isa_target_lines, verdict
 from ..settings import PruneSettings, QuantSettings
-from ..sources import resolve_source, source_help
 from .job import PruneJob, prune_model
 
 

@@ -35,6 +35,7 @@ from reference_np.specs import ModelPlan
 from .. import stages as S
 from ..atomic import check_apart, staging_dir
 from ..data import DataSource, Images
+from ..data.sources import JobData, refuse_overlap
 from ..distill import Hooks, finetune
 from ..errors import InputError
 from ..evaluate.job import EvalResult, evaluate, openvino_predictor, torch_predictor
@@ -64,7 +65,6 @@ from ..settings import (
     QuantSettings,
     RunConfig,
 )
-from ..sources import JobData, refuse_overlap
 from ..stages import Stage
 from ..tolerances import FLOAT64_ATOL
 from ..verification import float64_crop, twin_error

@@ -35,9 +35,9 @@ from ..cli import (
     run_main,
     target_and_model,
 )
+from ..data.sources import resolve_source
 from ..render import quant_summary
 from ..settings import QuantSettings
-from ..sources import resolve_source
 from .job import quantize_model
 
 

@@ -25,6 +25,7 @@ from .. import stages as S
 from .. import verification as V
 from ..atomic import check_apart, staging_dir
 from ..data import DataSource, Images
+from ..data.sources import JobData, refuse_overlap
 from ..errors import InputError
 from ..evaluate.job import F32, OVRun, evaluate_openvino
 from ..loading import LoadedModel, output_bytes
@@ -63,7 +64,6 @@ from ..settings import (
     QuantSettings,
     RunConfig,
 )
-from ..sources import JobData, refuse_overlap
 from ..stages import Stage
 from ..tolerances import INT8_RUNTIME_MARGIN_DB
 from . import ptq, qat

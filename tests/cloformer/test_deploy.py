@@ -112,8 +112,8 @@ def int8_224(tmp_path_factory):
     """The proxy model's deploy graph quantized at 224 with the default settings (8 calibration images: the
     runtime graph depends on where the quantizers are, not on their ranges)."""
 
+    from compress.data.sources import resolve_source
     from compress.settings import QuantSettings
-    from compress.sources import resolve_source
 
     d = tmp_path_factory.mktemp("int8_224")
     loaded = loading.load("cloformer_xxs", "proxy", 224)

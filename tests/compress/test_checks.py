@@ -17,9 +17,9 @@ import torch
 from cloformer import convffn
 from compress import cli, export, loading
 from compress import verification as V
+from compress.data.sources import resolve_source
 from compress.prune.job import numpy_agreement
 from compress.report import Check, PruneReport, QuantReport
-from compress.sources import resolve_source
 
 SIZE = 32
 

@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from compress import proxy
 from compress.data import (
     center_crop,
     folder_source,
     imagenet_synsets,
     preprocess,
+    proxy,
     resize_shorter,
     to_rgb,
 )
+from compress.data.sources import resolve_source
 from compress.errors import InputError
-from compress.sources import resolve_source
 from tests.helpers import write_images
 from tools import make_imagenet_subset
 
@@ -289,7 +289,7 @@ def test_split_is_disjoint_seeded_and_class_balanced() -> None:
 
 
 def test_quant_parts_never_share_images(tmp_path) -> None:
-    from compress.sources import DataSpec, quant_parts, shared_items
+    from compress.data.sources import DataSpec, quant_parts, shared_items
 
     for w in ("n01440764", "n02102040"):
         write_images(tmp_path / "a" / w, [f"{w}_{i}.JPEG" for i in range(6)])
@@ -311,7 +311,7 @@ def test_quant_parts_never_share_images(tmp_path) -> None:
 def test_folder_of_50k_links_hashes_lazily(tmp_path) -> None:
     """resolve_source reads names only (no file is opened or hashed for 50,000 links in 1000 class folders),
     and a 300-image subset hashes its 300 files. Its time (target <= 2 s) is measured by tools.bench_data."""
-    from compress import data
+    from compress.data import source
 
     write_images(tmp_path, ["img.png"])
     root = tmp_path / "val"
@@ -320,8 +320,8 @@ def test_folder_of_50k_links_hashes_lazily(tmp_path) -> None:
         for i in range(50):
             (root / w / f"{i}.JPEG").symlink_to(tmp_path / "img.png")
     calls = []
-    orig = data.file_sha256
-    data.file_sha256 = lambda p: calls.append(p) or orig(p)
+    orig = source.file_sha256  # what an item's sha256 calls
+    source.file_sha256 = lambda p: calls.append(p) or orig(p)
     try:
         src = resolve_source(root, 32)
         assert len(src) == 50_000 and not calls
@@ -329,12 +329,12 @@ def test_folder_of_50k_links_hashes_lazily(tmp_path) -> None:
         src.subset(300).manifest()
         assert len(calls) == 300
     finally:
-        data.file_sha256 = orig
+        source.file_sha256 = orig
 
 
 def test_shared_images_found_among_equal_names(tmp_path) -> None:
     """Files named alike in different class folders are told apart by content: only the true copy is shared."""
-    from compress.sources import shared_items
+    from compress.data.sources import shared_items
 
     for k, w in enumerate(("n01440764", "n02102040")):  # the same name and byte size, other pixels
         (tmp_path / "a" / w).mkdir(parents=True)

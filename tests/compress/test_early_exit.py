@@ -90,8 +90,8 @@ def runtimes_busy(tmp_path_factory):
     return busy_runtimes(tmp_path_factory.mktemp("ir"))
 
 
-# decoding threads keep at most 4 x workers loads in flight (compress.data._threaded): an early exit may start that
-# many past the point where it stopped, and no more
+# decoding threads keep at most 4 x workers loads in flight (compress.data.source._threaded): an early exit may
+# start that many past the point where it stopped, and no more
 READ_AHEAD = 4 * WORKERS
 
 

@@ -14,6 +14,7 @@ import torch
 import cloformer
 import reference_np as rn
 from compress import export, loading, quantize, runtime
+from compress.data.sources import resolve_source
 from compress.evaluate.job import OVRun, evaluate_openvino, openvino_predictor
 from compress.metrics import sqnr_db
 from compress.prune import structured
@@ -21,7 +22,6 @@ from compress.quantize import job as quantization
 from compress.quantize import ptq
 from compress.runtime import own_isa, runtime_graph
 from compress.settings import TARGET_MIN_GRAPH_SQNR_DB, QuantSettings
-from compress.sources import resolve_source
 from compress.tolerances import FLOAT32_REL, INT8_RUNTIME_MARGIN_DB
 from reference_np import ir
 from tests.helpers import random_scores

@@ -274,11 +274,11 @@ def test_other_routes_run_by_numpy(tmp_path, route: str) -> None:
     import openvino as ov
 
     from compress import export, loading, runtime
+    from compress.data.sources import resolve_source
     from compress.metrics import rel_max, sqnr_db
     from compress.quantize import job as quantization
     from compress.quantize import ptq
     from compress.settings import QuantSettings
-    from compress.sources import resolve_source
 
     loaded = loading.load("cloformer_xxs", "proxy", 64)
     x = np.stack([x for x, _ in resolve_source("proxy-val", 64).subset(2)])

@@ -19,10 +19,10 @@ import reference_np as rn
 from cloformer.registry import SHIPPED
 from compress import evaluate, loading, prune, quantize, stages
 from compress.cli import cli_message
+from compress.data.sources import DataSpec
 from compress.errors import InputError
 from compress.evaluate import job as ev
 from compress.settings import PruneSettings, QuantSettings, RunConfig, ScopeEntry, flag, options
-from compress.sources import DataSpec
 from tests.helpers import ROOT, exit_code, write_images
 from tools import make_imagenet_subset
 
@@ -149,7 +149,7 @@ def test_an_output_folder_inside_data_is_skipped_with_a_warning(tmp_path, bad_fi
     loose images: the scan skips it and names it."""
     import shutil
 
-    from compress.sources import resolve_source
+    from compress.data.sources import resolve_source
 
     flat = tmp_path / "flat"
     write_images(flat, ["a.png", "b.png"])
@@ -423,7 +423,7 @@ def test_evaluate_bad_input(capsys, bad_files, argv: list[str], message: str) ->
 def test_evaluate_openvino_parallel_matches_serial(bad_files) -> None:
     """The AsyncInferQueue + worker-process path gives the same logits, in order, as one-by-one inference (on
     the FP32 IR in f32: int8 kernels may round differently under the throughput hint's streams)."""
-    from compress.sources import resolve_source
+    from compress.data.sources import resolve_source
 
     xml = bad_files["run"] / "model_fp32.xml"
     src = resolve_source("proxy-val", 32, limit=24)
@@ -589,7 +589,7 @@ def test_file_name_that_is_not_utf8_is_used_and_reported(tmp_path) -> None:
     its bytes, written to report.json (escaped), never a crash after the work."""
     import json
 
-    from compress.sources import resolve_source
+    from compress.data.sources import resolve_source
 
     folder = tmp_path / "calib"
     write_images(folder / "cls", [f"ok{i}.jpg" for i in range(7)])

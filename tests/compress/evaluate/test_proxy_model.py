@@ -13,8 +13,8 @@ import cloformer
 import reference_np as rn
 from cloformer.registry import SHIPPED
 from compress import evaluate
+from compress.data.sources import resolve_source
 from compress.evaluate import job as ev
-from compress.sources import resolve_source
 from compress.tolerances import FLOAT32_REL
 from tools.make_golden import GOLDEN_DIR
 

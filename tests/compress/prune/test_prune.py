@@ -301,8 +301,8 @@ def test_distillation_moves_the_student_toward_the_teacher() -> None:
 
     from compress import distill, loading
     from compress.data import Images
+    from compress.data.sources import resolve_source
     from compress.settings import PruneSettings
-    from compress.sources import resolve_source
 
     teacher = loading.load("cloformer_xxs", "proxy", 32).model
     student = copy.deepcopy(teacher)

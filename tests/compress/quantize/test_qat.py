@@ -10,8 +10,8 @@ import openvino as ov
 import pytest
 import torch
 
-from compress import loading, proxy, quantize
-from compress.data import Images
+from compress import loading, quantize
+from compress.data import Images, proxy
 from compress.errors import InputError
 from compress.export import convert_deploy
 from compress.metrics import sqnr_db

@@ -1,5 +1,5 @@
-"""Named data sources, registered in one place (this module imports compress.data and compress.proxy;
-neither imports the other), and the calibration/validation split rules.
+"""Named data sources, registered in one place (this module imports the data modules and the proxy task; none of
+them imports it), and the calibration/validation split rules.
 
     resolve_source("sample" | "proxy-val" | "proxy-train" | "imagenet_subset" | <folder>, size)
 """
@@ -12,8 +12,9 @@ from dataclasses import dataclass, replace
 
 from reference_np.specs import check_input_size
 
-from . import proxy
-from .data import (
+from ..errors import InputError
+from ..settings import check_count, option
+from . import (
     DEFAULT_DATA_ROOT,
     DEFAULT_EXIF,
     EXIF_HELP,
@@ -25,9 +26,8 @@ from .data import (
     data_root,
     file_sha256,
     folder_source,
+    proxy,
 )
-from .errors import InputError
-from .settings import check_count, option
 
 
 def imagenet_subset(size: int) -> DataSource:
