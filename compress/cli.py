@@ -41,14 +41,15 @@ from .errors import (
     Terminated,
 )
 from .loading import LoadedModel, load
+from .options import flag, options
 from .process import prepare_process
-from .settings import QatSettings, QuantSettings, RunConfig, flag, options
+from .settings import QatSettings, QuantSettings, RunConfig
 
 T = TypeVar("T")
 
 
 def cli_message(e: InputError) -> str:
-    """An InputError's message in the command line's words: each field it names becomes its flag (settings.flag:
+    """An InputError's message in the command line's words: each field it names becomes its flag (compress.options.flag:
     one rule for every command, so no table to keep)."""
     text = str(e)
     for name in e.fields:
@@ -116,7 +117,7 @@ _KINDS = {"flag": {"action": "store_true"}, "toggle": {"action": argparse.Boolea
 
 
 def add_options(ap: argparse.ArgumentParser, cls: type) -> None:
-    """The options of a settings class (settings.option fields) as argparse options, `--field-name`, with the
+    """The options of a settings class (compress.options.option fields) as argparse options, `--field-name`, with the
     field's default and help; an option another class already added (seed, allow_overlap) is added once."""
     for f, opt in options(cls):
         name = flag(f.name)

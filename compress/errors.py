@@ -10,7 +10,7 @@ from __future__ import annotations
 class InputError(Exception):
     """Bad input (a file, key, option or shape), found before or during a run. The message names it, and an
     option by its field name (`lr`, `force=True`); `fields` lists those names, so that a command line can say
-    its flags instead (compress.settings.flag: `--lr`, `--force`)."""
+    its flags instead (compress.options.flag: `--lr`, `--force`)."""
 
     def __init__(self, message: str, field: str | tuple[str, ...] = ()) -> None:
         super().__init__(message)

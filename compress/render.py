@@ -11,11 +11,6 @@ from typing import Any
 
 from .plots import plot_layers, plot_loss, plot_pruning, plot_speed
 from .report import (
-    GRAPH_AGREEMENT,
-    GRAPH_SQNR,
-    INT8_AGREEMENT,
-    INT8_DROP,
-    INT8_SQNR,
     UNSTABLE_SPREAD,
     Check,
     Int8Comparison,
@@ -25,6 +20,7 @@ from .report import (
     write_report,
 )
 from .runtime import RuntimeGraph
+from .targets import FAST_DROP, GRAPH_AGREEMENT, GRAPH_SQNR, INT8_AGREEMENT, INT8_DROP, INT8_SQNR
 
 
 def fmt(v: Any, spec: str = ".2f") -> str:
@@ -242,8 +238,8 @@ def targets_section(report: QuantReport) -> list[str]:
     missed = report.missed()
     head = (f"All {len(report.targets)} targets met." if not missed else
             f"**{len(missed)} of {len(report.targets)} targets missed.**")
-    rows = [[t.scope, t.metric, fmt(t.value), f"{'≥' if t.at_least else '≤'} {t.bound:g}",
-             {True: "met", False: "**NOT MET**", None: "not measured"}[t.met], t.cause or ""] for t in report.targets]
+    rows = [[t.scope, t.metric, fmt(t.value), t.bound_text, f"**{t.state}**" if t.met is False else t.state,
+             t.cause or ""] for t in report.targets]
     return ["## Targets", "", head + " Reported, not enforced: the exit status is the checks'.", "",
             md_table(["where", "target", "value", "bound", "", "likely cause"], rows), ""]
 
@@ -394,13 +390,12 @@ def write_prune_outputs(rep: PruneReport, folder: Path) -> None:
 def fast_lines(rep: PruneReport, markdown: bool = True) -> list[str]:
     """The fast model (pruned INT8) against the unpruned checkpoint, target by target, in words."""
     targets = rep.targets or []
-    lines = [f"{t.metric}, {t.scope}: {fmt(t.value)} ({'≥' if t.at_least else '≤'} {t.bound:g}): "
-             + {True: "met", False: "**not met**" if markdown else "NOT MET", None: "not measured"}[t.met]
-             for t in targets]
+    lines = [f"{t.metric}, {t.scope}: {fmt(t.value)} ({t.bound_text}): "
+             + (f"**{t.state}**" if markdown and t.met is False else t.state) for t in targets]
     sp = rep.timings
     if sp is None:
         lines.append("speed not measured (--benchmark-seconds 0)")
-    elif any(t.met is False for t in targets if t.metric != targets[0].metric):
+    elif any(t.met is False for t in targets if t.id != FAST_DROP.id):  # a speed target
         counters = bound(sp, sp.rows[-1].label, "pruned deploy FP32") or "no counters were read"
         lines.append(f"what bounds it on this CPU ({sp.isa_short}, {sp.cores} cores): {counters}")
     return lines

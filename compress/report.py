@@ -21,6 +21,7 @@ from typing import Any
 from .atomic import write_text_atomic
 from .runtime import RuntimeGraph
 from .settings import QuantSettings, ScopeEntry
+from .targets import Metric, Target
 
 PACKAGES = ("torch", "numpy", "nncf", "openvino", "onnx", "onnxruntime", "scipy", "pillow")
 
@@ -186,9 +187,9 @@ class QuantReport:
     def missed(self) -> list[Target]:
         return [t for t in self.targets if t.met is False]
 
-    def bound(self, metric: str) -> float | None:
+    def bound(self, metric: Metric) -> float | None:
         """The bound of a target the report states (every scope of a metric has the same one)."""
-        return next((t.bound for t in self.targets if t.metric == metric), None)
+        return next((t.bound for t in self.targets if t.id == metric.id), None)
 
     def failed_checks(self) -> list[str]:
         """The checks (not targets) that failed: what makes a command exit 1."""
@@ -373,41 +374,6 @@ class GraphAgreement:
     # the same graph run by NumPy in float32 against float64: how far arithmetic precision alone moves this
     # INT8 graph (values next to a FakeQuantize rounding threshold land one step away) - the yardstick
     graph_f32_sqnr_db: float | None = None
-
-
-# the metrics of the INT8 targets (compress.quantize.job judges them; the renderer reads their bounds from a report)
-INT8_DROP = "INT8 vs FP32 top-1 drop (pt)"
-INT8_AGREEMENT = "INT8 vs FP32 top-1 agreement (%)"
-INT8_SQNR = "INT8 vs FP32 logit SQNR (dB)"
-GRAPH_METRIC = "OpenVINO vs the IR's NumPy run:"  # the graph targets' metrics begin so
-GRAPH_SQNR = f"{GRAPH_METRIC} logit SQNR (dB)"
-GRAPH_AGREEMENT = f"{GRAPH_METRIC} top-1 agreement (%)"
-# Reorders are left out: the plugin's layout choice moves one between compilations of one IR (295 or 294, 7:1 in
-# 8 compilations of the QAT IR), which failed a CI run; an unfused FakeQuantize adds itself, not only Reorders
-QAT_EXECUTED_NODES = "QAT IR executed nodes other than Reorder (bound: the PTQ IR's)"
-
-
-@dataclass
-class Target:
-    """One target the report states, judged where it was measured: `value` against `bound`."""
-
-    metric: str  # e.g. "INT8 vs FP32 top-1 agreement %"
-    scope: str  # where: "this run (bf16)", "AVX2", "AVX512_CORE_AMX (native)"
-    value: float | None  # None: not measured (e.g. no labels for a drop)
-    bound: float
-    at_least: bool  # True: met when value >= bound; False: when value <= bound
-    met: bool | None
-    cause: str | None = None  # when missed: the likely cause and what to try
-
-    @classmethod
-    def judge(cls, metric: str, scope: str, value: float | None, bound: float, at_least: bool) -> Target:
-        met = None if value is None else (value >= bound if at_least else value <= bound)
-        return cls(metric, scope, value, bound, at_least, met)
-
-    def __str__(self) -> str:
-        state = {True: "met", False: "NOT MET", None: "not measured"}[self.met]
-        value = "–" if self.value is None else f"{self.value:.2f}"
-        return f"{self.scope}: {self.metric} {value} ({'≥' if self.at_least else '≤'} {self.bound:g}) {state}"
 
 
 @dataclass

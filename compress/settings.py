@@ -1,20 +1,19 @@
 """Typed, validated settings of the compression stages. Built by the CLIs from argv or by library users
 directly; an unknown value raises at construction, whichever entry point built them.
 
-One place per option: a settings field declared with `option(...)` carries its help and how a command line spells
-it; compress.cli derives the argparse options (`--field-name`) and reads them back from it, and library errors
-name the field (`lr must be > 0`), which the command line shows as its flag (`--lr must be > 0`, `flag`)."""
+Each field is declared with `compress.options.option(...)`: its help and how a command line spells it live beside
+the field, and compress.cli derives the command from them."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from dataclasses import dataclass
+from typing import Literal, get_args
 
 from .errors import InputError
+from .options import check_choice, check_count, option
 from .runtime import ISA_LEVELS, cpu_isa
+from .targets import TARGET_MAX_TOP1_DROP_PT
 
 Preset = Literal["performance", "mixed"]
 NNCFModelType = Literal["transformer"]  # nncf.ModelType, by lower-case name
@@ -42,52 +41,6 @@ BACKENDS: tuple[str, ...] = get_args(Backend)
 Precision = Literal["f32", "bf16", "f16"]  # OpenVINO's INFERENCE_PRECISION_HINT; None where used: the device's default
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 ISA_MATRIX_CHOICES = ("none", "default", "all")  # besides a comma-separated list of oneDNN ISA names
-
-
-# ------------------------------------------------------------------ options
-OptionKind = Literal["value", "flag", "toggle", "append"]  # --x V, --x (store_true), --x/--no-x, --x V repeated
-
-
-@dataclass(frozen=True)
-class Option:
-    """A settings field as a command-line option: its help, the kind of argument, and how argv spells the value
-    when it differs from the field's (`to_cli`: the default as --help shows it; `from_cli`: argv -> field)."""
-
-    help: str
-    kind: OptionKind = "value"
-    type: Callable[[str], Any] | None = None
-    choices: tuple[Any, ...] | None = None
-    metavar: str | None = None
-    to_cli: Callable[[Any], Any] | None = None
-    from_cli: Callable[[Any], Any] | None = None
-
-
-def option(default: Any = dataclasses.MISSING, help: str = "", *, default_factory: Any = dataclasses.MISSING,
-           **cli: Any) -> Any:
-    """A dataclass field that is also a command-line option (Option's keywords)."""
-    return field(default=default, default_factory=default_factory, metadata={"option": Option(help, **cli)})
-
-
-def options(cls: type) -> list[tuple[dataclasses.Field, Option]]:
-    """The fields of a settings class that are options, in declaration order."""
-    return [(f, f.metadata["option"]) for f in dataclasses.fields(cls) if "option" in f.metadata]
-
-
-def flag(name: str) -> str:
-    """A field's command-line flag: lr -> --lr, val_limit -> --val-limit."""
-    return "--" + name.replace("_", "-")
-
-
-# Targets from the project's issues: reported (not enforced) by every INT8 run.
-TARGET_MAX_TOP1_DROP_PT = 0.3  # top-1 points, INT8 vs FP32 (also --max-drop's default for accuracy control)
-TARGET_MIN_AGREEMENT_PCT = 99.0  # top-1 agreement with FP32
-TARGET_MIN_SQNR_DB = 28.0  # logit SQNR against FP32
-TARGET_MIN_GRAPH_SQNR_DB = 35.0  # OpenVINO INT8 (f32 hint) vs the NumPy run of the same IR
-TARGET_MIN_GRAPH_AGREEMENT_PCT = 99.5
-# The fast model (compress.prune --method structured --quantize): pruned INT8 against plain FP32 of the
-# unpruned checkpoint, measured in the same run; its top-1 drop target is TARGET_MAX_TOP1_DROP_PT against unpruned FP32.
-TARGET_FAST_MIN_LATENCY_X = 1.5  # batch 1, LATENCY hint
-TARGET_FAST_MIN_FPS_BN_X = 2.0  # batch N (the speed section's --benchmark-batch, 8 by default), THROUGHPUT hint
 
 
 @dataclass(frozen=True)
@@ -134,12 +87,6 @@ class RunConfig:
 DEFAULT_RUN = RunConfig()
 
 
-def check_choice(value: Any, allowed: tuple[Any, ...], name: str) -> None:
-    """A field with a fixed set of values (a Literal): `name` is the field's name."""
-    if value not in allowed:
-        raise InputError(f"{name} '{value}': expected one of {', '.join(map(str, allowed))}", field=name)
-
-
 def check_ratio(ratio: float, name: str = "ratio") -> float:
     """A pruning ratio: the fraction removed, strictly between 0 and 1 (one definition for every caller)."""
     if not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
@@ -151,13 +98,6 @@ def check_round_to(n: int) -> int:
     """structured pruning's channel multiple: 1 (no rounding) to 256."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1 or n > 256:
         raise InputError(f"round_to must be an integer from 1 to 256 (1: no rounding); got {n}", field="round_to")
-    return n
-
-
-def check_count(n: int | None, name: str, minimum: int = 1) -> int | None:
-    """A count option (images, steps): an integer >= minimum, or None (= all / default)."""
-    if n is not None and (not isinstance(n, int) or n < minimum):
-        raise InputError(f"{name} must be an integer >= {minimum}; got {n}", field=name)
     return n
 
 
@@ -286,11 +226,10 @@ class PruneSettings:
 @dataclass
 class QuantSettings:
     """nncf.quantize settings of the deploy graph. The defaults were chosen by measurement, for speed and
-    accuracy together (README, "INT8 defaults"; tools.sweep_quant on a selection set of 3200 held-out crops,
-    never on the reported proxy-val): every convolution in int8 (dense, 1x1, depthwise); the stem, the
+    accuracy together (tools.sweep_quant on a selection set of held-out crops, never on the reported proxy-val;
+    the figures: docs/results/int8-defaults.md): every convolution in int8 (dense, 1x1, depthwise); the stem, the
     attention's softmax path (ScaledDotProductAttention) and the element-wise products in float; MSE-optimal
-    histogram ranges and full bias correction. 295 executed nodes (37 Reorders) on AVX-512 VNNI/BF16, 292 (37) on
-    AMX; 22 (AVX-512) and 27 (AMX) of 3200 images changing class."""
+    histogram ranges and full bias correction."""
 
     preset: Preset = option("performance", "NNCF preset: mixed = asymmetric activations", choices=PRESETS)
     model_type: ModelType = option(None, "NNCF model type (transformer: fewer quantizers on element-wise ops)",
@@ -298,8 +237,8 @@ class QuantSettings:
                                    from_cli=lambda s: None if s == "none" else s)
     # None: no bias correction at all (NNCF's convention)
     fast_bias_correction: bool | None = option(
-        False, "NNCF fast bias correction; off = full bias correction, which doubles the quantize time and saved 19 "
-        "of 3200 images from changing class on the selection set", kind="toggle")
+        False, "NNCF fast bias correction; off = full bias correction, which doubles the quantize time and keeps "
+        "more images in their class", kind="toggle")
     activation_range: ActivationRange = option(
         "histogram", "NNCF activation range estimator: minmax = global min/max over the calibration set, "
         "mean_minmax = NNCF's default, histogram = MSE-optimal", choices=ACTIVATION_RANGES)
@@ -338,32 +277,3 @@ class QuantSettings:
 
     def scope(self, kind: str) -> list[str]:
         return [e.value for e in self.ignored_scope if e.kind == kind]
-
-    def nncf_kwargs(self) -> dict[str, Any]:
-        import nncf
-        from nncf.quantization.advanced_parameters import (
-            AdvancedQuantizationParameters,
-            AdvancedSmoothQuantParameters,
-        )
-        from nncf.quantization.advanced_parameters import OverflowFix as NNCFOverflowFix
-        from nncf.quantization.range_estimator import RangeEstimatorParametersSet
-
-        kw: dict[str, Any] = dict(
-            preset=nncf.QuantizationPreset.MIXED if self.preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE,
-            model_type=nncf.ModelType.TRANSFORMER if self.model_type == "transformer" else None,
-            fast_bias_correction=self.fast_bias_correction is not False, subset_size=self.subset_size,
-            target_device=getattr(nncf.TargetDevice, self.target_device.upper()))
-        if self.ignored_scope:
-            # entries were checked against the graph already (quantization.check_ignored_scope) with clear errors
-            kw["ignored_scope"] = nncf.IgnoredScope(names=self.scope("name"), patterns=self.scope("pattern"),
-                                                    types=self.scope("type"), validate=False)
-        adv: dict[str, Any] = {"activations_range_estimator_params":
-                               getattr(RangeEstimatorParametersSet, self.activation_range.upper()),
-                               "disable_bias_correction": self.fast_bias_correction is None,
-                               "overflow_fix": {"enable": NNCFOverflowFix.ENABLE, "disable": NNCFOverflowFix.DISABLE,
-                                                "first_layer": NNCFOverflowFix.FIRST_LAYER}[self.overflow_fix]}
-        if self.smooth_quant_alpha is not None:
-            a = self.smooth_quant_alpha
-            adv["smooth_quant_alphas"] = AdvancedSmoothQuantParameters(convolution=a, matmul=a)
-        kw["advanced_parameters"] = AdvancedQuantizationParameters(**adv)
-        return kw

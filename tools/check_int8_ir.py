@@ -21,7 +21,7 @@ from compress import verification
 from compress.data import Images
 from compress.data.sources import resolve_source
 from compress.evaluate.job import read_ir
-from compress.settings import TARGET_MIN_GRAPH_AGREEMENT_PCT, TARGET_MIN_GRAPH_SQNR_DB
+from compress.targets import TARGET_MIN_GRAPH_AGREEMENT_PCT, TARGET_MIN_GRAPH_SQNR_DB
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from reference_np.specs import check_input_size
 
 from ..errors import InputError
-from ..settings import check_count, option
+from ..options import check_count, option
 from . import (
     DEFAULT_DATA_ROOT,
     DEFAULT_EXIF,

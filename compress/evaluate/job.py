@@ -19,8 +19,9 @@ from reference_np.specs import IMAGENET_MEAN, IMAGENET_STD
 from ..data import DEFAULT_EXIF, DataSource, Images, Preprocess, batched, no_images
 from ..errors import InputError
 from ..metrics import topk_accuracy
+from ..options import check_choice
 from ..progress import Progress
-from ..settings import BACKENDS, PRECISIONS, Backend, Precision, check_choice
+from ..settings import BACKENDS, PRECISIONS, Backend, Precision
 
 Predict = Callable[[np.ndarray], np.ndarray]  # float32 [B,3,S,S] -> logits [B,classes]
 

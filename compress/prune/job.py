@@ -51,21 +51,18 @@ from ..report import (
     PruneAccuracy,
     PruneReport,
     QuantReport,
-    Target,
     Timer,
     versions,
 )
 from ..settings import (
     DEFAULT_RUN,
-    TARGET_FAST_MIN_FPS_BN_X,
-    TARGET_FAST_MIN_LATENCY_X,
-    TARGET_MAX_TOP1_DROP_PT,
     PruneSettings,
     QatSettings,
     QuantSettings,
     RunConfig,
 )
 from ..stages import Stage
+from ..targets import fast_targets
 from ..tolerances import FLOAT64_ATOL
 from ..verification import float64_crop, twin_error
 from .structured import removals, structured_prune
@@ -241,27 +238,6 @@ def layer_table(before: ModelPlan, after: ModelPlan) -> list[dict[str, Any]]:
     return rows
 
 
-FAST_DROP = "top-1 drop against unpruned FP32 (pt)"
-FAST_LATENCY = "latency at batch 1 against unpruned plain FP32 (x)"
-FAST_FPS_BN = "throughput at batch N against unpruned plain FP32 (x)"
-
-
-def fast_targets(unpruned: EvalResult, int8: QuantReport) -> list[Target]:
-    """The fast model's targets (reported, not enforced): pruned INT8 against the unpruned checkpoint,
-    top-1 on the same validation data and speed against its plain FP32 in the same run."""
-    c = int8.int8_vs_fp32
-    same = c.source == unpruned.source and c.n == unpruned.n
-    drop = unpruned.top1 - c.int8_top1 if same and unpruned.top1 is not None and c.int8_top1 is not None else None
-    out = [Target.judge(FAST_DROP, f"{c.source} ({c.n} images)", drop, TARGET_MAX_TOP1_DROP_PT, False)]
-    sp = int8.speed
-    if sp is not None:
-        q = sp.ratios(sp.rows[-1].label)
-        out += [Target.judge(FAST_LATENCY, "LATENCY hint", q["latency"], TARGET_FAST_MIN_LATENCY_X, True),
-                Target.judge(FAST_FPS_BN, f"batch {sp.batch}, THROUGHPUT hint", q["fps_bn"],
-                             TARGET_FAST_MIN_FPS_BN_X, True)]
-    return out
-
-
 def build_report(ctx: PruneContext, int8: QuantReport | None) -> PruneReport:
     """The pruning report; with quantize, the INT8 stages' report inside it (their checks are there)."""
     job, after = ctx.job, ctx.loaded
@@ -288,7 +264,7 @@ def build_report(ctx: PruneContext, int8: QuantReport | None) -> PruneReport:
         finetune_loss={"first": losses[0] if losses else None, "last": losses[-1] if losses else None},
         nncf_pruning_statistic=ctx.nncf_statistic, int8=int8, finetune_size=job.data.size,
         speed=None if int8 is not None else ctx.speed, checks=[] if int8 is not None else ctx.checks,
-        targets=None if int8 is None else fast_targets(base, int8),
+        targets=None if int8 is None else fast_targets(base.top1, base.source, base.n, int8),
         undertrained_teacher=pruned_beats_unpruned(base, mine, int8))
 
 

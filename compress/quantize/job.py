@@ -32,13 +32,6 @@ from ..loading import LoadedModel, output_bytes
 from ..metrics import compare_int8, undertrained_teacher
 from ..render import write_quant_outputs
 from ..report import (
-    GRAPH_AGREEMENT,
-    GRAPH_METRIC,
-    GRAPH_SQNR,
-    INT8_AGREEMENT,
-    INT8_DROP,
-    INT8_SQNR,
-    QAT_EXECUTED_NODES,
     AccuracyControl,
     DataPart,
     GraphAgreement,
@@ -48,23 +41,18 @@ from ..report import (
     ModelInfo,
     QatRecord,
     QuantReport,
-    Target,
     Timer,
     versions,
 )
-from ..runtime import SATURATING_LEVELS, RuntimeGraph, default_precision, own_isa, runtime_graph
+from ..runtime import RuntimeGraph, default_precision, own_isa, runtime_graph
 from ..settings import (
     DEFAULT_RUN,
-    TARGET_MAX_TOP1_DROP_PT,
-    TARGET_MIN_AGREEMENT_PCT,
-    TARGET_MIN_GRAPH_AGREEMENT_PCT,
-    TARGET_MIN_GRAPH_SQNR_DB,
-    TARGET_MIN_SQNR_DB,
     QatSettings,
     QuantSettings,
     RunConfig,
 )
 from ..stages import Stage
+from ..targets import Target, blame, graph_targets, int8_targets, qat_nodes_target
 from ..tolerances import INT8_RUNTIME_MARGIN_DB
 from . import ptq, qat
 
@@ -393,81 +381,21 @@ def targets(evaluation: Evaluation, diagnosis: Diagnosis, rows: list[IsaRow], se
     missed one carries its likely cause. Reported, not enforced (the exit status is the checks')."""
     graph = next((g for g in diagnosis.vs_graph if g.device.upper() == "CPU" and g.precision == "f32"), None)
     f32 = evaluation.int8_f32_hint_vs_fp32  # this process's ISA at the f32 hint: what BF16 adds, by difference
-    out = blame(fp32_targets(evaluation.int8_vs_fp32, f"this run ({precision})")
+    out = blame(int8_targets(evaluation.int8_vs_fp32, f"this run ({precision})")
                 + (graph_targets(graph, "this run (f32 hint)") if graph is not None else []), own_isa(), settings,
                 f32 if precision != "f32" else None, evaluation.fp32_deployed_vs_f32)
     for row in rows:
         out += blame(graph_targets(row.vs_graph, f"{row.label} (f32 hint)")
-                     + fp32_targets(row.vs_fp32, f"{row.label} ({row.default_precision})"), row.isa, settings,
+                     + int8_targets(row.vs_fp32, f"{row.label} ({row.default_precision})"), row.isa, settings,
                      f32 if row.native and row.default_precision != "f32" else None)
     return out
 
 
 def qat_targets(ctx: Int8Context) -> list[Target]:
-    """QAT's IR must execute no more nodes than PTQ's: FakeQuantize placed where PTQ places none keeps
-    the CPU plugin from fusions, which costs time the speed section would only show at some sizes. Reorders are
-    not counted (QAT_EXECUTED_NODES says why); the cause of a miss quotes them."""
+    """QAT's IR against PTQ's: no more executed nodes (targets.qat_nodes_target)."""
     if ctx.qat is None or ctx.ptq.runtime is None or not ctx.diagnosis.runtime:
         return []
-    qat_ir, ptq_ir = ctx.diagnosis.runtime[-1], ctx.ptq.runtime
-    t = Target.judge(QAT_EXECUTED_NODES, f"this run ({ptq_ir.precision})", qat_ir.executed - qat_ir.reorders,
-                     ptq_ir.executed - ptq_ir.reorders, False)
-    if t.met is False:
-        extra = {k: v - ptq_ir.by_type.get(k, 0) for k, v in qat_ir.by_type.items()
-                 if k != "Reorder" and v > ptq_ir.by_type.get(k, 0)}
-        t.cause = ("the QAT IR holds FakeQuantize the CPU plugin does not fuse (more executed "
-                   + ", ".join(f"{k} +{v}" for k, v in extra.items()) + f"; {qat_ir.reorders} Reorders against "
-                   f"{ptq_ir.reorders}): compare the two IRs' executed nodes by type in the runtime table")
-    return [t]
-
-
-def blame(judged: list[Target], level: str, settings: QuantSettings, f32_hint: Int8Comparison | None = None,
-          floor: Int8Comparison | None = None) -> list[Target]:
-    """`judged` (one scope's targets) with the likely cause written into each missed one; `f32_hint` is the same
-    comparison at the f32 hint when the scope's own precision is lower (bf16), `floor` the FP32 IR's own run at
-    that precision against f32."""
-    graph_missed = any(t.met is False and t.metric.startswith(GRAPH_METRIC) for t in judged)
-    for t in judged:
-        if t.met is False:
-            t.cause = miss_cause(level, settings, graph_missed, t, f32_hint, floor)
-    return judged
-
-
-def fp32_targets(cmp: Int8Comparison, scope: str) -> list[Target]:
-    return [Target.judge(INT8_DROP, scope, cmp.top1_drop, TARGET_MAX_TOP1_DROP_PT, False),
-            Target.judge(INT8_AGREEMENT, scope, cmp.top1_agreement, TARGET_MIN_AGREEMENT_PCT, True),
-            Target.judge(INT8_SQNR, scope, cmp.sqnr_db, TARGET_MIN_SQNR_DB, True)]
-
-
-def graph_targets(g: GraphAgreement, scope: str) -> list[Target]:
-    return [Target.judge(GRAPH_SQNR, scope, g.sqnr_db, TARGET_MIN_GRAPH_SQNR_DB, True),
-            Target.judge(GRAPH_AGREEMENT, scope, g.top1_agreement, TARGET_MIN_GRAPH_AGREEMENT_PCT, True)]
-
-
-def miss_cause(level: str, settings: QuantSettings, graph_missed: bool, target: Target,
-               f32_hint: Int8Comparison | None = None, floor: Int8Comparison | None = None) -> str:
-    """The likely cause of a missed target on ISA `level`, in words a user can act on."""
-    if floor is not None and target.metric in (INT8_AGREEMENT, INT8_SQNR):
-        own = next(t for t in fp32_targets(floor, "floor") if t.metric == target.metric)
-        cause = miss_cause(level, settings, graph_missed, target, f32_hint)
-        return (f"the FP32 IR alone at the default precision scores {own.value:.2f} against its f32 run"
-                + (f" ({floor.disagreements} differ)" if target.metric == INT8_AGREEMENT else "")
-                + ("; INT8 adds to that: " if own.met else ", already short of the target: ") + cause)
-    graph_target = target.metric.startswith(GRAPH_METRIC)
-    if level in SATURATING_LEVELS and graph_missed:
-        if settings.overflow_fix != "enable":
-            return (f"{level} has no VNNI: int8 products are summed pairwise in int16 with saturation; quantize "
-                    f"with --overflow-fix enable (7-bit weights cannot overflow; this IR: {settings.overflow_fix})")
-        return f"{level} has no VNNI and departs even with --overflow-fix enable: see tools.check_int8_ir"
-    if graph_target or graph_missed:
-        return f"OpenVINO's {level} int8 kernels depart from the IR's semantics (tools.check_int8_ir names the layers)"
-    if f32_hint is not None:
-        again = next(t for t in fp32_targets(f32_hint, "f32 hint") if t.metric == target.metric)
-        if again.met:
-            return (f"the float ops at this ISA's default precision (bf16) add the rest: at the f32 hint it is "
-                    f"{again.value:.2f}, met (deploy with INFERENCE_PRECISION_HINT=f32 to keep that)")
-    return ("the quantization error of these settings (the runtime holds the graph target): try --accuracy-control, "
-            "another --activation-range or a larger --ignored-scope (tools.sweep_quant compares them)")
+    return [qat_nodes_target(ctx.diagnosis.runtime[-1], ctx.ptq.runtime)]
 
 
 # ------------------------------------------------------------------ calibration

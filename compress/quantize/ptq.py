@@ -13,6 +13,37 @@ from ..errors import InputError
 from ..settings import QuantSettings
 
 
+def nncf_kwargs(settings: QuantSettings) -> dict[str, Any]:
+    """nncf.quantize's keywords for these settings (each field's Literal names NNCF's enum member)."""
+    import nncf
+    from nncf.quantization.advanced_parameters import (
+        AdvancedQuantizationParameters,
+        AdvancedSmoothQuantParameters,
+    )
+    from nncf.quantization.advanced_parameters import OverflowFix as NNCFOverflowFix
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+    kw: dict[str, Any] = dict(
+        preset=nncf.QuantizationPreset.MIXED if settings.preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE,
+        model_type=nncf.ModelType.TRANSFORMER if settings.model_type == "transformer" else None,
+        fast_bias_correction=settings.fast_bias_correction is not False, subset_size=settings.subset_size,
+        target_device=getattr(nncf.TargetDevice, settings.target_device.upper()))
+    if settings.ignored_scope:
+        # entries were checked against the graph already (quantization.check_ignored_scope) with clear errors
+        kw["ignored_scope"] = nncf.IgnoredScope(names=settings.scope("name"), patterns=settings.scope("pattern"),
+                                                types=settings.scope("type"), validate=False)
+    adv: dict[str, Any] = {"activations_range_estimator_params":
+                           getattr(RangeEstimatorParametersSet, settings.activation_range.upper()),
+                           "disable_bias_correction": settings.fast_bias_correction is None,
+                           "overflow_fix": {"enable": NNCFOverflowFix.ENABLE, "disable": NNCFOverflowFix.DISABLE,
+                                            "first_layer": NNCFOverflowFix.FIRST_LAYER}[settings.overflow_fix]}
+    if settings.smooth_quant_alpha is not None:
+        a = settings.smooth_quant_alpha
+        adv["smooth_quant_alphas"] = AdvancedSmoothQuantParameters(convolution=a, matmul=a)
+    kw["advanced_parameters"] = AdvancedQuantizationParameters(**adv)
+    return kw
+
+
 def check_ignored_scope(model: Any, settings: QuantSettings) -> None:
     """Every ignored_scope entry must match a node of the graph (as NNCF's IgnoredScope(validate=True)),
     or a typo would silently quantize what the user meant to keep in float."""
@@ -70,7 +101,7 @@ def quantize(taps_model: Any, calib: list[np.ndarray], settings: QuantSettings) 
     """Post-training INT8 quantization with NNCF's OpenVINO backend."""
     import nncf
 
-    return nncf.quantize(taps_model, nncf.Dataset(calib), **settings.nncf_kwargs())
+    return nncf.quantize(taps_model, nncf.Dataset(calib), **nncf_kwargs(settings))
 
 
 def quantize_with_accuracy_control(taps_model: Any, calib: list[np.ndarray], tuning: list[tuple[np.ndarray, int]],
@@ -85,7 +116,7 @@ def quantize_with_accuracy_control(taps_model: Any, calib: list[np.ndarray], tun
         hits = [int(np.argmax(compiled(x)[out]) == y) for x, y in data]
         return float(np.mean(hits))
 
-    kw = settings.nncf_kwargs()
+    kw = nncf_kwargs(settings)
     kw["advanced_quantization_parameters"] = kw.pop("advanced_parameters", None)
     return nncf.quantize_with_accuracy_control(
         taps_model, nncf.Dataset(calib), nncf.Dataset(tuning, lambda item: item[0]), validate,

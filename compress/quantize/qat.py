@@ -27,6 +27,7 @@ from ..distill import finetune
 from ..errors import InputError
 from ..loading import LoadedModel
 from ..settings import QatSettings, QuantSettings
+from . import ptq
 
 # The ignored scope is written against the OpenVINO graph (PTQ's); NNCF's torch graph names its ops by the torch
 # functions the deploy graph calls. OpenVINO type -> those functions (ScaledDotProductAttention is what OpenVINO
@@ -87,7 +88,7 @@ def quantize(loaded: LoadedModel, calib: list[np.ndarray], settings: QuantSettin
     """NNCF's PTQ of the torch deploy graph (with its taps): the QAT model before training."""
     import nncf
 
-    kw = settings.nncf_kwargs()
+    kw = ptq.nncf_kwargs(settings)
     kw["ignored_scope"] = torch_ignored_scope(settings)
     if kw["fast_bias_correction"] is False:
         kw["fast_bias_correction"] = True  # then start_from_ptq_biases

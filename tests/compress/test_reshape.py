@@ -21,7 +21,8 @@ from compress.prune import structured
 from compress.quantize import job as quantization
 from compress.quantize import ptq
 from compress.runtime import own_isa, runtime_graph
-from compress.settings import TARGET_MIN_GRAPH_SQNR_DB, QuantSettings
+from compress.settings import QuantSettings
+from compress.targets import TARGET_MIN_GRAPH_SQNR_DB
 from compress.tolerances import FLOAT32_REL, INT8_RUNTIME_MARGIN_DB
 from reference_np import ir
 from tests.helpers import random_scores

@@ -22,7 +22,8 @@ from compress.cli import cli_message
 from compress.data.sources import DataSpec
 from compress.errors import InputError
 from compress.evaluate import job as ev
-from compress.settings import PruneSettings, QuantSettings, RunConfig, ScopeEntry, flag, options
+from compress.options import flag, options
+from compress.settings import PruneSettings, QuantSettings, RunConfig, ScopeEntry
 from tests.helpers import ROOT, exit_code, write_images
 from tools import make_imagenet_subset
 
@@ -244,7 +245,7 @@ SETTINGS_ERRORS = [
 @pytest.mark.parametrize("cls,kw,words,argv", SETTINGS_ERRORS, ids=[str(r[1]) for r in SETTINGS_ERRORS])
 def test_settings_errors_name_fields_and_the_cli_names_flags(capsys, cls, kw, words, argv) -> None:
     """Whoever builds the settings gets the error at construction, in the library's vocabulary (field
-    names, no flags); the command line says the same with its flags (compress.settings.flag, one rule)."""
+    names, no flags); the command line says the same with its flags (compress.options.flag, one rule)."""
     with pytest.raises(InputError) as e:
         cls(**kw)
     assert words in str(e.value) and "--" not in str(e.value), str(e.value)

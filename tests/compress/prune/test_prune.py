@@ -171,16 +171,17 @@ def test_structured_then_quantize(tmp_path) -> None:
     assert [r.label for r in sp.rows] == ["plain FP32", "pruned deploy FP32", "pruned INT8"]
     assert "## Speed on this machine" in (out / "report_int8.md").read_text() and (out / "speed.png").is_file()
     # ... and its targets, computed from the numbers in the report
-    from compress.prune.job import FAST_DROP, FAST_FPS_BN, FAST_LATENCY
+    from compress.targets import FAST_DROP, FAST_FPS_BN, FAST_LATENCY
 
-    t, q = {t.metric: t for t in back.targets}, sp.ratios("pruned INT8")
+    t, q = {t.id: t for t in back.targets}, sp.ratios("pruned INT8")
+    t = {m: t[m.id] for m in (FAST_DROP, FAST_FPS_BN, FAST_LATENCY)}
     assert t[FAST_LATENCY].value == q["latency"] and t[FAST_FPS_BN].value == q["fps_bn"] and sp.batch == 8
     assert t[FAST_LATENCY].met == (q["latency"] >= 1.5) and t[FAST_FPS_BN].met == (q["fps_bn"] >= 2.0)
     assert t[FAST_DROP].value == pytest.approx(back.accuracy.unpruned_top1 - back.int8.int8_vs_fp32.int8_top1)
     assert t[FAST_DROP].met == (t[FAST_DROP].value <= 0.3)
     md = (out / "report.md").read_text()
     assert "Fine-tuned at 64 px; exported, evaluated and timed at 96x96." in md
-    assert "## The fast model against its targets" in md and f"{FAST_LATENCY}, LATENCY hint: " in md
+    assert "## The fast model against its targets" in md and f"{FAST_LATENCY.label}, LATENCY hint: " in md
     # the pruned INT8 IR as AVX2 computes it (a row of its own, AVX2 kernels), the graph target held
     avx2 = back.int8.isa_matrix[0]
     assert avx2.isa == "AVX2" and avx2.kernels_as_imposed and any(k.startswith("jit_avx2") for k in avx2.kernels)

@@ -16,7 +16,8 @@ from compress.errors import InputError
 from compress.export import convert_deploy
 from compress.metrics import sqnr_db
 from compress.quantize import ptq, qat
-from compress.settings import TARGET_MIN_GRAPH_SQNR_DB, QatSettings, QuantSettings
+from compress.settings import QatSettings, QuantSettings
+from compress.targets import TARGET_MIN_GRAPH_SQNR_DB
 from compress.tolerances import INT8_RUNTIME_MARGIN_DB, QAT_EXPORT_MARGIN_DB
 from reference_np import ir
 

@@ -9,7 +9,7 @@ import pytest
 
 from compress import quantize
 from compress.report import QuantReport, read_report
-from compress.settings import TARGET_MAX_TOP1_DROP_PT, TARGET_MIN_AGREEMENT_PCT, TARGET_MIN_SQNR_DB
+from compress.targets import QAT_EXECUTED_NODES, TARGET_MAX_TOP1_DROP_PT, TARGET_MIN_AGREEMENT_PCT, TARGET_MIN_SQNR_DB
 
 # QAT against the PTQ beside it, f32 hint (where the bounds hold across CPUs: only the quantizers' error), on the
 # 800 proxy-val crops. Measured on the converged proxy (AMX): QAT 32.78 dB against PTQ's 31.86 (+0.92); the
@@ -46,5 +46,5 @@ def test_default_qat_beats_ptq_of_the_same_settings(default_qat) -> None:
     assert qat.n == ptq.n == 800 and qat.source == "proxy-val"
     assert qat.sqnr_db >= QAT_MIN_SQNR_DB and qat.sqnr_db >= ptq.sqnr_db + QAT_MIN_GAIN_DB, (qat.sqnr_db, ptq.sqnr_db)
     assert qat.top1_agreement >= QAT_MIN_AGREEMENT_PCT, (qat.top1_agreement, ptq.top1_agreement)
-    nodes = [t for t in rep.targets if t.metric.startswith("QAT IR executed nodes")]
+    nodes = [t for t in rep.targets if t.id == QAT_EXECUTED_NODES.id]
     assert len(nodes) == 1 and nodes[0].met, nodes

@@ -14,7 +14,6 @@ import reference_np as rn
 from cloformer.registry import SHIPPED
 from compress import export, loading, quantize, runtime, stages
 from compress.metrics import agreement_ci95
-from compress.quantize import job as quantization
 from compress.tolerances import FLOAT32_REL
 from reference_np.macs import count_params
 from tests.helpers import FAST_INT8_MIN_AGREEMENT, FAST_INT8_MIN_SQNR_DB, write_images
@@ -148,9 +147,11 @@ def test_a_missed_target_is_said_with_its_cause(default_run) -> None:
     --overflow-fix; the verdict is the value's, not the run's."""
     from dataclasses import replace
 
+    from compress import targets
     from compress.render import quant_summary, targets_section
     from compress.report import read_report
-    from compress.settings import TARGET_MIN_AGREEMENT_PCT, QuantSettings
+    from compress.settings import QuantSettings
+    from compress.targets import TARGET_MIN_AGREEMENT_PCT
 
     _, out = default_run
     rep = read_report(out)
@@ -163,7 +164,7 @@ def test_a_missed_target_is_said_with_its_cause(default_run) -> None:
         assert "INT8's floor" in quant_summary(rep, out)
     avx2 = rep.isa_matrix[0]
     low = replace(avx2.vs_graph, sqnr_db=30.1, top1_agreement=100.0, disagreements=0)  # a saturating row's SQNR
-    judged = quantization.blame(quantization.graph_targets(low, "AVX2 (f32 hint)"), "AVX2",
+    judged = targets.blame(targets.graph_targets(low, "AVX2 (f32 hint)"), "AVX2",
                                 QuantSettings(overflow_fix="disable"))
     assert [t.met for t in judged] == [False, True]
     assert "--overflow-fix enable" in judged[0].cause and "saturation" in judged[0].cause
@@ -173,23 +174,23 @@ def test_a_missed_target_is_said_with_its_cause(default_run) -> None:
     assert f"INT8 targets: {n} of {len(rep.targets)} NOT MET" in summary and "--overflow-fix enable" in summary
     assert summary.count("NOT MET") == 1 + n and f"**{n} of" in "\n".join(targets_section(rep))
     # a miss on a VNNI ISA is not blamed on saturation
-    other = quantization.blame(quantization.graph_targets(low, "X"), "AVX512_CORE_VNNI", QuantSettings())
+    other = targets.blame(targets.graph_targets(low, "X"), "AVX512_CORE_VNNI", QuantSettings())
     assert other[0].met is False and "overflow" not in other[0].cause and "depart" in other[0].cause
     # an FP32 target missed at bf16 but met at the f32 hint is blamed on bf16; missed at both, on the settings
     c = rep.int8_vs_fp32
     bf16 = replace(c, top1_agreement=98.88)
     for f32_agreement, word in ((99.5, "bf16"), (98.5, "quantization error")):
-        (t,) = [t for t in quantization.blame(quantization.fp32_targets(bf16, "X (bf16)"), "AVX512_CORE_AMX",
+        (t,) = [t for t in targets.blame(targets.int8_targets(bf16, "X (bf16)"), "AVX512_CORE_AMX",
                                               QuantSettings(), replace(c, top1_agreement=f32_agreement))
-                if t.met is False and "agreement" in t.metric]
+                if t.met is False and t.id == targets.INT8_AGREEMENT.id]
         assert word in t.cause, t.cause
     # with the FP32 IR's own bf16 run, the cause quotes it first: already short, or INT8 adds to it
     for floor_agreement, word in ((TARGET_MIN_AGREEMENT_PCT - 0.1, "already short"),
                                   (TARGET_MIN_AGREEMENT_PCT + 0.9, "INT8 adds")):
         floor = replace(c, top1_agreement=floor_agreement, disagreements=3)
-        (t,) = [t for t in quantization.blame(quantization.fp32_targets(bf16, "X (bf16)"), "AVX512_CORE_AMX",
+        (t,) = [t for t in targets.blame(targets.int8_targets(bf16, "X (bf16)"), "AVX512_CORE_AMX",
                                               QuantSettings(), replace(c, top1_agreement=98.5), floor)
-                if t.met is False and "agreement" in t.metric]
+                if t.met is False and t.id == targets.INT8_AGREEMENT.id]
         assert word in t.cause and f"{floor_agreement:.2f} against its f32 run (3 differ)" in t.cause, t.cause
         assert "quantization error" in t.cause
 
@@ -288,13 +289,14 @@ def test_bias_correction_and_overflow_fix_reach_nncf_as_set() -> None:
     overflow fix maps to NNCF's own enum values."""
     from nncf.quantization.advanced_parameters import OverflowFix
 
+    from compress.quantize.ptq import nncf_kwargs
     from compress.settings import QuantSettings
 
     for setting, fast, disabled in ((False, False, False), (True, True, False), (None, True, True)):
-        kw = QuantSettings(fast_bias_correction=setting).nncf_kwargs()
+        kw = nncf_kwargs(QuantSettings(fast_bias_correction=setting))
         assert kw["fast_bias_correction"] is fast and kw["advanced_parameters"].disable_bias_correction is disabled
     assert QuantSettings().fast_bias_correction is False  # full bias correction is the default
     for value, enum in (("enable", OverflowFix.ENABLE), ("first_layer", OverflowFix.FIRST_LAYER),
                         ("disable", OverflowFix.DISABLE)):
-        assert QuantSettings(overflow_fix=value).nncf_kwargs()["advanced_parameters"].overflow_fix == enum
-    assert QuantSettings().nncf_kwargs()["advanced_parameters"].overflow_fix == OverflowFix.ENABLE
+        assert nncf_kwargs(QuantSettings(overflow_fix=value))["advanced_parameters"].overflow_fix == enum
+    assert nncf_kwargs(QuantSettings())["advanced_parameters"].overflow_fix == OverflowFix.ENABLE
