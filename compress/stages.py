@@ -1,11 +1,12 @@
 """The stages jobs are made of, and the one runner: a job is its list of stages.
 
-    run_stages(INT8_STAGES, Int8Context(loaded, parts, folder, run), lap)   # compress.quantize.job
+    run_stages(INT8_STAGES, Context(loaded, parts, folder, run, int8=Int8State(settings)), lap)   # compress.quantize
 
-A `Stage` names itself (the report's `seconds` key) and runs one function on the job's `Context`, which it reads
-and adds to. The INT8 job (compress.quantize.job) and the pruning job (compress.prune.job) list these shared stages
-beside their own: export, the FP32 twins, the speed section and the static batch are the same functions in every
-job. `observe` is the seam through which a test (or a tool) sees each stage start, and can fail one on purpose.
+A `Stage` has a stable id (the report's `seconds` key, whatever the run's content) and runs one function on the
+job's `Context`, which it reads and adds to. Jobs compose the stage lists: the INT8 stages (compress.int8) keep
+their state in `ctx.int8`; export, the FP32 twins, the speed section and the static batch (here) are the same
+functions in every job. `observe` is the seam through which a test (or a tool) sees each stage start, by id, and
+can fail one on purpose.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class Context:
     irs: dict[str, WrittenIR] = field(default_factory=dict)  # label -> IR, in the order written
     checks: list[Check] = field(default_factory=list)  # a failed one makes the command exit 1 (cli.exit_status)
     speed: SpeedReport | None = None
+    int8: Any = None  # compress.int8.Int8State, when the job runs the INT8 stages
 
     def label(self, what: str) -> str:
         return self.prefix + what
@@ -81,15 +83,13 @@ C = TypeVar("C", bound=Context)
 
 @dataclass(frozen=True)
 class Stage(Generic[C]):
-    """One step of a job: `name` (or a function of the context giving it) is what the report's times call it;
-    `when` (default: always) skips the stage for a run that does not want it."""
+    """One step of a job: `id` is stable (the report's times are keyed by it), `title` says what it does; `when`
+    (default: always) skips the stage for a run that does not want it."""
 
-    name: str | Callable[[C], str]
+    id: str
+    title: str
     run: Callable[[C], None]
     when: Callable[[C], bool] | None = None
-
-    def title(self, ctx: C) -> str:
-        return self.name if isinstance(self.name, str) else self.name(ctx)
 
 
 _observers: list[Callable[[str], None]] = []
@@ -97,7 +97,7 @@ _observers: list[Callable[[str], None]] = []
 
 @contextmanager
 def observe(callback: Callable[[str], None]) -> Iterator[None]:
-    """Within the block, `callback(title)` is called as each stage starts: a test records which stages ran (or
+    """Within the block, `callback(stage_id)` is called as each stage starts: a test records which stages ran (or
     that none did), or raises from one to fail that stage."""
     _observers.append(callback)
     try:
@@ -107,15 +107,14 @@ def observe(callback: Callable[[str], None]) -> Iterator[None]:
 
 
 def run_stages(stages: Sequence[Stage[C]], ctx: C, lap: Timer) -> C:
-    """Run `stages` in order on `ctx`, timing each into `lap` under its title."""
+    """Run `stages` in order on `ctx`, timing each into `lap` under its id."""
     for stage in stages:
         if stage.when is not None and not stage.when(ctx):
             continue
-        title = stage.title(ctx)
         for callback in list(_observers):
-            callback(title)
+            callback(stage.id)
         stage.run(ctx)
-        lap(title)
+        lap(stage.id)
     return ctx
 
 
@@ -182,12 +181,12 @@ def static_batch_stage(ctx: Context) -> None:
 
 
 # (a job that read the validation data earlier, as pruning does for the unpruned model's accuracy, holds it already)
-HOLD_OUT = Stage("held-out data", held_out_stage, when=lambda ctx: ctx.held_out is None)
-EXPORT = Stage("export FP32 (deploy IR, ONNX)", export_stage)
-VERIFY = Stage("verify FP32 twins (torch, ONNX Runtime, OpenVINO, NumPy IR executor)", verify_stage)
-SPEED = Stage(lambda ctx: f"speed (plain FP32, {', '.join(ctx.irs)})", speed_stage,
+HOLD_OUT = Stage("held_out", "held-out data", held_out_stage, when=lambda ctx: ctx.held_out is None)
+EXPORT = Stage("export", "export FP32 (deploy IR, ONNX)", export_stage)
+VERIFY = Stage("verify", "verify FP32 twins (torch, ONNX Runtime, OpenVINO, NumPy IR executor)", verify_stage)
+SPEED = Stage("speed", "plain FP32 and every IR written, timed side by side", speed_stage,
               when=lambda ctx: ctx.run.benchmark_seconds > 0)
-STATIC_BATCH = Stage(lambda ctx: f"static batch {ctx.run.batch}", static_batch_stage,
+STATIC_BATCH = Stage("static_batch", "every IR rewritten to the run's static batch", static_batch_stage,
                      when=lambda ctx: ctx.run.batch > 1)
 # what a job that writes only FP32 IRs runs (compress.prune without --quantize); the INT8 job lists the same ones
 FP32_STAGES: list[Stage[Any]] = [HOLD_OUT, EXPORT, VERIFY, SPEED, STATIC_BATCH]

@@ -35,7 +35,7 @@ def quantized_proxy(size: int, folder: Path) -> Path:
 
     from compress import export, loading
     from compress.data.sources import resolve_source
-    from compress.quantize import job as quantization
+    from compress.int8 import steps as quantization
     from compress.settings import QuantSettings
 
     loaded = loading.load("cloformer_xxs", "proxy", size)

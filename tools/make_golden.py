@@ -155,7 +155,7 @@ def quantize_golden(folder: Path):
     """(the quantized taps model, model_int8.xml) of the golden XXS weights, through the library's stages."""
 
     from compress import export, loading
-    from compress.quantize import ptq
+    from compress.int8 import ptq
     from compress.settings import QuantSettings
 
     _, w = golden_weights(INT8_VARIANT)

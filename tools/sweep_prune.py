@@ -28,9 +28,9 @@ from compress import export, loading
 from compress.cli import configure_logging
 from compress.data.sources import resolve_source
 from compress.errors import InputError
+from compress.int8 import ptq
+from compress.int8 import steps as quantization
 from compress.prune.structured import structured_prune
-from compress.quantize import job as quantization
-from compress.quantize import ptq
 from compress.render import md_table
 from compress.settings import QuantSettings
 from compress.speed import BASELINE, measure_speed

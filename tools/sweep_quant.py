@@ -27,8 +27,8 @@ from compress.cli import configure_logging
 from compress.data import Images, proxy
 from compress.data.sources import resolve_source
 from compress.evaluate.job import AS_DEPLOYED, F32, evaluate_openvino
-from compress.quantize import job as quantization
-from compress.quantize import ptq
+from compress.int8 import ptq
+from compress.int8 import steps as quantization
 from compress.render import md_table
 from compress.runtime import runtime_graph
 from compress.settings import QuantSettings, ScopeEntry

@@ -13,7 +13,8 @@ removed in every group (rounded half up, then to multiples of `round_to` kept ch
 would empty a group is an error.
 
 The rooms: compress.prune.structured (the structured algorithm), compress.prune.unstructured (NNCF's masks),
-compress.distill (fine-tuning), compress.quantize.job (the INT8 stages), compress.render (report.md, plots).
+compress.distill (fine-tuning), compress.int8 (the INT8 stages, composed after pruning), compress.render (report.md,
+plots).
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ from ..data.sources import JobData, refuse_overlap
 from ..distill import Hooks, finetune
 from ..errors import InputError
 from ..evaluate.job import EvalResult, evaluate, openvino_predictor, torch_predictor
+from ..int8 import Int8State, int8_report, int8_stages, precheck, precheck_qat
 from ..loading import LoadedModel, official_weights, output_bytes
 from ..metrics import undertrained_teacher
-from ..quantize.job import Int8Context, int8_report, int8_stages, precheck, precheck_qat
 from ..render import write_prune_outputs, write_quant_outputs
 from ..report import (
     Check,
@@ -84,10 +85,10 @@ class PruneJob:
 
 
 @dataclass
-class PruneContext(Int8Context):
-    """The pruning job's state. Until the pruned checkpoint is saved, `loaded` is the unpruned model; from then on
-    it is the pruned one and `baseline` the unpruned, so the INT8 (or FP32) stages that follow run on the pruned
-    model unchanged."""
+class PruneContext(S.Context):
+    """The pruning job's state: the shared context (with `int8` when the INT8 stages follow) and what the pruning
+    stages add. Until the pruned checkpoint is saved, `loaded` is the unpruned model; from then on it is the pruned
+    one and `baseline` the unpruned, so the INT8 (or FP32) stages that follow run on the pruned model unchanged."""
 
     job: PruneJob | None = None
     unpruned: EvalResult | None = None  # the unpruned model in torch on the validation data
@@ -111,8 +112,8 @@ def prune_model(job: PruneJob, out: Path) -> PruneReport:
     run = job.run
     lap = Timer.since(run.started, "load")
     with staging_dir(out, run.force, output_bytes(job.loaded, pruned=True)) as tmp:
-        ctx = PruneContext(job.loaded, job.parts, tmp, run, settings=job.quantize or QuantSettings(), job=job,
-                           qat=job.qat)
+        int8 = Int8State(job.quantize, job.qat) if job.quantize is not None else None
+        ctx = PruneContext(job.loaded, job.parts, tmp, run, int8=int8, job=job)
         S.run_stages(prune_stages(job), ctx, lap)
         int8 = None
         if job.quantize is not None:  # the INT8 stages' own report, beside the pruning report
@@ -146,7 +147,7 @@ def check_job(job: PruneJob) -> None:
     if job.qat is not None and job.quantize is None:
         raise InputError("qat trains the INT8 quantizers: it needs quantize", field=("qat", "quantize"))
     if job.quantize is not None:
-        ctx = Int8Context(loaded, job.parts, Path(), job.run, settings=job.quantize)
+        ctx = S.Context(loaded, job.parts, Path(), job.run, int8=Int8State(job.quantize, job.qat))
         (precheck_qat if job.qat is not None else precheck)(ctx)
 
 
@@ -157,7 +158,8 @@ def data_stage(ctx: PruneContext) -> None:
     S.held_out_stage(ctx)
     ctx.unpruned = evaluate(torch_predictor(ctx.loaded.model), ctx.held_out.data, backend="torch unpruned")
     ctx.images = Images.of(ctx.job.data, role="fine-tuning source")
-    ctx.qat_data = ctx.images  # QAT fine-tunes on the same images
+    if ctx.int8 is not None:
+        ctx.int8.qat_data = ctx.images  # QAT fine-tunes on the same images
 
 
 def prune_stage(ctx: PruneContext) -> None:
@@ -213,11 +215,12 @@ def evaluate_pruned_stage(ctx: PruneContext) -> None:
                                   backend="pruned IR")
 
 
-DATA = Stage("data", data_stage)
-PRUNE = Stage("prune", prune_stage)
-FINETUNE = Stage("fine-tune", finetune_stage)
-SAVE = Stage("save pruned checkpoint", save_stage)
-EVALUATE_PRUNED = Stage("evaluate the pruned model (NumPy float64, torch, FP32 IR)", evaluate_pruned_stage)
+DATA = Stage("prune.data", "held-out data, the unpruned model on it, the fine-tuning images", data_stage)
+PRUNE = Stage("prune.prune", "prune", prune_stage)
+FINETUNE = Stage("prune.finetune", "fine-tune (distillation from the unpruned model)", finetune_stage)
+SAVE = Stage("prune.save", "save the pruned checkpoint", save_stage)
+EVALUATE_PRUNED = Stage("prune.evaluate", "evaluate the pruned model (NumPy float64, torch, FP32 IR)",
+                        evaluate_pruned_stage)
 
 
 # ------------------------------------------------------------------ the report

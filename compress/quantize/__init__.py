@@ -1,13 +1,13 @@
-"""INT8 post-training quantization: the job (job.py, a list of stages; ptq.py, the NNCF calls) and its command
-(cli.py: `python -m compress.quantize`)."""
+"""INT8 quantization: the job (job.py: the INT8 stages of compress.int8 on one model) and its command (cli.py:
+`python -m compress.quantize`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .job import INT8_STAGES, Int8Context, int8_report, quantize_model
+from .job import quantize_model
 
-__all__ = ["INT8_STAGES", "Int8Context", "int8_report", "main", "quantize_model"]
+__all__ = ["main", "quantize_model"]
 
 
 def __getattr__(name: str) -> Any:

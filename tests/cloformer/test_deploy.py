@@ -10,8 +10,8 @@ import torch
 import cloformer
 import reference_np as rn
 from compress import export, loading, runtime
+from compress.int8 import steps as quantization
 from compress.prune import structured
-from compress.quantize import job as quantization
 from compress.tolerances import FLOAT32_REL, FLOAT64_ATOL
 from reference_np.macs import count_layers
 from reference_np.specs import VARIANTS, plan_from_spec

@@ -387,8 +387,8 @@ def test_calibration_and_evaluation_see_the_golden_input(pp_golden, photo_folder
     from compress import export, loading
     from compress.data import Images
     from compress.evaluate.job import F32, evaluate_openvino
+    from compress.int8 import steps as quantization
     from compress.metrics import rel_max
-    from compress.quantize import job as quantization
     from compress.runtime import compile_ov, run_ov
     from compress.settings import QuantSettings
     from compress.tolerances import FLOAT32_REL, PREPROCESS_ATOL

@@ -16,10 +16,10 @@ import reference_np as rn
 from compress import export, loading, quantize, runtime
 from compress.data.sources import resolve_source
 from compress.evaluate.job import OVRun, evaluate_openvino, openvino_predictor
+from compress.int8 import ptq
+from compress.int8 import steps as quantization
 from compress.metrics import sqnr_db
 from compress.prune import structured
-from compress.quantize import job as quantization
-from compress.quantize import ptq
 from compress.runtime import own_isa, runtime_graph
 from compress.settings import QuantSettings
 from compress.targets import TARGET_MIN_GRAPH_SQNR_DB

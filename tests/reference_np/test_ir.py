@@ -275,9 +275,9 @@ def test_other_routes_run_by_numpy(tmp_path, route: str) -> None:
 
     from compress import export, loading, runtime
     from compress.data.sources import resolve_source
+    from compress.int8 import ptq
+    from compress.int8 import steps as quantization
     from compress.metrics import rel_max, sqnr_db
-    from compress.quantize import job as quantization
-    from compress.quantize import ptq
     from compress.settings import QuantSettings
 
     loaded = loading.load("cloformer_xxs", "proxy", 64)

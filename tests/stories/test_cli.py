@@ -277,17 +277,17 @@ def test_cli_message_maps_every_field_it_names() -> None:
 
 
 def fail_at(stage: str, exc: BaseException):
-    """A stage observer (compress.stages.observe) that raises `exc` as the stage whose title starts with `stage`
-    begins: a failure inside the run, after every stage before it."""
-    def observer(title: str) -> None:
-        if title.startswith(stage):
+    """A stage observer (compress.stages.observe) that raises `exc` as the stage with id `stage` begins: a failure
+    inside the run, after every stage before it."""
+    def observer(stage_id: str) -> None:
+        if stage_id == stage:
             raise exc
     return observer
 
 
 @pytest.fixture
 def stages_seen():
-    """The titles of the stages that started in this test (compress.stages.observe): 'before any work' is then a
+    """The ids of the stages that started in this test (compress.stages.observe): 'before any work' is then a
     fact of the run, not a time."""
     seen: list[str] = []
     with stages.observe(seen.append):
@@ -298,7 +298,7 @@ def test_internal_error_exits_1_and_keeps_a_failed_folder(tmp_path, capsys) -> N
     """An NNCF/OpenVINO failure (here injected) is not bad input: exit 1, the traceback, and the partial
     output kept as <out>.failed/ with error.log; a ValueError inside the run is not reported as exit 2."""
     out = tmp_path / "out"
-    with stages.observe(fail_at("quantize", ValueError("injected failure inside nncf"))):
+    with stages.observe(fail_at("int8.quantize", ValueError("injected failure inside nncf"))):
         assert quantize.main([*FAST, "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and "injected failure inside nncf" in err and "internal error" in err
@@ -313,7 +313,7 @@ def test_force_keeps_the_old_output_until_the_new_one_is_complete(tmp_path) -> N
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("previous run")
-    with stages.observe(fail_at("quantize", RuntimeError("fails late"))):
+    with stages.observe(fail_at("int8.quantize", RuntimeError("fails late"))):
         assert quantize.main([*FAST, "--out", str(out), "--force"]) == 1
     assert (out / "keep.txt").read_text() == "previous run"  # a failed --force run loses nothing
     assert quantize.main([*FAST, "--out", str(out), "--force"]) == 0
@@ -573,9 +573,9 @@ def test_ignored_scope_refused_before_data_and_finetuning(tmp_path, capsys, stag
     """A scope entry that matches no node stops quantize in its first stage, before any calibration
     data is read, and prune --quantize before its first stage (it reads fine-tuning data and fine-tunes later):
     checked on the unpruned deploy graph."""
-    from compress.quantize.job import PRECHECK
+    from compress.int8.stages import PRECHECK
 
-    for main, extra, seen in ((quantize.main, [], [PRECHECK.name]),
+    for main, extra, seen in ((quantize.main, [], [PRECHECK.id]),
                               (prune.main, ["--quantize", "--finetune-steps", "600"], [])):
         assert main([*FAST, *extra, "--ignored-scope", "type:NoSuchOp", "--out", str(tmp_path / "o")]) == 2
         assert "'type:NoSuchOp' matches no node" in capsys.readouterr().err
@@ -616,7 +616,7 @@ def test_expected_fallbacks_go_to_the_report_and_warnings_are_one_line() -> None
 import json, logging, sys, warnings
 from compress.cli import run_main
 from compress.progress import Progress
-from compress.quantize.ptq import ExpectedMessages
+from compress.int8.ptq import ExpectedMessages
 
 def job():
     with ExpectedMessages() as expected:

@@ -14,8 +14,8 @@ from compress import loading, quantize
 from compress.data import Images, proxy
 from compress.errors import InputError
 from compress.export import convert_deploy
+from compress.int8 import ptq, qat
 from compress.metrics import sqnr_db
-from compress.quantize import ptq, qat
 from compress.settings import QatSettings, QuantSettings
 from compress.targets import TARGET_MIN_GRAPH_SQNR_DB
 from compress.tolerances import INT8_RUNTIME_MARGIN_DB, QAT_EXPORT_MARGIN_DB
@@ -178,7 +178,7 @@ def test_the_executed_nodes_target_ignores_reorders_not_unfused_fakequantize() -
     a FakeQuantize the plugin runs on its own misses it, and the cause names it."""
     from types import SimpleNamespace
 
-    from compress.quantize.job import qat_targets
+    from compress.int8.stages import qat_targets
     from compress.runtime import RuntimeGraph
 
     def graph(reorders: int, fq: int) -> RuntimeGraph:

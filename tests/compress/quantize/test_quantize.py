@@ -254,8 +254,8 @@ def test_accuracy_control_tunes_on_one_part_and_reports_on_another(tmp_path) -> 
 
 
 def test_interrupted_run_exits_130_and_leaves_nothing(tmp_path, capsys) -> None:
-    def interrupt(title: str) -> None:
-        if title.startswith("quantize"):
+    def interrupt(stage_id: str) -> None:
+        if stage_id == "int8.quantize":
             raise KeyboardInterrupt
 
     out = tmp_path / "out"
@@ -289,7 +289,7 @@ def test_bias_correction_and_overflow_fix_reach_nncf_as_set() -> None:
     overflow fix maps to NNCF's own enum values."""
     from nncf.quantization.advanced_parameters import OverflowFix
 
-    from compress.quantize.ptq import nncf_kwargs
+    from compress.int8.ptq import nncf_kwargs
     from compress.settings import QuantSettings
 
     for setting, fast, disabled in ((False, False, False), (True, True, False), (None, True, True)):

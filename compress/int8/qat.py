@@ -1,4 +1,4 @@
-"""Quantization-aware training of the deploy graph (the QAT job's stages in compress.quantize.job call these):
+"""Quantization-aware training of the deploy graph (the QAT stages in compress.int8.stages call these):
 NNCF's post-training quantization of the torch deploy graph, with the same settings and calibration images as PTQ;
 distillation from the FP32 deploy graph with the weights, biases and quantizer ranges trainable (NNCF's
 FakeQuantize modules have gradients); then ov.convert_model of the trained graph, an IR that holds FakeQuantize
