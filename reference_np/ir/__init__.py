@@ -12,14 +12,15 @@ Convert/Subtract/Multiply nodes. An op or attribute value this module does not i
 names the op type, the node and the IR file; no node is ever skipped. Standard library, NumPy and SciPy
 (erf) only: no OpenVINO import.
 
-The rooms: `parse` (the .xml and .bin into nodes), `graph` (the executor), `ops` (one function per op, registered
-by type and version, with its attributes typed at load). The floating type is the graph's, passed to every op
-through its node: graphs of different dtypes can run at once. `load(path, overrides={"MVN": {"eps": "1e-05"}})`
+The rooms: `parse` (the .xml and .bin into nodes), `graph` (the executor), `registry` (ops by type and version,
+with their attributes typed at load), `ops` (one function per op). The floating type is the graph's, passed to
+every op through its node: graphs of different dtypes can run at once. `load(path, overrides={"MVN": {"eps": "1e-05"}})`
 changes attributes before they are typed, by op type or node name.
 """
 
 from .graph import Graph, load
-from .ops import REGISTRY, conv2d, fake_quantize, run_op
+from .ops import conv2d, fake_quantize
 from .parse import ELEMENT_TYPES, IRError, Node
+from .registry import REGISTRY, run_op
 
 __all__ = ["ELEMENT_TYPES", "REGISTRY", "Graph", "IRError", "Node", "conv2d", "fake_quantize", "load", "run_op"]

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .ops import REGISTRY, STRUCTURAL, bind
+from . import ops  # noqa: F401  (importing it registers every op)
 from .parse import IRError, Node, parse
+from .registry import REGISTRY, STRUCTURAL, bind
 
 
 class Graph:

@@ -1,8 +1,8 @@
 """The IR's ops, one small function each, written from the OpenVINO opset specification, registered by (type,
 version) as onnx.reference registers its op classes: `fn(node, *inputs)`, computing in the node's dtype (float64:
-the graph's ideal semantics). Each registration declares the op's attributes: parsed and typed once, when the
-graph is loaded (`bind`), with the values this module implements checked there, so an op this module cannot run
-is an error at load that names the node, never one in the middle of a run.
+the graph's ideal semantics). Each registration (reference_np.ir.registry) declares the op's attributes:
+parsed and typed once, when the graph is loaded, with the values this module implements checked there, so an op
+this module cannot run is an error at load that names the node, never one in the middle of a run.
 
 This module and reference_np/ops.py (the model's forward) both compute convolutions, GELU and softmax, on
 purpose: they are two independent goldens. One runs the architecture from the weights, the other the graph a
@@ -12,102 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.special import erf, expit
 
 from .parse import ELEMENT_TYPES, IRError, Node
-
-REQUIRED = object()  # an attribute without a default
-
-
-def ints(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v.strip()]
-
-
-def flag(text: str) -> bool:
-    if text not in ("true", "false"):
-        raise ValueError(f"expected true or false, got {text!r}")
-    return text == "true"
-
-
-def lower(text: str) -> str:
-    return text.lower()
-
-
-@dataclass(frozen=True)
-class Attr:
-    """One attribute of an op: how its text is parsed, its default when absent (the spec's), and the values this
-    module implements (None: any)."""
-
-    parse: Callable[[str], Any] = str
-    default: Any = REQUIRED
-    allowed: tuple[Any, ...] | None = None
-
-
-@dataclass(frozen=True)
-class OpDef:
-    type: str
-    version: str
-    fn: Callable[..., Any]
-    attrs: dict[str, Attr]
-
-
-REGISTRY: dict[tuple[str, str], OpDef] = {}
-STRUCTURAL = ("Parameter", "Result", "Const")  # not computed by an op function
-
-
-def op(type_: str, *versions: str, **attrs: Attr) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register `fn` for `type_` at each of `versions` (opsetN), with its attributes."""
-    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        for v in versions:
-            REGISTRY[(type_, v)] = OpDef(type_, v, fn, attrs)
-        return fn
-    return register
-
-
-def lookup(n: Node) -> OpDef:
-    spec = REGISTRY.get((n.type, n.version))
-    if spec is None:
-        known = sorted(v for t, v in REGISTRY if t == n.type)
-        raise IRError(f"node '{n.name}' has op type {n.type} ({n.version}), which reference_np.ir does not implement"
-                      + (f" at that version (it does: {', '.join(known)})" if known else ""))
-    return spec
-
-
-def bind(n: Node, overrides: dict[str, str] | None = None) -> Node:
-    """Parse and type the node's attributes (its op's declared ones; `overrides` replace the file's text), and check
-    each against the values this module implements: once, at load."""
-    spec = lookup(n)
-    raw = {**n.attrs, **(overrides or {})}
-    typed: dict[str, Any] = {}
-    for key, a in spec.attrs.items():
-        if key not in raw:
-            if a.default is REQUIRED:
-                raise IRError(f"{n.type} node '{n.name}' lacks attribute '{key}'")
-            typed[key] = a.default
-            continue
-        try:
-            typed[key] = a.parse(raw[key])
-        except ValueError as e:
-            raise IRError(f"{n.type} node '{n.name}': attribute {key}={raw[key]!r} cannot be read ({e})") from None
-        if a.allowed is not None and typed[key] not in a.allowed:
-            raise IRError(f"{n.type} node '{n.name}': {key}={raw[key]} is not supported (supported: "
-                          f"{', '.join(map(str, a.allowed))})")
-    n.a = typed
-    return n
-
-
-def run_op(type_: str, version: str, attrs: dict[str, str], *inputs: np.ndarray | None,
-           dtype: type = np.float64) -> Any:
-    """One op on its own (as a test calls it): a node of `type_`/`version` with `attrs`, bound, then run."""
-    n = bind(Node("0", type_.lower(), type_, version, dict(attrs)))
-    n.dtype = dtype
-    return REGISTRY[(type_, version)].fn(n, *inputs)
-
+from .registry import REQUIRED, Attr, flag, ints, lower, op
 
 NUMPY_BROADCAST = {"auto_broadcast": Attr(lower, "numpy", ("numpy",))}
 

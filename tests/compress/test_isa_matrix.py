@@ -13,7 +13,8 @@ import pytest
 
 from compress import isa
 from compress.metrics import compare_int8, graph_agreement
-from compress.report import IsaRow, to_plain
+from compress.plain import to_plain
+from compress.report import IsaRow
 from compress.runtime import ISA_ENV, ISA_LEVELS
 
 AMX_CPU = list(ISA_LEVELS)  # a CPU that can run every level

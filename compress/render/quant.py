@@ -1,90 +1,19 @@
-"""Rendering of the reports: Markdown (tables, sections), plots and the printed summaries. Reading or writing a
-report's data is compress.report; nothing here computes a result."""
+"""The INT8 report: report.md, its plots, and the printed summary."""
 
 from __future__ import annotations
 
 import shlex
-import statistics
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .plots import plot_layers, plot_loss, plot_pruning, plot_speed
-from .report import (
-    UNSTABLE_SPREAD,
-    Check,
+from ..plots import plot_layers, plot_loss, plot_speed
+from ..report import (
     Int8Comparison,
-    PruneReport,
     QuantReport,
-    SpeedReport,
     write_report,
 )
-from .runtime import RuntimeGraph
-from .targets import FAST_DROP, GRAPH_AGREEMENT, GRAPH_SQNR, INT8_AGREEMENT, INT8_DROP, INT8_SQNR
-
-
-def fmt(v: Any, spec: str = ".2f") -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, bool):
-        return "yes" if v else "NO"
-    if isinstance(v, float):
-        return format(v, spec)
-    return str(v)
-
-
-def md_table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(fmt(c) if not isinstance(c, str) else c for c in r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def checks_table(checks: list[Check]) -> str:
-    return md_table(["stage", "metric", "value", "tolerance", "pass"],
-                    [[ch.stage, ch.metric, f"{ch.value:.2e}", fmt(ch.tolerance, ".0e"), fmt(ch.passed)]
-                     for ch in checks])
-
-
-def runtime_table(graphs: list[RuntimeGraph]) -> str:
-    """Executed nodes by type [precision], one column per graph."""
-    keys: list[str] = []
-    for g in graphs:
-        keys += [k for k in g.by_type_precision if k not in keys]
-    rows = [[k, *(g.by_type_precision.get(k, 0) or "–" for g in graphs)] for k in keys]
-    rows.append(["**executed nodes**", *(f"**{g.executed}**" for g in graphs)])
-    rows.append(["**of which Reorders**", *(f"**{g.reorders}**" for g in graphs)])
-    return md_table(["node [precision]", *(g.label for g in graphs)], rows)
-
-
-def ratio_cell(q: dict[str, float], key: str) -> str:
-    """A speed ratio of SpeedReport.ratios, with its rounds' spread when they disagree (unstable here)."""
-    spread = q[f"{key}_spread"]
-    return f"{q[key]:.2f}x" + (f" (±{spread / 2:.0%}: unstable here)" if spread > UNSTABLE_SPREAD else "")
-
-
-def speed_section(sp: SpeedReport) -> list[str]:
-    """report.md's speed section: the table, the ratios, and in plain words when a model is not faster here."""
-    def cell(values: list[float], spec: str, best: float) -> str:
-        return f"{statistics.median(values):{spec}} (best {best:{spec}})"
-
-    rows = []
-    for r in sp.rows:
-        q = sp.ratios(r.label)
-        rows.append([r.label, cell(r.latency_ms, ".2f", min(r.latency_ms)), cell(r.fps_b1, ".0f", max(r.fps_b1)),
-                     cell(r.fps_bn, ".0f", max(r.fps_bn)),
-                     *(ratio_cell(q, k) for k in ("latency", "fps_b1", "fps_bn"))])
-    return ["## Speed on this machine", "",
-            f"{sp.device}: {sp.isa_short} ({sp.isa}), {sp.cores} cores, OpenVINO {sp.openvino}, default precision "
-            f"{sp.precision}. Medians of {sp.rounds} interleaved rounds of {sp.window_s:.2f} s per measurement (best "
-            "of rounds in brackets); ratios are medians of per-round ratios against "
-            f"{sp.baseline} (`ov.convert_model` of the unpruned checkpoint, the device's defaults), measured in the "
-            "same run. Latency: batch 1, LATENCY hint; throughput: THROUGHPUT hint, images/s. A ratio whose rounds "
-            f"disagree by more than {UNSTABLE_SPREAD:.0%} is marked unstable here: time it with "
-            "`python -m tools.benchmark` before relying on it.", "",
-            md_table(["model", "latency ms", "throughput b1", f"throughput b{sp.batch}", "latency vs plain",
-                      "thr. b1 vs plain", f"thr. b{sp.batch} vs plain"], rows), "",
-            *[f"- {verdict(sp, r.label)}" for r in sp.rows if r.label != sp.baseline], "",
-            "![speed](speed.png)", ""]
+from ..targets import GRAPH_AGREEMENT, GRAPH_SQNR, INT8_AGREEMENT, INT8_DROP, INT8_SQNR
+from .tables import checks_table, fmt, md_table, runtime_table, speed_section, verdict
 
 
 def write_quant_outputs(report: QuantReport, folder: Path, stem: str = "report") -> None:
@@ -304,98 +233,3 @@ def quant_summary(report: QuantReport, out: Path) -> str:
               + (", qat_loss.png" if report.qat is not None and report.qat.losses else "") + ")",
               f"  benchmark: benchmark_app -m {shlex.quote(str(out / 'model_int8.xml'))} -d CPU -hint latency"]
     return "\n".join(lines)
-
-
-def verdict(speed: SpeedReport, label: str) -> str:
-    """One line a user can act on: the ratios, and when the model is not faster, what bounds it."""
-    r = speed.ratios(label)
-    line = (f"{label}: {r['latency']:.2f}x latency, {r['fps_b1']:.2f}x throughput at batch 1, {r['fps_bn']:.2f}x at "
-            f"batch {speed.batch} vs {speed.baseline} on this CPU ({speed.isa_short}, default precision "
-            f"{speed.precision})")
-    if min(r["latency"], r["fps_b1"]) < 1.05:
-        ref = next((k for k in speed.counters if k.endswith("deploy FP32") and k != label), None)
-        counters = bound(speed, label, ref)
-        line += "; not faster here at batch 1" + (f" ({counters})" if counters else "")
-    shaky = speed.unstable(label)
-    if shaky:
-        line += f"; unstable here ({', '.join(shaky)}: the rounds disagree by more than {UNSTABLE_SPREAD:.0%})"
-    return line
-
-
-def bound(speed: SpeedReport, label: str, reference: str | None) -> str:
-    """What the counters say bounds `label`: its op types that take the most time at batch 1, each beside the
-    same op types in the `reference` model (ms, nodes)."""
-    own, ref = speed.counters.get(label), speed.counters.get(reference or "", [])
-    if not own:
-        return ""
-
-    def family(op: str) -> str:
-        return op.split(" [")[0]
-
-    ref_by = defaultdict(float)
-    for o in ref:
-        ref_by[family(o.op)] += o.ms
-    parts = [f"{o.op} {o.ms:.2f} ms ({o.nodes} nodes)" + (f" vs {ref_by[family(o.op)]:.2f} in {reference}"
-                                                          if family(o.op) in ref_by else "") for o in own[:3]]
-    return f"counters at batch 1, {sum(o.ms for o in own):.2f} ms in all: {'; '.join(parts)}"
-
-
-def write_prune_outputs(rep: PruneReport, folder: Path) -> None:
-    a, m = rep.accuracy, rep.macs
-    size = rep.model.input_size
-    lines = [f"# CloFormer pruning report: {rep.method}, ratio {rep.ratio}"
-             + (f", kept widths rounded to {rep.round_to}" if rep.round_to else ""), "", f"`{rep.command}`", "",
-             f"Fine-tuned at {rep.finetune_size or size} px; exported, evaluated and timed at {size}x{size}.", "",
-             md_table(["", "before", "after", "change"], [
-                 ["MACs (M)", f"{m.before / 1e6:.1f}", f"{m.after / 1e6:.1f}", f"−{m.reduction_pct:.1f}%"],
-                 ["params", f"{rep.params.before:,}", f"{rep.params.after:,}",
-                  f"nonzero {rep.params.nonzero_after:,}"],
-                 [f"top-1 on {a.source} (%)", a.unpruned_top1, a.pruned_top1, fmt(a.top1_drop)],
-                 [f"top-5 on {a.source} (%)", a.unpruned_top5, a.pruned_top5, "–"],
-                 ["FP32 .bin bytes (gzip)", "–", f"{rep.sizes['model_fp32.bin']:,} "
-                  f"({rep.sizes['model_fp32.bin.gz']:,})", "–"]]), "",
-             f"Pruned IR top-1: {fmt(a.pruned_ir_top1)}%. NumPy float64 vs torch on the pruned checkpoint: "
-             f"max |Δlogit| {rep.numpy_float64_agreement.value:.1e} "
-             f"(tolerance {rep.numpy_float64_agreement.tolerance:g}).", ""]
-    if rep.undertrained_teacher:
-        lines += [f"**Warning:** {rep.undertrained_teacher}.", ""]
-    if rep.checks:  # (with INT8, the twins are report_int8.md's)
-        lines += ["## FP32 agreement (twins)", "", checks_table(rep.checks), ""]
-    if rep.nncf_pruning_statistic is not None:
-        s = rep.nncf_pruning_statistic
-        lines += [f"NNCF pruning statistic: prunable-parameter sparsity {s['pruning_ratio']:.3f}, all parameters "
-                  f"{s['global_pruning_ratio']:.3f}.", ""]
-    lines += ["## Kept channels per block (kept / original)", "",
-              md_table(["block", "FFN hidden", "local channels", "global heads"],
-                       [[r["block"], f"{r['hidden'][0]}/{r['hidden'][1]}", f"{r['local'][0]}/{r['local'][1]}",
-                         f"{r['global_heads'][0]}/{r['global_heads'][1]}"] for r in rep.layers]), "",
-              "![kept channels](pruning.png)", "", md_table(["stage", "seconds"],
-                                                             [[k, v] for k, v in rep.seconds.items()]), ""]
-    if rep.int8 is not None:
-        c = rep.int8.int8_vs_fp32
-        lines += ["## Pruned INT8", "", f"top-1 FP32 {fmt(c.fp32_top1)}%, INT8 {fmt(c.int8_top1)}%, "
-                  f"agreement {c.top1_agreement:.2f}%, SQNR {c.sqnr_db:.1f} dB (details: report_int8.md)", ""]
-    if rep.targets is not None:
-        lines += ["## The fast model against its targets", "", "Pruned INT8 against the unpruned checkpoint, measured "
-                  "in this run (the speed section: report_int8.md, speed.png).", "",
-                  *[f"- {t}" for t in fast_lines(rep)], ""]
-    if rep.speed is not None:  # (with INT8, the speed section is report_int8.md's)
-        lines += speed_section(rep.speed)
-        plot_speed(rep.speed, folder / "speed.png", f"{rep.model.variant} at {size}x{size}")
-    (folder / "report.md").write_text("\n".join(lines), errors="backslashreplace")
-    write_report(rep, folder / "report.json")
-    plot_pruning(rep, folder / "pruning.png")
-
-
-def fast_lines(rep: PruneReport, markdown: bool = True) -> list[str]:
-    """The fast model (pruned INT8) against the unpruned checkpoint, target by target, in words."""
-    targets = rep.targets or []
-    lines = [f"{t.metric}, {t.scope}: {fmt(t.value)} ({t.bound_text}): "
-             + (f"**{t.state}**" if markdown and t.met is False else t.state) for t in targets]
-    sp = rep.timings
-    if sp is None:
-        lines.append("speed not measured (--benchmark-seconds 0)")
-    elif any(t.met is False for t in targets if t.id != FAST_DROP.id):  # a speed target
-        counters = bound(sp, sp.rows[-1].label, "pruned deploy FP32") or "no counters were read"
-        lines.append(f"what bounds it on this CPU ({sp.isa_short}, {sp.cores} cores): {counters}")
-    return lines
