@@ -57,7 +57,7 @@ def as_read_back(model: Any) -> Any:
     """`model` (every output kept) saved as an IR and read back, owning its weights: the graph a user's runtime
     loads. Every model this project compiles is one, because OpenVINO 2026.4.1's CPU plugin can crash (SIGSEGV
     in JIT code) on an in-memory ov.Model that runs once read back: seen under ONEDNN_MAX_CPU_ISA=AVX2 on an
-    AVX-512 BF16 CPU, at f32, for the converted deploy form with every ConvFFN negated (test_cli's failed-check
+    AVX-512 BF16 CPU, at f32, for the converted deploy form with every ConvFFN negated (test_outputs' failed-check
     twin) and for its nncf.quantize result; the two graphs hold the same ops and types."""
     import openvino as ov
 

@@ -166,7 +166,7 @@ print(metrics.rel_max(got, want))
 
 def test_converted_graph_runs_under_imposed_avx2() -> None:
     """export.as_read_back: every converted graph is compiled as read back from an IR. Compiled in memory, this
-    graph (test_cli's failed-check twin: every ConvFFN negated) crashed OpenVINO 2026.4.1 with SIGSEGV under
+    graph (test_outputs' failed-check twin: every ConvFFN negated) crashed OpenVINO 2026.4.1 with SIGSEGV under
     ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 BF16 CPU, killing the job before its report (and a pytest worker).
     Read back, it runs and computes the negated twin."""
     import os
