@@ -17,6 +17,7 @@ from typing import Any
 
 from .atomic import write_text_atomic
 from .plain import from_plain, to_plain
+from .profile import Profile
 from .runtime import RuntimeGraph
 from .settings import QuantSettings
 from .targets import Metric, Target
@@ -84,6 +85,7 @@ class SpeedReport:
     rows: list[SpeedRow]
     counters: dict[str, list[OpTime]] = field(default_factory=dict)  # label -> per-op-type time, batch 1
     baseline: str = "plain FP32"
+    profiles: list[Profile] = field(default_factory=list)  # where each IR's time goes (compress.profile)
 
     def row(self, label: str) -> SpeedRow:
         return next(r for r in self.rows if r.label == label)

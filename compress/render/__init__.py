@@ -8,8 +8,8 @@ report's data is compress.report; nothing here computes a result.
 
 from .prune import fast_lines, write_prune_outputs
 from .quant import isa_target_lines, quant_summary, targets_section, write_quant_outputs
-from .tables import bound, checks_table, fmt, md_table, runtime_table, speed_section, verdict
+from .tables import bound, checks_table, fmt, md_table, profile_lines, runtime_table, speed_section, verdict
 
-__all__ = ["bound", "checks_table", "fast_lines", "fmt", "isa_target_lines", "md_table", "quant_summary",
-           "runtime_table", "speed_section", "targets_section", "verdict", "write_prune_outputs",
+__all__ = ["bound", "checks_table", "fast_lines", "fmt", "isa_target_lines", "md_table", "profile_lines",
+           "quant_summary", "runtime_table", "speed_section", "targets_section", "verdict", "write_prune_outputs",
            "write_quant_outputs"]

@@ -218,6 +218,7 @@ def quant_summary(report: QuantReport, out: Path) -> str:
                      f"{fmt(a.heldout_drop_pt)} pt held out")
     if report.speed is not None:
         lines += [f"  speed: {verdict(report.speed, label)}" for label in [r.label for r in report.speed.rows][1:]]
+        lines += [f"  {p.ir}: {p.verdict}" for p in report.speed.profiles[-1:]]
     if report.runtime:
         lines.append("  executed nodes: " + ", ".join(f"{g.label} {g.executed} ({g.reorders} Reorders)"
                                                       for g in report.runtime))

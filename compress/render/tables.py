@@ -1,4 +1,5 @@
-"""Formatting shared by every report: numbers, Markdown tables, the speed section and its one-line verdict."""
+"""Formatting shared by every report: numbers, Markdown tables, the speed section with its one-line verdict and
+where the time goes (compress.profile; tools.profile prints the same)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
+from ..profile import Profile
 from ..report import (
     UNSTABLE_SPREAD,
     Check,
@@ -75,7 +77,7 @@ def speed_section(sp: SpeedReport) -> list[str]:
             md_table(["model", "latency ms", "throughput b1", f"throughput b{sp.batch}", "latency vs plain",
                       "thr. b1 vs plain", f"thr. b{sp.batch} vs plain"], rows), "",
             *[f"- {verdict(sp, r.label)}" for r in sp.rows if r.label != sp.baseline], "",
-            "![speed](speed.png)", ""]
+            "![speed](speed.png)", "", *profiles_section(sp.profiles)]
 
 
 def verdict(speed: SpeedReport, label: str) -> str:
@@ -110,3 +112,55 @@ def bound(speed: SpeedReport, label: str, reference: str | None) -> str:
     parts = [f"{o.op} {o.ms:.2f} ms ({o.nodes} nodes)" + (f" vs {ref_by[family(o.op)]:.2f} in {reference}"
                                                           if family(o.op) in ref_by else "") for o in own[:3]]
     return f"counters at batch 1, {sum(o.ms for o in own):.2f} ms in all: {'; '.join(parts)}"
+
+
+# ------------------------------------------------------------------ where the time goes (compress.profile)
+def profile_head(p: Profile) -> str:
+    return (f"**{p.ir}** on {p.device} ({p.isa}), {p.precision}, batch 1, LATENCY hint, {p.runs} inferences: "
+            f"{p.wall_ms:.2f} ms median; {p.nodes} executed nodes, {p.node_ms:.2f} ms by the counters; layout "
+            f"{p.layout_nodes} nodes, {p.layout_ms:.2f} ms ({100 * p.layout_ms / max(p.node_ms, 1e-9):.0f}%); "
+            f"{p.macs / 1e9:.3f} GMACs at the measured peak ("
+            + ", ".join(f"{k} {v:.0f} GMAC/s" for k, v in p.peak_gmacs.items()) + f"): {p.bound_ms:.2f} ms.")
+
+
+def profile_lines(p: Profile) -> list[str]:
+    """One IR: its figures, its node types, its stages (int8 against float), the verdict."""
+    types = md_table(["node type", "nodes", "ms", "µs a node"],
+                     [[t.type, t.nodes, f"{t.ms:.3f}", f"{t.us_per_node:.1f}"] for t in p.by_type])
+    return [profile_head(p), "", types, "", stage_table([p]), "", f"Verdict: {p.verdict}."]
+
+
+def stage_table(profiles: list[Profile]) -> str:
+    """Per stage of the network, each IR's int8 and float time (ms, nodes)."""
+    stages = list(dict.fromkeys(s.stage for p in profiles for s in p.by_stage))
+    cols = []
+    for p in profiles:
+        cols += [f"{p.ir}: int8 ms (nodes)", f"{p.ir}: float ms (nodes)"]
+    rows = []
+    for stage in stages:
+        row = [stage]
+        for p in profiles:
+            s = next((s for s in p.by_stage if s.stage == stage), None)
+            row += (["–", "–"] if s is None else
+                    [f"{s.int8_ms:.3f} ({s.int8_nodes})", f"{s.float_ms:.3f} ({s.float_nodes})"])
+        rows.append(row)
+    return md_table(["stage", *cols], rows)
+
+
+def profiles_section(profiles: list[Profile]) -> list[str]:
+    """The speed section's profile: the IRs' node types side by side, their stages, and each one's verdict."""
+    if not profiles:
+        return []
+    types = list(dict.fromkeys(t.type for p in profiles for t in p.by_type))
+    rows = []
+    for kind in types:
+        row = [kind]
+        for p in profiles:
+            t = next((t for t in p.by_type if t.type == kind), None)
+            row.append("–" if t is None else f"{t.nodes}, {t.ms:.3f} ms, {t.us_per_node:.0f} µs")
+        rows.append(row)
+    rows.append(["all executed", *(f"{p.nodes}, {p.node_ms:.3f} ms (wall {p.wall_ms:.2f})" for p in profiles)])
+    rows.append(["of them layout", *(f"{p.layout_nodes}, {p.layout_ms:.3f} ms" for p in profiles)])
+    return ["### Where the time goes (batch 1, performance counters)", "",
+            md_table(["node type", *(f"{p.ir}: nodes, ms, µs a node" for p in profiles)], rows), "",
+            stage_table(profiles), "", *[f"- {profile_head(p)} {p.verdict}." for p in profiles], ""]
