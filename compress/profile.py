@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from .runtime import compile_ov, cpu_isa, default_precision
+from .runtime import compile_ov, default_precision, imposed_isa, own_isa
 
 LAYOUT_TYPES = frozenset({"Transpose", "Reorder", "VariadicSplit", "Split", "Concat", "Reshape", "Gather",
                           "StridedSlice", "Broadcast", "Tile"})
 NODE_BOUND_RATIO = 3.0  # measured time over the arithmetic bound beyond which a model is called node-bound
-PEAK_SHAPES = ((512, 14), (256, 28))  # (channels, side) of the 1x1 convolutions the peak is measured on
+PEAK_SHAPES = ((1024, 14), (512, 28), (256, 56))  # (channels, side) of the 1x1 convolutions timed for the peak
 
 
 @dataclass
@@ -59,7 +59,7 @@ class Profile:
     ir: str
     device: str
     precision: str  # what the plugin ran the float ops in ('bf16' on AMX by default)
-    isa: str
+    isa: str  # oneDNN's name of the ISA the kernels used, e.g. AVX512_CORE_AMX, 'AVX2 (imposed)'
     runs: int
     wall_ms: float  # median latency of the profiled inferences
     nodes: int  # executed
@@ -173,11 +173,17 @@ def profile_ir(ir: str | Path | Any, device: str = "CPU", precision: str | None 
 
     model = ov.Core().read_model(str(ir)) if isinstance(ir, (str, Path)) else ir
     shape = [1, *[int(d) for d in model.inputs[0].get_partial_shape().get_min_shape()[1:]]]
-    if model.inputs[0].get_partial_shape().is_dynamic or list(model.inputs[0].get_shape()) != shape:
-        model = model.clone()
-        model.reshape({model.inputs[0]: shape})
-    compiled = compile_ov(model, device, precision, PERF_COUNT=True, PERFORMANCE_HINT="LATENCY")
+    compiled = compile_ov(model, device, precision, shape=shape, PERF_COUNT=True, PERFORMANCE_HINT="LATENCY")
+    name = label or (Path(ir).name if isinstance(ir, (str, Path)) else model.get_friendly_name())
+    return profile_compiled(compiled, model, name, device, precision, runs, warmup)
+
+
+def profile_compiled(compiled: Any, model: Any, label: str, device: str = "CPU", precision: str | None = None,
+                     runs: int = 200, warmup: int = 20) -> Profile:
+    """The profile of `compiled` (batch 1, compiled with PERF_COUNT on) of `model` (the ov.Model its MACs are read
+    from): `runs` inferences after `warmup`, on random input."""
     request = compiled.create_infer_request()
+    shape = [int(d) for d in compiled.input(0).get_shape()]
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     for _ in range(warmup):
         request.infer({0: x})
@@ -206,8 +212,11 @@ def profile_ir(ir: str | Path | Any, device: str = "CPU", precision: str | None 
         else:
             s[1] += ms
             s[3] += 1
-    prec = precision or default_precision(device)
-    macs = ir_macs(model)
+    static = model
+    if model.inputs[0].get_partial_shape().is_dynamic or [int(d) for d in model.inputs[0].get_shape()] != shape:
+        static = model.clone()  # MACs at the compiled shape
+        static.reshape({static.inputs[0]: shape})
+    macs = ir_macs(static)
     peak = {"float": measure_peak(device, precision)}
     if any(is_int8(e) for _, _, e in node_us):
         peak["int8"] = measure_peak(device, precision, int8=True)
@@ -215,8 +224,8 @@ def profile_ir(ir: str | Path | Any, device: str = "CPU", precision: str | None 
     order = ["stem", "layers.0", "layers.1", "layers.2", "layers.3", "head"]
     by_stage = [StageTime(s, round(v[0], 4), round(v[1], 4), int(v[2]), int(v[3]))
                 for s, v in sorted(per_stage.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99)]
-    return Profile(label or (Path(ir).name if isinstance(ir, (str, Path)) else model.get_friendly_name()), device,
-                   prec, cpu_isa(), runs, round(1e3 * float(np.median(walls)), 4), len(node_us),
-                   round(sum(node_us.values()) / runs / 1e3, 4), by_type, by_stage, layout_nodes, round(layout_ms, 4),
-                   macs, {k: round(v, 1) for k, v in peak.items()},
-                   round(macs / (max(peak.values()) * 1e9) * 1e3, 4))
+    isa = (own_isa() + (" (imposed)" if imposed_isa() else "")) if device.upper().startswith("CPU") else device
+    return Profile(label, device, precision or default_precision(device), isa, runs,
+                   round(1e3 * float(np.median(walls)), 4), len(node_us), round(sum(node_us.values()) / runs / 1e3, 4),
+                   by_type, by_stage, layout_nodes, round(layout_ms, 4), macs,
+                   {k: round(v, 1) for k, v in peak.items()}, round(macs / (max(peak.values()) * 1e9) * 1e3, 4))

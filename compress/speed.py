@@ -22,12 +22,14 @@ from typing import Any
 
 import numpy as np
 
+from .profile import profile_compiled
 from .report import OpTime, SpeedReport, SpeedRow
 from .runtime import compile_ov, cpu_isa
 
 ROUNDS = 5  # more rounds of shorter windows: a mode switch spoils one round's ratio, not the median
 BASELINE = "plain FP32"  # ov.convert_model of the unpruned checkpoint at the device's defaults
 MIN_WINDOW_S = 0.2  # below this a window holds too few inferences for a median
+PROFILE_RUNS = 100  # batch-1 inferences each IR's profile (compress.profile) sums its counters over
 
 
 def isa_short(isa: str) -> str:
@@ -121,11 +123,18 @@ def _compile_all(models: dict[str, Any], input_size: int, batch: int, device: st
         return {key: job.result() for key, job in jobs.items()}
 
 
+def read(model: Any) -> Any:
+    """An ov.Model of an IR path (as given otherwise)."""
+    import openvino as ov
+
+    return ov.Core().read_model(str(model)) if isinstance(model, (str, Path)) else model
+
+
 def measure_speed(models: dict[str, Any], input_size: int, *, batch: int = 8, seconds: float = 6.0,
                   device: str = "CPU") -> SpeedReport:
     """Time each model (label -> ov.Model, IR path, or a callable that builds an ov.Model; BASELINE among them)
     at batch 1 (latency, throughput) and at batch `batch` (throughput) within about `seconds` of timing, and
-    read the per-op counters of the latency requests."""
+    read the per-op counters of the latency requests, and each model's profile but the baseline's."""
     import openvino as ov
 
     from .runtime import default_precision
@@ -148,10 +157,12 @@ def measure_speed(models: dict[str, Any], input_size: int, *, batch: int = 8, se
             rows[label].fps_bn.append(round(_throughput(compiled[label, "fps_bn"], xn, WEIGHTS["fps_bn"] * window), 2))
     counters = {label: _counters(compiled[label, "counters"].create_infer_request(), x1) for label in labels
                 if label != BASELINE}
+    profiles = [profile_compiled(compiled[label, "counters"], read(models[label]), label, device, runs=PROFILE_RUNS)
+                for label in labels if label != BASELINE]
     isa = cpu_isa() if device.upper().startswith("CPU") else f"{device} (ISA n/a)"
     return SpeedReport(device, isa, isa_short(isa), ov.get_version().split("-")[0], os.cpu_count() or 1,
                        default_precision(device), batch, round(window, 3), ROUNDS, [rows[lb] for lb in labels],
-                       counters, BASELINE)
+                       counters, BASELINE, profiles)
 
 
 

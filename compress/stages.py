@@ -26,7 +26,6 @@ from . import verification as V
 from .data import DataSource, Images
 from .data.sources import JobData
 from .loading import LoadedModel
-from .profile import profile_ir
 from .report import Check, DataPart, PruneReport, QuantReport, SpeedReport, Timer
 from .settings import DEFAULT_RUN, RunConfig
 from .speed import BASELINE, measure_speed
@@ -34,7 +33,6 @@ from .speed import BASELINE, measure_speed
 N_VERIFY = 8  # validation images of the FP32 twin checks (and of the FP32 IR's static-batch check)
 N_DIAGNOSE = 32  # other validation images: the INT8 diagnosis and the INT8 IR's static-batch check
 N_IR_FP32 = 2  # images the NumPy IR executor runs the FP32 IRs on (float64)
-PROFILE_RUNS = 100  # batch-1 inferences each IR's profile sums its counters over
 PRELOAD_BYTES = 1 << 30  # validation images are preprocessed once when they fit in this much memory
 
 
@@ -174,8 +172,6 @@ def speed_stage(ctx: Context) -> None:
                                **{label: ir.xml for label, ir in ctx.irs.items()}},
                               ctx.loaded.input_size, batch=run.benchmark_batch, seconds=run.benchmark_seconds,
                               device=run.device)
-    ctx.speed.profiles = [profile_ir(ir.xml, run.device, runs=PROFILE_RUNS, label=label)
-                          for label, ir in ctx.irs.items()]
 
 
 def static_batch_stage(ctx: Context) -> None:

@@ -115,19 +115,20 @@ class GraphRun:
 
 
 N_TAP_IMAGES = 4  # images whose named intermediates the NumPy executor runs (the per-layer comparison)
+GRAPH_BATCH = 8  # images a NumPy run of an IR takes at once (memory bounded at 224 px, float64)
 
 
 def graph_run(int8_xml: Path, int8_taps_model: Any | None, tap_names: list[str], x: np.ndarray,
               tmp: Path) -> GraphRun:
-    """reference_np.ir on x (one image at a time) in float64 and float32, and, given the quantized taps model,
-    its named intermediates on the first N_TAP_IMAGES images."""
+    """reference_np.ir on x (GRAPH_BATCH images at a time: the IRs take any batch) in float64 and float32, and,
+    given the quantized taps model, its named intermediates on the first N_TAP_IMAGES images."""
     import openvino as ov
 
     from reference_np import ir
 
     def logits(dtype: type) -> np.ndarray:
         graph = ir.load(int8_xml, dtype)
-        return np.concatenate([graph(x[i:i + 1]) for i in range(len(x))])
+        return np.concatenate([graph(x[i:i + GRAPH_BATCH]) for i in range(0, len(x), GRAPH_BATCH)])
 
     ref = logits(np.float64)
     taps: dict[str, np.ndarray] = {}

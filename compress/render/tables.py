@@ -163,4 +163,4 @@ def profiles_section(profiles: list[Profile]) -> list[str]:
     rows.append(["of them layout", *(f"{p.layout_nodes}, {p.layout_ms:.3f} ms" for p in profiles)])
     return ["### Where the time goes (batch 1, performance counters)", "",
             md_table(["node type", *(f"{p.ir}: nodes, ms, µs a node" for p in profiles)], rows), "",
-            stage_table(profiles), "", *[f"- {profile_head(p)} {p.verdict}." for p in profiles], ""]
+            stage_table(profiles), "", *[f"- {profile_head(p)} Verdict: {p.verdict}." for p in profiles], ""]
