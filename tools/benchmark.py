@@ -30,24 +30,19 @@ import os
 import re
 import statistics
 import sys
-import tempfile
-import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from compress import isa
 from compress.atomic import check_apart, staging_dir
 from compress.errors import InputError
 from compress.render import md_table, runtime_table
-from compress.report import read_report, versions
+from compress.report import versions
 from compress.runtime import (
     BF16_LEVELS,
     ISA_ENV,
-    RuntimeGraph,
     cpu_isa,
     cpu_model,
     isa_levels,
@@ -55,190 +50,16 @@ from compress.runtime import (
     runtime_graph,
 )
 from compress.runtime import ISA_FLAGS as FLAGS
-from compress.speed import BASELINE, measure_speed
-from tools.benchmark_app import aggregate_perf, benchmark_app_cmd, parse_perf_counters, run_benchmark_app
+from compress.speed import BASELINE
+from tools.bench_targets import Target, discover, perf_counters, perf_table, python_runner, time_loop
+from tools.benchmark_app import benchmark_app_cmd, run_benchmark_app
+from tools.speed_check import check_speed, speed_check_text
 
 IMPOSED_NOTE = ("An imposed ISA shows that ISA's kernels and numerics on this CPU, not an older CPU's clocks, "
                 "caches or memory: read its ratios, not its milliseconds, as what a CPU of that ISA would gain.")
+
+
 VNNI_MACS_PER_CYCLE = 128  # int8 MACs/cycle/core: two 512-bit VPDPBUSD per cycle (an assumption; see README)
-
-
-@dataclass
-class Target:
-    label: str
-    backend: str  # openvino | torch | onnxruntime | numpy
-    precision: str  # f32 | default | int8
-    path: str
-    group: str
-    input_size: int
-    macs: int
-    variant: str = "cloformer_xxs"
-    role: str = ""  # plain | deploy | int8 | python
-    latencies_ms: list[float] = field(default_factory=list)  # latency hint (or Python-timed)
-    throughputs_fps: list[float] = field(default_factory=list)  # throughput hint (latency hint if not run)
-    throughputs_bn_fps: list[float] = field(default_factory=list)  # throughput hint at batch N, images/s
-    perf_by_type: dict[str, dict[str, float]] = field(default_factory=dict)  # --pc: op type -> ms, nodes
-    runtime: RuntimeGraph | None = None
-    isa: str = ""  # oneDNN ISA imposed with ONEDNN_MAX_CPU_ISA (--isa); "": this CPU's own
-
-    def app_env(self) -> dict[str, str] | None:
-        """benchmark_app's environment: the imposed ISA, if any."""
-        return {**os.environ, ISA_ENV: self.isa} if self.isa else None
-
-    def app_precision(self) -> str | None:
-        """-infer_precision: f32 where asked, and under an imposed ISA without bf16 (what such a CPU defaults to:
-        the plugin would pick bf16 from this CPU's flags and find no kernels for it)."""
-        return "f32" if self.precision == "f32" or (self.isa and self.isa not in BF16_LEVELS) else None
-
-    @property
-    def latency_ms(self) -> float | None:
-        return statistics.median(self.latencies_ms) if self.latencies_ms else None
-
-    @property
-    def throughput_fps(self) -> float | None:
-        return statistics.median(self.throughputs_fps) if self.throughputs_fps else None
-
-    @property
-    def throughput_bn_fps(self) -> float | None:
-        return statistics.median(self.throughputs_bn_fps) if self.throughputs_bn_fps else None
-
-
-
-
-
-
-
-
-
-
-
-
-def perf_counters(t: Target, seconds: float, hint: str, device: str) -> dict[str, dict[str, float]]:
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [*benchmark_app_cmd(t.path, t.input_size, seconds, hint, t.app_precision(), device),
-               "-report_type", "average_counters", "-report_folder", tmp]
-        run_benchmark_app(cmd, t.app_env())
-        csv = Path(tmp) / "benchmark_average_counters_report.csv"
-        if not csv.is_file():
-            raise RuntimeError(f"benchmark_app wrote no {csv.name}: {' '.join(cmd)}")
-        return aggregate_perf(parse_perf_counters(csv.read_text()))
-
-
-def perf_table(targets: list[Target]) -> str:
-    """Op types as rows, IRs as columns: ms (nodes); totals of the counters last."""
-    shown = [t for t in targets if t.perf_by_type]
-    keys: list[str] = []
-    for t in shown:
-        keys += [k for k in t.perf_by_type if k not in keys]
-    keys.sort(key=lambda k: -max(t.perf_by_type.get(k, {"ms": 0})["ms"] for t in shown))
-    rows = [[k, *(f"{t.perf_by_type[k]['ms']:.2f} ({t.perf_by_type[k]['nodes']:.0f})" if k in t.perf_by_type
-                  else "–" for t in shown)] for k in keys]
-    rows.append(["**total of counters**", *(f"{sum(v['ms'] for v in t.perf_by_type.values()):.2f}" for t in shown)])
-    return md_table(["op type [exec precision]", *(t.label for t in shown)], rows)
-
-
-
-
-
-
-# ---------------------------------------------------------------- Python-timed backends
-def _time_loop(fn, seconds: float) -> list[float]:
-    fn()
-    lat, t_end = [], time.perf_counter() + seconds
-    while time.perf_counter() < t_end or len(lat) < 3:
-        t = time.perf_counter()
-        fn()
-        lat.append((time.perf_counter() - t) * 1e3)
-    return lat
-
-
-def python_runner(t: Target):
-    x = np.random.default_rng(0).standard_normal((1, 3, t.input_size, t.input_size)).astype(np.float32)
-    if t.backend == "onnxruntime":
-        import onnxruntime as ort
-
-        sess = ort.InferenceSession(t.path, providers=["CPUExecutionProvider"])
-        return lambda: sess.run(None, {sess.get_inputs()[0].name: x})
-    import cloformer
-
-    model = cloformer.create_model(t.variant, checkpoint=t.path, allow_pruned=True).eval()
-    if t.backend == "numpy":
-        import reference_np as rn
-
-        w = {k: v.numpy() for k, v in model.state_dict().items()}
-        return lambda: rn.forward(w, x)
-    import torch
-
-    xt = torch.from_numpy(x)
-
-    def run() -> None:
-        with torch.inference_mode():
-            model(xt)
-    return run
-
-
-# ---------------------------------------------------------------- discovery
-def plain_ir(variant: str, checkpoint: str, size: int, folder: Path) -> Path:
-    """The baseline IR: the training-form model through ov.convert_model, saved in FP32."""
-    import openvino as ov
-
-    from compress import export, loading
-
-    xml = folder / f"plain_fp32_{size}.xml"
-    ov.save_model(export.convert_plain(loading.load(variant, checkpoint, size)), str(xml), compress_to_fp16=False)
-    return xml
-
-
-def discover(folders: list[Path], python_backends: bool = True, numpy_backend: bool = True,
-             baseline_dir: Path | None = None) -> list[Target]:
-    """Targets of every folder, the plain FP32 baseline (built into baseline_dir) first."""
-    import cloformer
-    from compress.runtime import default_precision
-    from reference_np.macs import count_macs
-
-    default_prec = default_precision()  # bf16 on BF16-capable CPUs, f32 elsewhere
-    targets: list[Target] = []
-    for n, folder in enumerate(folders):
-        rep_path = folder / "report.json"
-        if not rep_path.is_file():
-            raise InputError(f"{folder} has no report.json (expected a compress.quantize/prune output folder)")
-        try:
-            m = read_report(rep_path).model
-        except ValueError as e:
-            raise InputError(str(e)) from None
-        size, variant = m.input_size, m.variant
-        ckpt = str(folder / m.pruned_checkpoint) if m.pruned_checkpoint else m.checkpoint
-        macs = count_macs(cloformer.create_model(variant, checkpoint=ckpt, allow_pruned=True).plan,
-                          size, size)["total"]
-        g = folder.name
-        if n == 0 and baseline_dir is not None:
-            base_macs = count_macs(cloformer.create_model(variant, checkpoint=m.checkpoint).plan, size, size)["total"]
-            xml = str(plain_ir(variant, m.checkpoint, size, baseline_dir))
-            targets += [Target(f"{BASELINE} default({default_prec})", "openvino", "default", xml, g, size, base_macs,
-                               variant, "plain"),
-                        Target(f"{BASELINE} f32", "openvino", "f32", xml, g, size, base_macs, variant, "plain")]
-        for xml in sorted(folder.glob("*.xml")):
-            stem = xml.stem.replace("model_", "")
-            if "int8" in stem:
-                targets.append(Target(f"{g}/{stem}", "openvino", "int8", str(xml), g, size, macs, variant, "int8"))
-            else:
-                targets.append(Target(f"{g}/{stem} default({default_prec})", "openvino", "default", str(xml), g,
-                                      size, macs, variant, "deploy"))
-                targets.append(Target(f"{g}/{stem} f32", "openvino", "f32", str(xml), g, size, macs, variant,
-                                      "deploy"))
-        if python_backends:
-            onnx_files = sorted(folder.glob("*fp32*.onnx"))
-            if onnx_files:
-                targets.append(Target(f"{g}/onnxruntime fp32", "onnxruntime", "f32", str(onnx_files[0]), g, size,
-                                      macs, variant, "python"))
-            targets.append(Target(f"{g}/torch eager fp32", "torch", "f32", str(ckpt), g, size, macs, variant,
-                                  "python"))
-            if numpy_backend:
-                targets.append(Target(f"{g}/numpy reference fp32", "numpy", "f32", str(ckpt), g, size, macs, variant,
-                                      "python"))
-    if not targets:
-        raise InputError("no models found to benchmark")
-    return targets
 
 
 def imposed(targets: list[Target], levels: list[str]) -> list[Target]:
@@ -300,7 +121,7 @@ def measure(targets: list[Target], rounds: int, seconds: float, hint: str, devic
             elif hint != "throughput":
                 if t.label not in runners:
                     runners[t.label] = python_runner(t)
-                lat = _time_loop(runners[t.label], python_seconds or seconds)
+                lat = time_loop(runners[t.label], python_seconds or seconds)
                 t.latencies_ms.append(statistics.median(lat))
             last = (f"{t.latency_ms:8.2f} ms" if t.latencies_ms else "") + (
                 f" {t.throughputs_fps[-1]:8.1f} FPS" if t.throughputs_fps else "")
@@ -332,93 +153,6 @@ def ratios(targets: list[Target]) -> dict[str, dict[str, float | None]]:
             "gmacs_per_s": t.macs / (lat * 1e6) if lat else None,
         }
     return out
-
-
-# ---------------------------------------------------------------- the speed section against benchmark_app
-SPEED_CHECK_TOLERANCE = 0.10  # the report's ratios within ±10% of benchmark_app's
-
-
-def check_speed(folder: Path, rounds: int, seconds: float, budget: float, device: str = "CPU") -> dict[str, Any]:
-    """The report's speed section (compress.speed.measure_speed with a `budget` of seconds, as compress.quantize
-    runs it) and benchmark_app (`rounds` interleaved rounds of `seconds` per run) on the same IRs, in one run:
-    latency and batch-N throughput ratios against plain FP32 from each (benchmark_app's: the median over rounds of
-    each round's ratio), and their ratio. The section is timed in the middle of the benchmark_app rounds, so drift
-    of the machine falls on both."""
-    rep = read_report(folder / "report.json")
-    m = rep.model
-    int8 = getattr(rep, "int8", rep)  # a pruning report holds its INT8 job's
-    batch = int8.speed.batch if int8 is not None and int8.speed is not None else 8
-    with tempfile.TemporaryDirectory() as scratch:
-        plain = plain_ir(m.variant, m.checkpoint, m.input_size, Path(scratch))
-        irs = {BASELINE: plain, "deploy FP32": folder / "model_fp32.xml", "INT8": folder / "model_int8.xml"}
-        missing = [str(p) for p in irs.values() if not Path(p).is_file()]
-        if missing:
-            raise InputError(f"{folder}: no {', '.join(missing)} (a compress.quantize or prune --quantize output)")
-        app: dict[str, dict[str, list[float]]] = {label: {"latency": [], "fps_bn": []} for label in irs}
-        section = None
-        for r in range(rounds):
-            # the runs a ratio pairs are adjacent in time (every IR's latency, then every IR's batch-N throughput,
-            # in alternating order): on a VM whose speed flips every few seconds, a pair 12-24 s apart (each IR's
-            # latency and throughput in turn) moved one round's INT8 latency ratio from 1.01x to 1.55x
-            order = list(irs) if r % 2 == 0 else list(irs)[::-1]
-            for label in order:
-                lat, _ = run_benchmark_app(benchmark_app_cmd(str(irs[label]), m.input_size, seconds, "latency",
-                                                             None, device))
-                app[label]["latency"].append(lat["median_ms"])
-            for label in order[::-1]:
-                thr, _ = run_benchmark_app(benchmark_app_cmd(str(irs[label]), m.input_size, seconds, "throughput",
-                                                             None, device, batch))
-                app[label]["fps_bn"].append(thr["throughput_fps"])
-            print(f"  benchmark_app round {r + 1}/{rounds}: " + ", ".join(
-                f"{label} {app[label]['latency'][-1]:.2f} ms {app[label]['fps_bn'][-1]:.1f} FPS b{batch}"
-                for label in irs), flush=True)
-            if r == (rounds - 1) // 2:  # in the middle of the rounds: drift of the machine falls on both alike
-                section = measure_speed(irs, m.input_size, batch=batch, seconds=budget, device=device)
-                print(f"  report's speed section ({budget:g} s budget) done", flush=True)
-    assert section is not None
-    rows = []
-    for label in irs:
-        if label == BASELINE:
-            continue
-        q = section.ratios(label)
-        base, own = app[BASELINE], app[label]
-        lat = [b / o for b, o in zip(base["latency"], own["latency"], strict=True)]
-        bn = [o / b for b, o in zip(base["fps_bn"], own["fps_bn"], strict=True)]
-        a_lat, a_bn = statistics.median(lat), statistics.median(bn)
-        rows.append({"model": label, "section_latency_x": q["latency"], "app_latency_x": a_lat,
-                     "latency_ratio_of_ratios": q["latency"] / a_lat, "section_fps_bn_x": q["fps_bn"],
-                     "app_fps_bn_x": a_bn, "fps_bn_ratio_of_ratios": q["fps_bn"] / a_bn,
-                     "section_spread": {k: q[f"{k}_spread"] for k in ("latency", "fps_bn")},
-                     # benchmark_app against itself: its odd rounds' ratio over its even rounds' (None: 1 round).
-                     # The check cannot resolve agreement finer than the reference agrees with itself.
-                     "app_self": {k: (statistics.median(v[0::2]) / statistics.median(v[1::2]) if len(v) > 1 else None)
-                                  for k, v in (("latency", lat), ("fps_bn", bn))}})
-    return {"folder": str(folder), "isa": os.environ.get(ISA_ENV) or own_isa(), "batch": batch, "budget_s": budget,
-            "app_seconds": seconds, "rounds": rounds, "window_s": section.window_s, "rows": rows,
-            "within": all(abs(r[k] - 1) <= SPEED_CHECK_TOLERANCE for r in rows
-                          for k in ("latency_ratio_of_ratios", "fps_bn_ratio_of_ratios"))}
-
-
-def speed_check_text(res: dict[str, Any]) -> str:
-    b = res["batch"]
-    rows = [[r["model"], f"{r['section_latency_x']:.2f}x", f"{r['app_latency_x']:.2f}x",
-             f"**{r['latency_ratio_of_ratios']:.3f}**", f"{r['section_fps_bn_x']:.2f}x", f"{r['app_fps_bn_x']:.2f}x",
-             f"**{r['fps_bn_ratio_of_ratios']:.3f}**"] for r in res["rows"]]
-    verdict = "within" if res["within"] else "NOT within"
-    return "\n".join([
-        f"Speed section against benchmark_app, {res['folder']} ({res['isa']}; section budget {res['budget_s']:g} s, "
-        f"{res['window_s']:.2f} s windows; benchmark_app {res['rounds']} rounds of {res['app_seconds']:g} s):", "",
-        md_table(["model", "latency x (section)", "latency x (benchmark_app)", "ratio of ratios",
-                  f"b{b} FPS x (section)", f"b{b} FPS x (benchmark_app)", "ratio of ratios"], rows), "",
-        f"Ratios against plain FP32: the section is {verdict} ±{SPEED_CHECK_TOLERANCE:.0%} of benchmark_app.",
-        "benchmark_app against itself in this run (odd rounds over even rounds; the finest agreement it can "
-        "resolve): " + "; ".join(
-            f"{r['model']} latency {fmt_self(r['app_self']['latency'])}, b{b} FPS {fmt_self(r['app_self']['fps_bn'])}"
-            for r in res["rows"] if "app_self" in r) + "."])
-
-
-def fmt_self(v: float | None) -> str:
-    return "–" if v is None else f"{v:.3f}"
 
 
 def write_outputs(targets: list[Target], rat: dict, mach: dict, args: argparse.Namespace, out: Path,

@@ -32,7 +32,8 @@ from compress.int8 import steps as quantization
 from compress.render import md_table
 from compress.runtime import runtime_graph
 from compress.settings import QuantSettings, ScopeEntry
-from tools.benchmark import Target, measure
+from tools.bench_targets import Target
+from tools.benchmark import measure
 
 
 def _scope(*entries: str) -> tuple[ScopeEntry, ...]:

@@ -10,7 +10,7 @@ import pytest
 from compress import quantize
 from compress.runtime import default_precision
 from tests.helpers import TESTS
-from tools import benchmark, benchmark_app
+from tools import benchmark, benchmark_app, speed_check
 
 DATA = TESTS / "data"
 
@@ -146,7 +146,7 @@ def test_speed_check_puts_the_section_beside_benchmark_app(q32_run, capsys) -> N
         assert r["latency_ratio_of_ratios"] == pytest.approx(r["section_latency_x"] / r["app_latency_x"])
         assert r["fps_bn_ratio_of_ratios"] == pytest.approx(r["section_fps_bn_x"] / r["app_fps_bn_x"])
         assert all(v >= 0 for v in r["section_spread"].values())
-    assert res["within"] == all(abs(r[k] - 1) <= benchmark.SPEED_CHECK_TOLERANCE for r in res["rows"]
+    assert res["within"] == all(abs(r[k] - 1) <= speed_check.SPEED_CHECK_TOLERANCE for r in res["rows"]
                                 for k in ("latency_ratio_of_ratios", "fps_bn_ratio_of_ratios"))
     assert "ratio of ratios" in out and "benchmark_app" in out
 
@@ -204,7 +204,8 @@ def test_imposed_isa_rows_run_under_their_isa_against_their_own_baseline(tmp_pat
     where that ISA has no BF16 (as such a CPU defaults to), and is compared with the baseline run under the same ISA."""
     from dataclasses import replace
 
-    from tools.benchmark import Target, ratios
+    from tools.bench_targets import Target
+    from tools.benchmark import ratios
 
     base = Target("plain FP32 default", "openvino", "default", "p.xml", "g", 64, 1, role="plain",
                   latencies_ms=[10.0], throughputs_fps=[100.0])
