@@ -1,4 +1,6 @@
-"""Preprocessing (hand-computed cases), every data source, bad input, and the imagenet_subset route."""
+"""Data sources: image folders (ImageNet layout, named classes, flat), unreadable files, ImageNet subsets, the
+proxy task's splits, labels checked against the model, seeded disjoint parts, lazy hashing, links that lead
+nowhere."""
 
 from __future__ import annotations
 
@@ -11,65 +13,14 @@ import pytest
 from PIL import Image
 
 from compress.data import (
-    center_crop,
     folder_source,
     imagenet_synsets,
-    preprocess,
     proxy,
-    resize_shorter,
-    to_rgb,
 )
 from compress.data.sources import resolve_source
 from compress.errors import InputError
 from tests.helpers import write_images
 from tools import make_imagenet_subset
-
-# written out, not read from the code under test: the published ImageNet constants every CloFormer checkpoint expects
-MEAN, STD = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)
-
-
-def test_constant_image_hand_values() -> None:
-    x = preprocess(Image.new("RGB", (50, 70), (255, 0, 128)), 32)
-    assert x.shape == (3, 32, 32) and x.dtype == np.float32
-    expect = (np.array([1.0, 0.0, 128 / 255], np.float32) - MEAN) / STD  # e.g. R: (1-0.485)/0.229 = 2.2489
-    assert abs(expect[0] - 2.2489083) < 1e-6
-    assert np.abs(x - expect[:, None, None]).max() < 1e-5
-
-
-def test_geometry_resize_then_centre_crop() -> None:
-    """36x50 image at size 32: shorter side is already int(32/0.875)=36, so the resize is a no-op and the
-    crop is rows 9..41, columns 2..34 (round((50-32)/2)=9, round((36-32)/2)=2)."""
-    rgb = np.random.default_rng(0).integers(0, 256, (50, 36, 3), dtype=np.uint8)
-    x = preprocess(Image.fromarray(rgb), 32)
-    want = ((rgb[9:41, 2:34].astype(np.float32) / 255 - MEAN) / STD).transpose(2, 0, 1)
-    assert np.abs(x - want).max() < 1e-6
-
-
-def test_resize_shorter_side_and_crop_sizes() -> None:
-    assert resize_shorter(Image.new("RGB", (100, 50)), 73).size == (146, 73)
-    assert resize_shorter(Image.new("RGB", (50, 101)), 73).size == (73, 147)
-    assert resize_shorter(Image.new("RGB", (300, 400)), 256).size == (256, 341)  # int(256*400/300)
-    assert center_crop(Image.new("RGB", (256, 341)), 224).size == (224, 224)
-    with pytest.raises(ValueError, match="multiples of 32"):
-        preprocess(Image.new("RGB", (64, 64)), 100)
-
-
-@pytest.mark.parametrize("mode", ["L", "LA", "RGBA", "P", "CMYK", "I;16", "I", "F", "1"])
-def test_modes_convert_to_rgb(mode: str) -> None:
-    if mode == "I;16":
-        img = Image.fromarray(np.full((8, 8), 65535, np.uint16))
-        assert img.mode == "I;16"
-    elif mode == "I":
-        img = Image.fromarray(np.full((8, 8), 65535, np.int32))
-    elif mode == "F":
-        img = Image.fromarray(np.full((8, 8), 1.0, np.float32))
-    elif mode == "CMYK":
-        img = Image.new(mode, (8, 8), (0, 0, 0, 0))  # no ink = white
-    else:
-        img = Image.new(mode, (8, 8), "white")
-    rgb = to_rgb(img)
-    assert rgb.mode == "RGB" and np.asarray(rgb).min() == 255  # white stays white (16-bit rescaled, not clipped)
-    assert preprocess(img.resize((40, 40)), 32).shape == (3, 32, 32)
 
 
 
@@ -345,107 +296,6 @@ def test_shared_images_found_among_equal_names(tmp_path) -> None:
     (tmp_path / "b" / "n02102040" / "x.bmp").write_bytes((tmp_path / "a" / "n02102040" / "x.bmp").read_bytes())
     a, b = resolve_source(tmp_path / "a", 32), resolve_source(tmp_path / "b", 32)
     assert shared_items(a, b) == [str(tmp_path / "a" / "n02102040" / "x.bmp")]
-
-
-# ---------------------------------------------------------------- the preprocessing golden (a real photo)
-@pytest.fixture(scope="module")
-def pp_golden() -> dict[str, np.ndarray]:
-    from tools.make_golden import GOLDEN_DIR
-
-    with np.load(GOLDEN_DIR / "preprocess.npz") as z:
-        return {k: z[k] for k in z.files}
-
-
-@pytest.fixture(scope="module")
-def photo_folder(tmp_path_factory, pp_golden) -> Path:
-    folder = tmp_path_factory.mktemp("photo")
-    Image.fromarray(pp_golden["photo"]).save(folder / "chelsea.png")  # lossless: the same pixels back
-    return folder
-
-
-def test_preprocess_matches_the_pil_golden(pp_golden) -> None:
-    """The evaluation transform on a real photo crop, at a size that shrinks it (64) and one that
-    enlarges it (160), against tools/make_golden.py's PIL code with literal constants: a changed interpolation
-    (bicubic -> bilinear), resize rule or crop moves the crops; any changed mean or std moves the values."""
-    from compress.data import crop
-    from compress.tolerances import PREPROCESS_ATOL
-    from tools.make_golden import PREPROCESS_SIZES
-
-    img = Image.fromarray(pp_golden["photo"])
-    assert img.size == (200, 150)
-    for size in PREPROCESS_SIZES:
-        assert np.array_equal(crop(img, size), pp_golden[f"crop_{size}"]), size
-    x = preprocess(img, 64)
-    assert x.dtype == np.float32 and np.abs(x - pp_golden["x_64"]).max() <= PREPROCESS_ATOL
-    assert pp_golden["x_64"].std() > 0.5  # a photo, not a flat colour
-
-
-def test_calibration_and_evaluation_see_the_golden_input(pp_golden, photo_folder) -> None:
-    """The calibration stage and both evaluation paths (preloaded float arrays, and streamed uint8 crops normalised
-    inside the model) feed the model what the golden says, normalised once: calibrating on raw or twice-normalised
-    images, or a wrong constant in the in-model normalisation, fails here."""
-    from compress import export, loading
-    from compress.data import Images
-    from compress.evaluate.job import F32, evaluate_openvino
-    from compress.int8 import steps as quantization
-    from compress.metrics import rel_max
-    from compress.runtime import compile_ov, run_ov
-    from compress.settings import QuantSettings
-    from compress.tolerances import FLOAT32_REL, PREPROCESS_ATOL
-
-    cal = quantization.calibrate(resolve_source(str(photo_folder), 64), QuantSettings(subset_size=1))
-    assert len(cal.arrays) == 1 and np.abs(cal.arrays[0][0] - pp_golden["x_64"]).max() <= PREPROCESS_ATOL
-    loaded = loading.load("cloformer_xxs", "proxy", 64)
-    xml = export.save_deployable(export.convert_deploy(loaded), photo_folder.parent / "pp_fp32.xml")
-    ref = run_ov(compile_ov(str(xml), "CPU", "f32"), pp_golden["x_64"][None].astype(np.float32))[0]
-    streamed = evaluate_openvino(xml, resolve_source(str(photo_folder), 64), F32, progress=False).logits
-    preloaded = evaluate_openvino(xml, Images.of(resolve_source(str(photo_folder), 64)), F32, progress=False)
-    assert rel_max(streamed, ref) <= FLOAT32_REL and rel_max(preloaded.logits, ref) <= FLOAT32_REL
-
-
-# ---------------------------------------------------------------- EXIF orientation
-@pytest.fixture(scope="module")
-def exif_folder(tmp_path_factory, pp_golden) -> Path:
-    """The golden photo as a phone stores a portrait shot: landscape pixels in a JPEG tagged orientation 6
-    ("rotate 90° clockwise to display")."""
-    folder = tmp_path_factory.mktemp("exif")
-    exif = Image.Exif()
-    exif[0x0112] = 6  # Orientation
-    Image.fromarray(pp_golden["photo"]).save(folder / "portrait.jpg", quality=95, exif=exif.tobytes())
-    return folder
-
-
-@pytest.mark.parametrize("exif", ["ignore", "apply"])
-def test_exif_orientation_ignored_or_applied(exif_folder, exif: str) -> None:
-    """--exif ignore (the default, as timm and torchvision's ImageFolder) preprocesses the pixels as stored;
-    --exif apply turns the photo upright first, as a viewer shows it. Expected crops come from PIL directly: the
-    decoded JPEG, and for 'apply' that JPEG rotated 90° clockwise (Transpose.ROTATE_270)."""
-    from compress.data import crop
-
-    src = resolve_source(exif_folder, 64, exif=exif)
-    assert src.manifest(hashes=False)["exif"] == exif
-    ((px, _),) = list(src.decode(workers=1, pixels=True))
-    with Image.open(exif_folder / "portrait.jpg") as f:
-        assert f.getexif()[0x0112] == 6 and f.size == (200, 150)
-        stored = f.convert("RGB")
-    upright = stored.transpose(Image.Transpose.ROTATE_270)
-    assert upright.size == (150, 200)
-    want = crop(stored if exif == "ignore" else upright, 64)
-    other = crop(upright if exif == "ignore" else stored, 64)
-    assert np.array_equal(px, want)
-    assert np.abs(want.astype(int) - other.astype(int)).max() > 100  # the two settings really differ
-
-
-def test_exif_setting_refused_when_unknown_and_recorded_by_the_commands(tmp_path, exif_folder) -> None:
-    """A bad --exif value is one InputError naming the field; compress.evaluate writes what it used."""
-    from compress import evaluate
-
-    with pytest.raises(InputError, match="exif"):
-        resolve_source(exif_folder, 64, exif="rotate")
-    out = tmp_path / "r.json"
-    assert evaluate.main(["--checkpoint", "proxy", "--data", str(exif_folder), "--exif", "apply", "--input-size",
-                          "64", "--json", str(out)]) == 0
-    assert json.loads(out.read_text())["exif"] == "apply"
 
 
 # ---------------------------------------------------------------- links that lead nowhere
