@@ -23,7 +23,6 @@ from tests.helpers import write_images
 from tools import make_imagenet_subset
 
 
-
 def test_folder_imagenet_layout_maps_wnids(tmp_path) -> None:
     syn = imagenet_synsets()
     assert len(syn) == 1000 and list(syn) == sorted(syn) and syn[0] == "n01440764" and syn[-1] == "n15075141"
