@@ -87,9 +87,12 @@ def test_default_run_has_a_speed_section(default_run) -> None:
     for r in sp.rows:
         assert len(r.latency_ms) == len(r.fps_b1) == len(r.fps_bn) == 5
         # units: a batch-1 latency in ms and a batch-1 throughput in images/s of the same IR describe the same
-        # speed within the streams' share (2 cores: 1-2 requests in flight); a unit or batch slip is 8x or 1000x
+        # speed within the streams' share; a unit slip is 1000x (ms for s), a batch slip 8x. At 32 px the ratio
+        # runs low: the latency loop pays Python's per-call time on an inference of a few tenths of a ms while the
+        # THROUGHPUT hint keeps a request per core busy (measured down to 0.19 under imposed AVX2 on 2 cores). The
+        # bound keeps every 1000x slip out, and an 8x one wherever the true ratio is above 0.8
         per_latency = 1000 / statistics.median(r.latency_ms) / statistics.median(r.fps_b1)
-        assert 0.2 <= per_latency <= 5, (r.label, per_latency)
+        assert 0.1 <= per_latency <= 5, (r.label, per_latency)
     q = sp.ratios("INT8")
     base, own = sp.row("plain FP32"), sp.row("INT8")
     assert q["latency_best"] == pytest.approx(min(base.latency_ms) / min(own.latency_ms))
