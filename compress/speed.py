@@ -93,8 +93,10 @@ CONFIGS = (("latency", "LATENCY", False), ("fps_b1", "THROUGHPUT", False), ("fps
 WEIGHTS = {"latency": 1.0, "fps_b1": 1.0, "fps_bn": 2.0}  # of a round's time: batch-N windows hold the fewest infers
 
 
-def _compile_all(models: dict[str, Any], input_size: int, batch: int, device: str) -> dict[tuple[str, str], Any]:
-    """Every (model, configuration) compiled once, two at a time (compilation releases the GIL, so two overlap
+def _compile_all(models: dict[str, Any], input_size: int, batch: int, device: str
+                 ) -> tuple[dict[tuple[str, str], Any], dict[str, Any]]:
+    """(compiled, read): every (model, configuration) compiled once, and each model as the ov.Model it was compiled
+    from. Compiled two at a time (compilation releases the GIL, so two overlap
     well on two cores). A model given as a callable (the plain baseline's conversion)
     is built in the pool too, beside the others' compilations. The timed configurations run without PERF_COUNT, as
     benchmark_app does: profiling costs time per executed node, so it slowed the model with more nodes more and
@@ -120,14 +122,7 @@ def _compile_all(models: dict[str, Any], input_size: int, batch: int, device: st
                 for label in order for kind, hint, batch_n in CONFIGS}
         jobs |= {(label, "counters"): pool.submit(compile_one, bases[label], "LATENCY", 1, True)
                  for label in order if label != BASELINE}
-        return {key: job.result() for key, job in jobs.items()}
-
-
-def read(model: Any) -> Any:
-    """An ov.Model of an IR path (as given otherwise)."""
-    import openvino as ov
-
-    return ov.Core().read_model(str(model)) if isinstance(model, (str, Path)) else model
+        return {key: job.result() for key, job in jobs.items()}, {label: b.result() for label, b in bases.items()}
 
 
 def measure_speed(models: dict[str, Any], input_size: int, *, batch: int = 8, seconds: float = 6.0,
@@ -140,7 +135,7 @@ def measure_speed(models: dict[str, Any], input_size: int, *, batch: int = 8, se
     from .runtime import default_precision
 
     labels = list(models)
-    compiled = _compile_all(models, input_size, batch, device)
+    compiled, read = _compile_all(models, input_size, batch, device)
     rng = np.random.default_rng(0)
     x1 = rng.standard_normal((1, 3, input_size, input_size)).astype(np.float32)
     xn = rng.standard_normal((batch, 3, input_size, input_size)).astype(np.float32)
@@ -157,7 +152,7 @@ def measure_speed(models: dict[str, Any], input_size: int, *, batch: int = 8, se
             rows[label].fps_bn.append(round(_throughput(compiled[label, "fps_bn"], xn, WEIGHTS["fps_bn"] * window), 2))
     counters = {label: _counters(compiled[label, "counters"].create_infer_request(), x1) for label in labels
                 if label != BASELINE}
-    profiles = [profile_compiled(compiled[label, "counters"], read(models[label]), label, device, runs=PROFILE_RUNS)
+    profiles = [profile_compiled(compiled[label, "counters"], read[label], label, device, runs=PROFILE_RUNS)
                 for label in labels if label != BASELINE]
     isa = cpu_isa() if device.upper().startswith("CPU") else f"{device} (ISA n/a)"
     return SpeedReport(device, isa, isa_short(isa), ov.get_version().split("-")[0], os.cpu_count() or 1,
