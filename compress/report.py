@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_text_atomic
+from .choice import Choice
 from .plain import from_plain, to_plain
 from .profile import Profile
 from .runtime import RuntimeGraph
@@ -90,11 +91,11 @@ class SpeedReport:
     def row(self, label: str) -> SpeedRow:
         return next(r for r in self.rows if r.label == label)
 
-    def ratios(self, label: str) -> dict[str, float]:
-        """Median and best speed-ups against the baseline: latency base/own, throughput own/base. The median is
-        of per-round ratios (both measured in the same round), robust to a machine that changes speed; `_spread`
-        is their range over the median (UNSTABLE_SPREAD and above: the rounds disagree)."""
-        own, base = self.row(label), self.row(self.baseline)
+    def ratios(self, label: str, against: str | None = None) -> dict[str, float]:
+        """Median and best speed-ups against the baseline (or the row `against`): latency base/own, throughput
+        own/base. The median is of per-round ratios (both measured in the same round), robust to a machine that
+        changes speed; `_spread` is their range over the median (UNSTABLE_SPREAD and above: the rounds disagree)."""
+        own, base = self.row(label), self.row(against or self.baseline)
         out: dict[str, float] = {}
         for key, a, b, invert in (("latency", own.latency_ms, base.latency_ms, True),
                                   ("fps_b1", own.fps_b1, base.fps_b1, False),
@@ -181,6 +182,7 @@ class QuantReport:
     # cost there, the floor under int8_vs_fp32
     fp32_deployed_vs_f32: Int8Comparison | None = None
     undertrained_teacher: str | None = None  # QAT: metrics.undertrained_teacher's line (INT8 student, FP32 teacher)
+    deploy: Choice | None = None  # what to deploy on this CPU (compress.choice); None: speed not measured
     seconds: dict[str, float] = field(default_factory=dict)
     file_bytes: dict[str, int] = field(default_factory=dict)
 
@@ -244,6 +246,7 @@ class PruneReport:
     speed: SpeedReport | None = None  # without int8: the pruned FP32 IR against the unpruned plain FP32
     targets: list[Target] | None = None  # the fast model's (pruned INT8 vs unpruned FP32), when there is one
     undertrained_teacher: str | None = None  # metrics.undertrained_teacher's line, when a student beats its teacher
+    deploy: Choice | None = None  # what to deploy on this CPU (compress.choice); None: speed not measured
     checks: list[Check] = field(default_factory=list)  # without int8: the FP32 stages' (twins, static batch)
     seconds: dict[str, float] = field(default_factory=dict)
     file_bytes: dict[str, int] = field(default_factory=dict)

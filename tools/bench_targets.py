@@ -138,8 +138,9 @@ def plain_ir(variant: str, checkpoint: str, size: int, folder: Path) -> Path:
 
 
 def discover(folders: list[Path], python_backends: bool = True, numpy_backend: bool = True,
-             baseline_dir: Path | None = None) -> list[Target]:
-    """Targets of every folder, the plain FP32 baseline (built into baseline_dir) first."""
+             baseline_dir: Path | None = None, input_size: int | None = None) -> list[Target]:
+    """Targets of every folder, the plain FP32 baseline (built into baseline_dir) first, each at `input_size`
+    (default: the folder's own; the IRs reshape to any multiple of 32)."""
     import cloformer
     from compress.runtime import default_precision
     from reference_np.macs import count_macs
@@ -154,7 +155,7 @@ def discover(folders: list[Path], python_backends: bool = True, numpy_backend: b
             m = read_report(rep_path).model
         except ValueError as e:
             raise InputError(str(e)) from None
-        size, variant = m.input_size, m.variant
+        size, variant = input_size or m.input_size, m.variant
         ckpt = str(folder / m.pruned_checkpoint) if m.pruned_checkpoint else m.checkpoint
         macs = count_macs(cloformer.create_model(variant, checkpoint=ckpt, allow_pruned=True).plan,
                           size, size)["total"]

@@ -241,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=8,
                     help="also FPS at this batch under the throughput hint (-shape [N,3,S,S]); 1: batch 1 only")
     ap.add_argument("-d", "--device", default="CPU")
+    ap.add_argument("--input-size", type=int, default=None,
+                    help="time every model at this side, a multiple of 32 (default: each folder's own)")
     ap.add_argument("--python-seconds", type=float, default=None, help="timing window of torch/ORT/NumPy runs")
     ap.add_argument("--no-python", action="store_true", help="skip torch, ONNX Runtime and NumPy")
     ap.add_argument("--no-numpy", action="store_true", help="skip the NumPy reference")
@@ -261,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.rounds < 1:
         ap.error("--rounds must be >= 1")
+    if args.input_size is not None and (args.input_size < 32 or args.input_size % 32):
+        ap.error(f"--input-size {args.input_size}: expected a multiple of 32")
     if args.check_speed:
         from compress.settings import DEFAULT_RUN
 
@@ -287,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             base_dir = tmp / "baseline"
             base_dir.mkdir()
             targets = discover(args.folders, not args.no_python, not args.no_numpy,
-                               None if args.no_baseline else base_dir)
+                               None if args.no_baseline else base_dir, args.input_size)
             targets += imposed(targets, args.isa)
             for t in targets:
                 if t.backend == "openvino" and not t.isa:  # (an imposed ISA needs a process of its own)

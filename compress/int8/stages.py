@@ -18,6 +18,7 @@ from typing import Any
 from .. import export as E
 from .. import isa
 from .. import stages as S
+from ..choice import quant_choice
 from ..data import DataSource, Images
 from ..data.sources import JobData, refuse_overlap
 from ..errors import InputError
@@ -209,7 +210,7 @@ def int8_report(ctx: Context) -> QuantReport:
     loaded, run, q = ctx.loaded, ctx.run, ctx.int8
     evaluation, diagnosis, quantized = q.evaluation, q.diagnosis, q.quantized
     precision = default_precision(run.device)
-    return QuantReport(
+    report = QuantReport(
         command=run.command, seed=run.seed, versions=versions(),
         model=ModelInfo(loaded.variant, loaded.checkpoint, loaded.input_size, loaded.num_classes, run.device,
                         batch=run.batch),
@@ -226,6 +227,8 @@ def int8_report(ctx: Context) -> QuantReport:
         undertrained_teacher=None if q.qat is None else undertrained_teacher(
             evaluation.int8_vs_fp32.fp32_top1, evaluation.int8_vs_fp32.int8_top1, evaluation.int8_vs_fp32.n,
             "QAT INT8 IR"))
+    report.deploy = quant_choice(report)
+    return report
 
 
 def qat_targets(q: Int8State) -> list[Target]:

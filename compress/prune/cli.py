@@ -37,7 +37,7 @@ from ..cli import (
 )
 from ..data import Preprocess
 from ..data.sources import resolve_source, source_help
-from ..render import fast_lines, fmt, isa_target_lines, verdict
+from ..render import deploy_line, fast_lines, fmt, isa_target_lines, verdict
 from ..settings import PruneSettings, QuantSettings
 from .job import PruneJob, prune_model
 
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             print("fast model (pruned INT8 vs unpruned):\n" + "\n".join(f"  {t}" for t in lines))
         print(f"wrote {out}/ (pruned.safetensors, model_fp32.xml{', model_int8.xml' if report.int8 else ''}, "
               f"report.json, report.md, pruning.png{', speed.png' if speed is not None else ''})")
+        print(deploy_line(report.deploy))
         return exit_status("compress.prune", report, out)
     return run_main("compress.prune", go, args.verbose)
 

@@ -35,6 +35,7 @@ from reference_np.specs import ModelPlan
 
 from .. import stages as S
 from ..atomic import check_apart, staging_dir
+from ..choice import prune_choice
 from ..data import DataSource, Images
 from ..data.sources import JobData, refuse_overlap
 from ..distill import Hooks, finetune
@@ -249,7 +250,7 @@ def build_report(ctx: PruneContext, int8: QuantReport | None) -> PruneReport:
     macs1 = count_macs(after.model.plan, size, size)["total"]
     bin_bytes = (ctx.folder / "model_fp32.bin").read_bytes()
     base, mine, losses = ctx.unpruned, ctx.pruned_eval, ctx.losses
-    return PruneReport(
+    report = PruneReport(
         command=job.run.command, seed=settings.seed, versions=versions(), method=settings.method,
         ratio=settings.ratio, head_ratio=settings.head_ratio, round_to=settings.effective_round_to,
         finetune_steps=settings.finetune_steps,
@@ -269,6 +270,8 @@ def build_report(ctx: PruneContext, int8: QuantReport | None) -> PruneReport:
         speed=None if int8 is not None else ctx.speed, checks=[] if int8 is not None else ctx.checks,
         targets=None if int8 is None else fast_targets(base.top1, base.source, base.n, int8),
         undertrained_teacher=pruned_beats_unpruned(base, mine, int8))
+    report.deploy = prune_choice(report)
+    return report
 
 
 def pruned_beats_unpruned(base: EvalResult, pruned: EvalResult, int8: QuantReport | None) -> str | None:

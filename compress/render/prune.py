@@ -10,7 +10,7 @@ from ..report import (
     write_report,
 )
 from ..targets import FAST_DROP
-from .tables import bound, checks_table, fmt, md_table, speed_section
+from .tables import bound, checks_table, deploy_section, fmt, md_table, speed_section
 
 
 def write_prune_outputs(rep: PruneReport, folder: Path) -> None:
@@ -55,6 +55,7 @@ def write_prune_outputs(rep: PruneReport, folder: Path) -> None:
     if rep.speed is not None:  # (with INT8, the speed section is report_int8.md's)
         lines += speed_section(rep.speed)
         plot_speed(rep.speed, folder / "speed.png", f"{rep.model.variant} at {size}x{size}")
+    lines += deploy_section(rep.deploy)
     (folder / "report.md").write_text("\n".join(lines), errors="backslashreplace")
     write_report(rep, folder / "report.json")
     plot_pruning(rep, folder / "pruning.png")

@@ -13,7 +13,7 @@ from ..report import (
     write_report,
 )
 from ..targets import GRAPH_AGREEMENT, GRAPH_SQNR, INT8_AGREEMENT, INT8_DROP, INT8_SQNR
-from .tables import checks_table, fmt, md_table, runtime_table, speed_section, verdict
+from .tables import checks_table, deploy_line, deploy_section, fmt, md_table, runtime_table, speed_section, verdict
 
 
 def write_quant_outputs(report: QuantReport, folder: Path, stem: str = "report") -> None:
@@ -84,7 +84,8 @@ def write_quant_outputs(report: QuantReport, folder: Path, stem: str = "report")
                                                                        key=lambda d: d.int8_db)[:12]]),
               "", "![per-layer SQNR](per_layer_sqnr.png)", "", "## Files and times", "",
               md_table(["file", "bytes"], [[k, f"{v:,}"] for k, v in report.file_bytes.items()]), "",
-              md_table(["stage", "seconds"], [[k, v] for k, v in report.seconds.items()]), ""]
+              md_table(["stage", "seconds"], [[k, v] for k, v in report.seconds.items()]), "",
+              *deploy_section(report.deploy)]
     (folder / f"{stem}.md").write_text("\n".join(lines), errors="backslashreplace")
     plot_layers(report.per_layer_sqnr, folder / "per_layer_sqnr.png",
                 f"{m.variant} INT8 per-layer SQNR ({c.source})")
@@ -232,5 +233,6 @@ def quant_summary(report: QuantReport, out: Path) -> str:
               + "model_fp32.onnx, report.json, report.md, per_layer_sqnr.png"
               + (", speed.png" if report.speed is not None else "")
               + (", qat_loss.png" if report.qat is not None and report.qat.losses else "") + ")",
-              f"  benchmark: benchmark_app -m {shlex.quote(str(out / 'model_int8.xml'))} -d CPU -hint latency"]
+              f"  benchmark: benchmark_app -m {shlex.quote(str(out / 'model_int8.xml'))} -d CPU -hint latency",
+              f"  {deploy_line(report.deploy)}"]
     return "\n".join(lines)

@@ -7,6 +7,7 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
+from ..choice import FASTER_X, Choice
 from ..profile import Profile
 from ..report import (
     UNSTABLE_SPREAD,
@@ -86,7 +87,7 @@ def verdict(speed: SpeedReport, label: str) -> str:
     line = (f"{label}: {r['latency']:.2f}x latency, {r['fps_b1']:.2f}x throughput at batch 1, {r['fps_bn']:.2f}x at "
             f"batch {speed.batch} vs {speed.baseline} on this CPU ({speed.isa_short}, default precision "
             f"{speed.precision})")
-    if min(r["latency"], r["fps_b1"]) < 1.05:
+    if min(r["latency"], r["fps_b1"]) < FASTER_X:
         ref = next((k for k in speed.counters if k.endswith("deploy FP32") and k != label), None)
         counters = bound(speed, label, ref)
         line += "; not faster here at batch 1" + (f" ({counters})" if counters else "")
@@ -164,3 +165,14 @@ def profiles_section(profiles: list[Profile]) -> list[str]:
     return ["### Where the time goes (batch 1, performance counters)", "",
             md_table(["node type", *(f"{p.ir}: nodes, ms, µs a node" for p in profiles)], rows), "",
             stage_table(profiles), "", *[f"- {profile_head(p)} Verdict: {p.verdict}." for p in profiles], ""]
+
+
+def deploy_line(choice: Choice | None) -> str:
+    """The last line of every report and summary: what to deploy on this CPU (compress.choice)."""
+    if choice is None:
+        return "deploy: no choice made: speed not measured (--benchmark-seconds 0)"
+    return choice.line
+
+
+def deploy_section(choice: Choice | None) -> list[str]:
+    return ["## What to deploy on this CPU", "", deploy_line(choice) + ".", ""]

@@ -171,7 +171,7 @@ def test_structured_then_quantize(tmp_path) -> None:
     assert [r.label for r in sp.rows] == ["plain FP32", "pruned deploy FP32", "pruned INT8"]
     assert "## Speed on this machine" in (out / "report_int8.md").read_text() and (out / "speed.png").is_file()
     # ... and its targets, computed from the numbers in the report
-    from compress.targets import FAST_DROP, FAST_FPS_BN, FAST_LATENCY
+    from compress.targets import FAST_DROP, FAST_FPS_BN, FAST_LATENCY, INT8_AGREEMENT
 
     t, q = {t.id: t for t in back.targets}, sp.ratios("pruned INT8")
     t = {m: t[m.id] for m in (FAST_DROP, FAST_FPS_BN, FAST_LATENCY)}
@@ -182,6 +182,14 @@ def test_structured_then_quantize(tmp_path) -> None:
     md = (out / "report.md").read_text()
     assert "Fine-tuned at 64 px; exported, evaluated and timed at 96x96." in md
     assert "## The fast model against its targets" in md and f"{FAST_LATENCY.label}, LATENCY hint: " in md
+    # what to deploy: one of the pruned IRs, or the model unchanged when neither holds the drop bound; last in report.md
+    d = back.deploy
+    assert d is not None and md.rstrip().endswith(d.line + ".")
+    c8 = back.int8.int8_vs_fp32
+    held = {label for label, top1, agree in (("pruned deploy FP32", back.accuracy.pruned_ir_top1, 100.0),
+                                             ("pruned INT8", c8.int8_top1, c8.top1_agreement))
+            if back.accuracy.unpruned_top1 - top1 <= FAST_DROP.bound and agree >= INT8_AGREEMENT.bound}
+    assert (d.label in held) if held else (d.artifact is None and d.label == "plain FP32"), (d, held)
     # the pruned INT8 IR as AVX2 computes it (a row of its own, AVX2 kernels), the graph target held
     avx2 = back.int8.isa_matrix[0]
     assert avx2.isa == "AVX2" and avx2.kernels_as_imposed and any(k.startswith("jit_avx2") for k in avx2.kernels)
@@ -205,6 +213,7 @@ def test_prune_speed_section_without_quantize(tmp_path) -> None:
     assert all(v > 0 for r in back.speed.rows for v in (*r.latency_ms, *r.fps_b1, *r.fps_bn))
     assert "## Speed on this machine" in (out / "report.md").read_text() and (out / "speed.png").is_file()
     assert list(ov.Core().read_model(out / "model_fp32.xml").input().get_shape()) == [2, 3, 96, 96]
+    assert back.deploy is not None and back.deploy.label in ("pruned deploy FP32", "plain FP32")
 
 
 @pytest.mark.parametrize("args,message", [

@@ -102,6 +102,18 @@ def test_default_run_has_a_speed_section(default_run) -> None:
     assert sum(o.nodes for o in sp.counters["INT8"]) > 100
     md = (out / "report.md").read_text()
     assert "## Speed on this machine" in md and sp.isa_short in md and f"{q['latency']:.2f}x" in md
+    # what to deploy: one of the run's two IRs by compress.choice's rule, read back from report.json, last in
+    # report.md and in the summary
+    rep = read_report(out)
+    d = rep.deploy
+    assert d is not None and (d.label, d.artifact) in {("deploy FP32", "model_fp32.xml"), ("INT8", "model_int8.xml")}
+    assert d.latency_x == pytest.approx(sp.ratios(d.label)["latency"]) and d.isa == sp.isa_short
+    other = "INT8" if d.label == "deploy FP32" else "deploy FP32"
+    assert any(p.startswith(other) for p in d.passed_over), d.passed_over
+    assert md.rstrip().endswith(d.line + ".")
+    from compress.render import quant_summary
+
+    assert quant_summary(rep, out).splitlines()[-1] == f"  {d.line}"
 
 
 def test_default_run_has_an_isa_matrix(default_run, capsys) -> None:
