@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .report import GraphAgreement, Int8Comparison
@@ -49,6 +51,43 @@ def agreement_ci95(agree: int, n: int) -> tuple[float, float]:
 
     ci = binomtest(agree, n).proportion_ci(confidence_level=0.95, method="wilson")
     return 100.0 * float(ci.low), 100.0 * float(ci.high)
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Two models on the same labelled images: the images only the teacher classifies right (lost) and only the
+    student does (gained). Their difference is the top-1 change; only these images carry evidence about it."""
+
+    n: int
+    lost: int
+    gained: int
+
+    @property
+    def p_value(self) -> float:
+        """Exact McNemar test (two-sided): how likely a split at least this uneven is when neither model is better."""
+        from scipy.stats import binomtest
+
+        flips = self.lost + self.gained
+        return 1.0 if flips == 0 else float(binomtest(min(self.lost, self.gained), flips, 0.5).pvalue)
+
+    def __str__(self) -> str:
+        return (f"on the same {self.n} images {self.lost} lost, {self.gained} gained (exact McNemar p "
+                f"{self.p_value:.2f})")
+
+
+def paired(teacher_logits: np.ndarray, student_logits: np.ndarray, labels: np.ndarray) -> Paired:
+    t = np.argmax(teacher_logits, axis=1) == labels
+    s = np.argmax(student_logits, axis=1) == labels
+    return Paired(len(labels), int(np.sum(t & ~s)), int(np.sum(s & ~t)))
+
+
+def student_gains(p: Paired, student: str) -> str | None:
+    """The undertrained-teacher line from the paired test: the student classifies significantly more of the same
+    images right (p < 0.05), which compression cannot do to a trained-out teacher. None otherwise."""
+    if p.gained <= p.lost or p.p_value >= 0.05:
+        return None
+    return (f"the {student} beats its uncompressed teacher {p}: the teacher looks undertrained, so the drop "
+            "understates what compression costs; fine-tune the teacher the same way to compare")
 
 
 def undertrained_teacher(teacher_top1: float | None, student_top1: float | None, n: int, student: str

@@ -220,6 +220,10 @@ class PruneAccuracy:
     unpruned_top5: float | None
     pruned_top5: float | None
     top1_drop: float | None
+    # the pruned model against the unpruned one image by image (metrics.Paired): what the drop rests on
+    lost: int | None = None  # images only the unpruned model classifies right
+    gained: int | None = None  # images only the pruned model does
+    paired_p: float | None = None  # exact McNemar test of lost against gained
 
 
 @dataclass

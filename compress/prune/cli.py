@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         a, m = report.accuracy, report.macs
         print(f"\n{report.method} ratio {report.ratio}: MACs {m.before / 1e6:.1f}M -> {m.after / 1e6:.1f}M "
               f"(−{m.reduction_pct:.1f}%), top-1 {fmt(a.unpruned_top1)}% -> {fmt(a.pruned_top1)}% "
-              f"(drop {fmt(a.top1_drop)} pt) on {a.source}")
+              f"(drop {fmt(a.top1_drop)} pt) on {a.source}"
+              + (f"; {a.lost} lost, {a.gained} gained image by image (exact McNemar p {a.paired_p:.2f})"
+                 if a.paired_p is not None else ""))
         print(f"NumPy float64 agreement on the pruned checkpoint: max |dlogit| "
               f"{report.numpy_float64_agreement.value:.1e}")
         if report.undertrained_teacher:

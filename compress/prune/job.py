@@ -43,7 +43,7 @@ from ..errors import InputError
 from ..evaluate.job import EvalResult, evaluate, openvino_predictor, torch_predictor
 from ..int8 import Int8State, int8_report, int8_stages, precheck, precheck_qat
 from ..loading import LoadedModel, official_weights, output_bytes
-from ..metrics import undertrained_teacher
+from ..metrics import Paired, paired, student_gains, undertrained_teacher
 from ..render import write_prune_outputs, write_quant_outputs
 from ..report import (
     Check,
@@ -250,6 +250,7 @@ def build_report(ctx: PruneContext, int8: QuantReport | None) -> PruneReport:
     macs1 = count_macs(after.model.plan, size, size)["total"]
     bin_bytes = (ctx.folder / "model_fp32.bin").read_bytes()
     base, mine, losses = ctx.unpruned, ctx.pruned_eval, ctx.losses
+    pair = pairing(base, mine)
     report = PruneReport(
         command=job.run.command, seed=settings.seed, versions=versions(), method=settings.method,
         ratio=settings.ratio, head_ratio=settings.head_ratio, round_to=settings.effective_round_to,
@@ -261,7 +262,8 @@ def build_report(ctx: PruneContext, int8: QuantReport | None) -> PruneReport:
                       int(sum(np.count_nonzero(v) for k, v in after.weights.items() if
                               v.dtype.kind == "f" and not k.endswith(("running_mean", "running_var"))))),
         accuracy=PruneAccuracy(base.source, base.n, base.top1, mine.top1, ctx.pruned_ir_eval.top1, base.top5,
-                               mine.top5, None if base.top1 is None else base.top1 - mine.top1),
+                               mine.top5, None if base.top1 is None else base.top1 - mine.top1,
+                               *((pair.lost, pair.gained, pair.p_value) if pair else ())),
         numpy_float64_agreement=ctx.numpy_agreement,
         sizes={"model_fp32.bin": len(bin_bytes), "model_fp32.bin.gz": len(gzip.compress(bin_bytes, 6))},
         layers=layer_table(loaded.model.plan, after.model.plan),
@@ -269,14 +271,25 @@ def build_report(ctx: PruneContext, int8: QuantReport | None) -> PruneReport:
         nncf_pruning_statistic=ctx.nncf_statistic, int8=int8, finetune_size=job.data.size,
         speed=None if int8 is not None else ctx.speed, checks=[] if int8 is not None else ctx.checks,
         targets=None if int8 is None else fast_targets(base.top1, base.source, base.n, int8),
-        undertrained_teacher=pruned_beats_unpruned(base, mine, int8))
+        undertrained_teacher=pruned_beats_unpruned(base, mine, int8, pair))
     report.deploy = prune_choice(report)
     return report
 
 
-def pruned_beats_unpruned(base: EvalResult, pruned: EvalResult, int8: QuantReport | None) -> str | None:
-    """The undertrained-teacher line for the best pruned student: torch FP32, or the pruned INT8 IR on the same
-    images."""
+def pairing(base: EvalResult, pruned: EvalResult) -> Paired | None:
+    """The two models image by image on the validation data (None without labels)."""
+    if base.labels is None or base.logits is None or pruned.logits is None:
+        return None
+    return paired(base.logits, pruned.logits, base.labels)
+
+
+def pruned_beats_unpruned(base: EvalResult, pruned: EvalResult, int8: QuantReport | None,
+                          pair: Paired | None) -> str | None:
+    """The undertrained-teacher line: the pruned model classifies significantly more of the same images right than
+    the unpruned one (the paired test), or the better of the pruned model and its INT8 IR lies above the unpruned
+    model's 95% interval (the INT8 IR's logits are not kept, so it is compared by top-1 alone)."""
+    if pair is not None and (line := student_gains(pair, "pruned model")):
+        return line
     students = [("pruned model", pruned.top1)]
     if int8 is not None and int8.int8_vs_fp32.n == base.n and int8.int8_vs_fp32.source == base.source:
         students.append(("pruned INT8 IR", int8.int8_vs_fp32.int8_top1))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..plots import plot_pruning, plot_speed
 from ..report import (
+    PruneAccuracy,
     PruneReport,
     write_report,
 )
@@ -27,7 +28,8 @@ def write_prune_outputs(rep: PruneReport, folder: Path) -> None:
                  [f"top-5 on {a.source} (%)", a.unpruned_top5, a.pruned_top5, "–"],
                  ["FP32 .bin bytes (gzip)", "–", f"{rep.sizes['model_fp32.bin']:,} "
                   f"({rep.sizes['model_fp32.bin.gz']:,})", "–"]]), "",
-             f"Pruned IR top-1: {fmt(a.pruned_ir_top1)}%. NumPy float64 vs torch on the pruned checkpoint: "
+             f"Pruned IR top-1: {fmt(a.pruned_ir_top1)}%. {paired_sentence(a)}NumPy float64 vs torch on the pruned "
+             "checkpoint: "
              f"max |Δlogit| {rep.numpy_float64_agreement.value:.1e} "
              f"(tolerance {rep.numpy_float64_agreement.tolerance:g}).", ""]
     if rep.undertrained_teacher:
@@ -73,3 +75,12 @@ def fast_lines(rep: PruneReport, markdown: bool = True) -> list[str]:
         counters = bound(sp, sp.rows[-1].label, "pruned deploy FP32") or "no counters were read"
         lines.append(f"what bounds it on this CPU ({sp.isa_short}, {sp.cores} cores): {counters}")
     return lines
+
+
+def paired_sentence(a: PruneAccuracy) -> str:
+    """The top-1 change image by image: what the drop rests on, and whether these images resolve it."""
+    if a.lost is None or a.gained is None or a.paired_p is None:
+        return ""
+    verdict = "resolved" if a.paired_p < 0.05 else "not resolved by these images"
+    return (f"Image by image, the pruned model loses {a.lost} and gains {a.gained} of the unpruned model's "
+            f"classifications on the same {a.n} images (exact McNemar p {a.paired_p:.2f}: the change is {verdict}). ")

@@ -69,3 +69,31 @@ def test_a_student_beyond_its_teachers_interval_is_called_out() -> None:
     assert undertrained_teacher(75.625, high - 0.01, 800, "x") is None
     assert undertrained_teacher(75.625, high + 0.01, 800, "x") is not None
     assert undertrained_teacher(None, 80.5, 800, "x") is None
+
+
+def test_paired_counts_the_images_only_one_model_gets_right() -> None:
+    from compress.metrics import paired, student_gains
+
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    teacher = np.eye(3)[[0, 1, 2, 1, 1, 0]]  # right on images 0, 1, 2, 4
+    student = np.eye(3)[[0, 2, 2, 0, 0, 2]]  # right on images 0, 2, 3, 5
+    p = paired(teacher, student, labels)
+    assert (p.n, p.lost, p.gained) == (6, 2, 2) and p.p_value == 1.0
+    assert student_gains(p, "pruned model") is None
+
+
+@pytest.mark.parametrize(("lost", "gained", "p_value", "fires"), [
+    (0, 6, 2 * 0.5 ** 6, True),  # 0.031: six gained, none lost
+    (0, 5, 2 * 0.5 ** 5, False),  # 0.0625: not resolved by these images
+    (6, 0, 2 * 0.5 ** 6, False),  # a significant loss is a drop, not an undertrained teacher
+    (5, 6, 1.0, False),
+])
+def test_the_paired_line_fires_on_a_significant_gain_only(lost, gained, p_value, fires) -> None:
+    from compress.metrics import Paired, student_gains
+
+    p = Paired(800, lost, gained)
+    assert p.p_value == pytest.approx(min(1.0, p_value))
+    line = student_gains(p, "pruned model")
+    assert (line is not None) == fires
+    if fires:
+        assert f"{lost} lost, {gained} gained" in line and "undertrained" in line

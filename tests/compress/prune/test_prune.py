@@ -179,6 +179,9 @@ def test_structured_then_quantize(tmp_path) -> None:
     assert t[FAST_LATENCY].met == (q["latency"] >= 1.5) and t[FAST_FPS_BN].met == (q["fps_bn"] >= 2.0)
     assert t[FAST_DROP].value == pytest.approx(back.accuracy.unpruned_top1 - back.int8.int8_vs_fp32.int8_top1)
     assert t[FAST_DROP].met == (t[FAST_DROP].value <= 0.3)
+    # the drop image by image: it is the lost less the gained classifications, and the report says both
+    a = back.accuracy
+    assert a.top1_drop == pytest.approx(100 * (a.lost - a.gained) / a.n) and 0 < a.paired_p <= 1
     md = (out / "report.md").read_text()
     assert "Fine-tuned at 64 px; exported, evaluated and timed at 96x96." in md
     assert "## The fast model against its targets" in md and f"{FAST_LATENCY.label}, LATENCY hint: " in md
