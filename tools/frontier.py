@@ -5,8 +5,9 @@ every artifact with benchmark_app at the deployment size (natively and under imp
                              [--out outputs/frontier] [--checkpoint proxy]
 
 Configurations, each one job run as a user runs it (`python -m compress.quantize ...`), in `--out`/<name>:
-  quantize       compress.quantize [--qat]                                   deploy FP32, INT8 (PTQ beside QAT)
-  prune-R        compress.prune --method structured --ratio R --quantize [--qat]   the same, pruned
+  quantize       compress.quantize                                       deploy FP32, INT8
+  qat            compress.quantize --qat (with --qat)                    QAT's INT8, PTQ's beside it
+  prune-R        compress.prune --method structured --ratio R --quantize   pruned FP32, pruned INT8
 A folder that already holds a report.json is reused, so an interrupted frontier resumes where it stopped (--rebuild
 runs every job again). The jobs skip their own speed sections and ISA matrices: the frontier times everything in
 one run instead (tools.benchmark: benchmark_app, interleaved rounds, medians; every ratio against plain FP32 of the
@@ -75,8 +76,11 @@ class Point:
 
 # ---------------------------------------------------------------- the configurations
 def plan(ratios: list[float], qat: bool, common: list[str]) -> list[Config]:
-    extra = [*(["--qat"] if qat else []), *JOB_OPTIONS, *common]
+    """The jobs, simplest first: PTQ of the unpruned model (its FP32 IR is the accuracy reference), QAT, then each
+    pruning ratio with PTQ."""
+    extra = [*JOB_OPTIONS, *common]
     return [Config("quantize", ["compress.quantize", *extra]),
+            *([Config("qat", ["compress.quantize", "--qat", *extra])] if qat else []),
             *(Config(f"prune-{r:g}", ["compress.prune", "--method", "structured", "--ratio", f"{r:g}", "--quantize",
                                       *extra]) for r in sorted(ratios))]
 
@@ -180,9 +184,9 @@ def choose_point(pts: list[Point], targets: list[Target], batch: int) -> tuple[P
         return (per_round(ta.latencies_ms, tb.latencies_ms, True),
                 per_round(ta.throughputs_bn_fps, tb.throughputs_bn_fps, False))
 
-    order = sorted((p for p in pts if p.artifact), key=lambda p: (p.label.split("/")[0] != "quantize",
-                                                                  p.label.split("/")[0], "int8" in p.label,
-                                                                  p.label.endswith("int8")))
+    groups = list(dict.fromkeys(p.label.split("/")[0] for p in pts if p.artifact))  # planned order
+    order = sorted((p for p in pts if p.artifact), key=lambda p: (groups.index(p.label.split("/")[0]),
+                                                                  "int8" in p.label, p.label.endswith("int8")))
     best, why = pick([Candidate(p.label, p.artifact, p.top1, p.miss) for p in order], speedup, batch)
     return next((p for p in pts if best is not None and p.label == best.label), None), why
 
@@ -270,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ratios", type=float, nargs="*", default=[0.45],
                     help="structured pruning ratios, each a compress.prune --quantize job (default %(default)s)")
-    ap.add_argument("--qat", action="store_true", help="quantization-aware training in every job (PTQ beside)")
+    ap.add_argument("--qat", action="store_true", help="also the unpruned model with quantization-aware training")
     ap.add_argument("--input-size", type=int, default=224, help="the side every IR is timed at (default %(default)s)")
     ap.add_argument("--isa", default="AVX2",
                     help="also time under these imposed ISAs (comma-separated; 'none'); default %(default)s")
@@ -281,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("outputs/frontier"),
                     help="job folders and the frontier's files (default %(default)s)")
     ap.add_argument("--rebuild", action="store_true", help="run every job again, even where its report exists")
+    ap.add_argument("--build-only", action="store_true",
+                    help="build the configurations and stop (time them later, on a quiet machine)")
     args = ap.parse_args(argv)
     if args.input_size < 32 or args.input_size % 32:
         ap.error(f"--input-size {args.input_size}: expected a multiple of 32")
@@ -294,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         build(configs, args.out, args.rebuild)
+        if args.build_only:
+            return 0
         folders = [args.out / c.name for c in configs]
         with tempfile.TemporaryDirectory() as scratch:  # the plain FP32 baseline's IR
             targets = time_all(folders, args.input_size, levels, args.t, args.rounds, args.batch, Path(scratch))

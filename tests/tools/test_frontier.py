@@ -12,10 +12,11 @@ from tools.frontier import Point, choose_point, mark_front, miss, per_round, pla
 
 def test_the_plan_is_one_job_a_configuration_each_without_its_own_timing() -> None:
     configs = plan([0.6, 0.3], qat=True, common=["--checkpoint", "x.pth"])
-    assert [c.name for c in configs] == ["quantize", "prune-0.3", "prune-0.6"]
-    assert configs[1].argv[:6] == ["compress.prune", "--method", "structured", "--ratio", "0.3", "--quantize"]
+    assert [c.name for c in configs] == ["quantize", "qat", "prune-0.3", "prune-0.6"]
+    assert configs[2].argv[:6] == ["compress.prune", "--method", "structured", "--ratio", "0.3", "--quantize"]
+    assert [c.name for c in configs if "--qat" in c.argv] == ["qat"]
     for c in configs:
-        assert {"--qat", "--checkpoint", "x.pth"} <= set(c.argv)
+        assert {"--checkpoint", "x.pth"} <= set(c.argv)
         assert c.argv[c.argv.index("--benchmark-seconds") + 1] == "0" and "--isa-matrix" in c.argv
 
 
