@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from reference_np.specs import VARIANTS, plan_from_spec, plan_from_weights
+from reference_np.specs import VARIANTS, BlockPlan, plan_from_spec, plan_from_weights
 
 from .checkpoint import CheckpointError, CheckpointMismatchError, load_checkpoint, read_state_dict
 from .model import CloFormer
@@ -73,6 +73,16 @@ def pretrained_cfg(name: str, checkpoint: str | os.PathLike | None = None) -> di
     return cfg
 
 
+def _same_frame(pruned: tuple[BlockPlan, ...], stage: tuple[BlockPlan, ...]) -> bool:
+    """A pruned stage keeps its widths and its last (downsampling) block; depth pruning may drop any of the blocks
+    before it (all stride 1, dim to dim), never all of them."""
+    def frame(b: BlockPlan) -> tuple[int, int, int]:
+        return b.dim, b.out_dim, b.stride
+
+    return (1 <= len(pruned) <= len(stage) and frame(pruned[-1]) == frame(stage[-1])
+            and all(frame(b) == frame(stage[0]) for b in pruned[:-1]))
+
+
 def create_model(name: str, num_classes: int | None = None, checkpoint: str | os.PathLike | None = None,
                  drop_path_rate: float = 0.0, allow_pruned: bool = False) -> CloFormer:
     """Build a CloFormer variant, optionally loading an official-format checkpoint strictly.
@@ -104,10 +114,8 @@ def create_model(name: str, num_classes: int | None = None, checkpoint: str | os
                                        spec.head_dims)
         except (KeyError, ValueError) as e:
             raise CheckpointMismatchError(f"{path}: cannot read a CloFormer layout off the checkpoint: {e}") from e
-        same_frame = (pruned.stem_dim == plan.stem_dim and
-                      [[(b.dim, b.out_dim, b.stride) for b in s] for s in pruned.blocks] ==
-                      [[(b.dim, b.out_dim, b.stride) for b in s] for s in plan.blocks])
-        if not same_frame:
+        if pruned.stem_dim != plan.stem_dim or not all(
+                _same_frame(p, o) for p, o in zip(pruned.blocks, plan.blocks, strict=True)):
             raise CheckpointMismatchError(f"{path}: stage widths/depths do not match '{name}'")
         plan = pruned if classes == ckpt_classes else plan
     model = CloFormer(plan, drop_path_rate)

@@ -104,7 +104,7 @@ def plot_pruning(rep: PruneReport, path: Path) -> None:
     ax.set_xticklabels([r["block"].replace("layers.", "L").replace(".blocks.", ".b") for r in rows], fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("kept fraction")
-    ax.set_title(f"{rep.method} ratio {rep.ratio}: MACs −{rep.macs.reduction_pct:.1f}%", fontsize=10)
+    ax.set_title(f"{rep.title}: MACs −{rep.macs.reduction_pct:.1f}% (a removed block keeps 0)", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -252,9 +252,18 @@ class PruneReport:
     undertrained_teacher: str | None = None  # metrics.undertrained_teacher's line, when a student beats its teacher
     deploy: Choice | None = None  # what to deploy on this CPU (compress.choice); None: speed not measured
     checks: list[Check] = field(default_factory=list)  # without int8: the FP32 stages' (twins, static batch)
+    depth: int = 0  # blocks removed whole (compress.prune.depth)
+    dropped_blocks: list[str] = field(default_factory=list)  # their names in the unpruned model
+    block_losses: dict[str, float] = field(default_factory=dict)  # the distillation loss when each was chosen
     seconds: dict[str, float] = field(default_factory=dict)
     file_bytes: dict[str, int] = field(default_factory=dict)
 
+
+    @property
+    def title(self) -> str:
+        """What was removed, in words: the method, its ratio where it has one, the blocks removed whole."""
+        what = self.method if self.method == "depth" else f"{self.method}, ratio {self.ratio}"
+        return what + (f", {self.depth} blocks removed" if self.depth else "")
     def failed_checks(self) -> list[str]:
         """The checks that failed, the INT8 job's included: what makes a command exit 1."""
         own = [ch.stage for ch in [self.numpy_float64_agreement, *self.checks] if ch.passed is False]

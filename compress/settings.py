@@ -171,7 +171,7 @@ class QatSettings:
 
 
 # ------------------------------------------------------------------ pruning
-Method = Literal["structured", "nncf-magnitude", "nncf-rb"]
+Method = Literal["structured", "depth", "nncf-magnitude", "nncf-rb"]
 METHODS: tuple[str, ...] = get_args(Method)
 NNCF_RB_NEEDS_STEPS = "method nncf-rb learns its masks during fine-tuning: finetune_steps must be > 0"
 
@@ -186,7 +186,8 @@ class PruneSettings:
     """What compress.prune does, validated at construction."""
 
     method: Method = option("structured", "structured: remove whole channels and heads (a smaller, faster "
-                            "network); nncf-*: NNCF's unstructured sparsity", choices=METHODS)
+                            "network); depth: remove whole blocks only (--depth); nncf-*: NNCF's unstructured "
+                            "sparsity", choices=METHODS)
     ratio: float = option(0.45, "structured: fraction of each group's channels/heads removed; nncf-*: weight "
                           "sparsity", type=float)
     head_ratio: float | None = option(
@@ -195,6 +196,8 @@ class PruneSettings:
     round_to: int | None = option(
         None, "structured: kept channel counts become multiples of N (default: the CPU's SIMD block, 16 with "
         "AVX-512, 8 with AVX2; 1: no rounding)", type=int)
+    depth: int = option(0, "structured or depth: whole blocks removed first (stride-1 blocks, each stage keeping its "
+                        "last; chosen greedily by the distillation loss with the block bypassed)", type=int)
     finetune_steps: int = option(600, "distillation steps after pruning (0: none)", type=int)
     finetune_batch: int = option(64, "distillation batch size (--batch is the IRs' input batch)", type=int)
     lr: float = option(5e-4, "distillation peak learning rate", type=float)
@@ -209,6 +212,12 @@ class PruneSettings:
                 raise InputError("head_ratio applies to method 'structured' only", field=("head_ratio", "method"))
         if self.round_to is not None:
             check_round_to(self.round_to)
+        check_count(self.depth, "depth", 0)
+        if self.method == "depth" and self.depth == 0:
+            raise InputError("method 'depth' removes whole blocks: give their number with depth >= 1",
+                             field=("method", "depth"))
+        if self.method.startswith("nncf") and self.depth:
+            raise InputError("depth applies to methods 'structured' and 'depth'", field=("depth", "method"))
         check_count(self.finetune_steps, "finetune_steps", 0)
         check_count(self.finetune_batch, "finetune_batch")
         if not self.lr > 0:

@@ -1,6 +1,8 @@
 """Pruning CloFormer: NNCF unstructured sparsity, or structured pruning that really shrinks the network.
 
     python -m compress.prune --method structured --quantize --input-size 224   # the fast model, one command
+    python -m compress.prune --method depth --depth 3 --quantize             # whole blocks removed
+    python -m compress.prune --method structured --depth 2 --quantize        # blocks, then channels
     python -m compress.prune --method nncf-magnitude --ratio 0.5 --finetune-steps 300
     python -m compress.prune --method nncf-rb --ratio 0.5 --finetune-steps 300
 
@@ -75,13 +77,15 @@ def main(argv: list[str] | None = None) -> int:
         parts = data_parts_from_args(args, args.checkpoint, loaded.transform)
         report = prune_model(PruneJob(loaded, settings, data, parts, quant_settings, run, qat), out)
         a, m = report.accuracy, report.macs
-        print(f"\n{report.method} ratio {report.ratio}: MACs {m.before / 1e6:.1f}M -> {m.after / 1e6:.1f}M "
+        print(f"\n{report.title}: MACs {m.before / 1e6:.1f}M -> {m.after / 1e6:.1f}M "
               f"(−{m.reduction_pct:.1f}%), top-1 {fmt(a.unpruned_top1)}% -> {fmt(a.pruned_top1)}% "
               f"(drop {fmt(a.top1_drop)} pt) on {a.source}"
               + (f"; {a.lost} lost, {a.gained} gained image by image (exact McNemar p {a.paired_p:.2f})"
                  if a.paired_p is not None else ""))
         print(f"NumPy float64 agreement on the pruned checkpoint: max |dlogit| "
               f"{report.numpy_float64_agreement.value:.1e}")
+        if report.dropped_blocks:
+            print(f"blocks removed whole: {', '.join(report.dropped_blocks)}")
         if report.undertrained_teacher:
             print(f"warning: {report.undertrained_teacher}")
         speed = report.timings

@@ -67,6 +67,7 @@ from ..stages import Stage
 from ..targets import fast_targets
 from ..tolerances import FLOAT64_ATOL
 from ..verification import float64_crop, twin_error
+from .depth import check_depth, depth_prune
 from .structured import removals, structured_prune
 from .unstructured import nncf_prune
 
@@ -101,6 +102,8 @@ class PruneContext(S.Context):
     pruned_eval: EvalResult | None = None
     pruned_ir_eval: EvalResult | None = None
     numpy_agreement: Check | None = None
+    dropped: list[str] = field(default_factory=list)  # blocks removed whole, in the unpruned numbering
+    block_losses: dict[str, float] = field(default_factory=dict)  # the loss measured when each was chosen
 
 
 def prune_model(job: PruneJob, out: Path) -> PruneReport:
@@ -145,6 +148,8 @@ def check_job(job: PruneJob) -> None:
         data.check_labels(loaded.num_classes)
     if settings.method == "structured":
         removals(loaded.model.plan, settings.ratio, settings.effective_round_to, settings.head_ratio)
+    if settings.depth:
+        check_depth(loaded.model.plan, settings.depth)
     if job.qat is not None and job.quantize is None:
         raise InputError("qat trains the INT8 quantizers: it needs quantize", field=("qat", "quantize"))
     if job.quantize is not None:
@@ -164,16 +169,19 @@ def data_stage(ctx: PruneContext) -> None:
 
 
 def prune_stage(ctx: PruneContext) -> None:
-    """A copy of the model, pruned: structured (ranked on the first 256 fine-tuning images), or NNCF's masks."""
+    """A copy of the model, pruned: whole blocks (depth), then channels and heads (structured), each ranked on the
+    first 256 fine-tuning images; or NNCF's masks."""
     settings = ctx.job.settings
     torch.manual_seed(settings.seed)
     student, ctx.hooks = copy.deepcopy(ctx.loaded.model).train(), None
     x = torch.from_numpy(ctx.images.xs)
+    batches = [x[i:i + 64] for i in range(0, min(len(x), 256), 64)]
+    if settings.depth:  # blocks first, measured in the whole network; then channels of the blocks left
+        student, ctx.dropped, ctx.block_losses = depth_prune(student, ctx.loaded.variant, settings.depth, batches)
     if settings.method == "structured":
-        batches = [x[i:i + 64] for i in range(0, min(len(x), 256), 64)]
         student, _ = structured_prune(student, ctx.loaded.variant, settings.ratio, batches,
                                       settings.effective_round_to, settings.head_ratio)
-    else:
+    elif settings.method != "depth":
         student, ctx.hooks = nncf_prune(student, settings.method, settings.ratio, x[:1], settings.finetune_steps)
     ctx.student = student
 
@@ -232,13 +240,17 @@ def numpy_agreement(weights: dict[str, np.ndarray], x: torch.Tensor) -> Check:
                  err <= FLOAT64_ATOL)
 
 
-def layer_table(before: ModelPlan, after: ModelPlan) -> list[dict[str, Any]]:
+def layer_table(before: ModelPlan, after: ModelPlan, dropped: list[str]) -> list[dict[str, Any]]:
+    """Kept widths per block of the unpruned model; a block removed whole keeps nothing."""
     rows = []
     for i, (s0, s1) in enumerate(zip(before.blocks, after.blocks, strict=True)):
-        for j, (b0, b1) in enumerate(zip(s0, s1, strict=True)):
-            rows.append({"block": f"layers.{i}.blocks.{j}", "hidden": [b1.hidden, b0.hidden],
-                         "local": [sum(b1.local_channels), sum(b0.local_channels)],
-                         "global_heads": [b1.global_heads, b0.global_heads]})
+        kept = iter(s1)
+        for j, b0 in enumerate(s0):
+            name = f"layers.{i}.blocks.{j}"
+            b1 = None if name in dropped else next(kept)
+            rows.append({"block": name, "hidden": [b1.hidden if b1 else 0, b0.hidden],
+                         "local": [sum(b1.local_channels) if b1 else 0, sum(b0.local_channels)],
+                         "global_heads": [b1.global_heads if b1 else 0, b0.global_heads], "removed": b1 is None})
     return rows
 
 
@@ -266,7 +278,8 @@ def build_report(ctx: PruneContext, int8: QuantReport | None) -> PruneReport:
                                *((pair.lost, pair.gained, pair.p_value) if pair else ())),
         numpy_float64_agreement=ctx.numpy_agreement,
         sizes={"model_fp32.bin": len(bin_bytes), "model_fp32.bin.gz": len(gzip.compress(bin_bytes, 6))},
-        layers=layer_table(loaded.model.plan, after.model.plan),
+        layers=layer_table(loaded.model.plan, after.model.plan, ctx.dropped),
+        depth=settings.depth, dropped_blocks=ctx.dropped, block_losses=ctx.block_losses,
         finetune_loss={"first": losses[0] if losses else None, "last": losses[-1] if losses else None},
         nncf_pruning_statistic=ctx.nncf_statistic, int8=int8, finetune_size=job.data.size,
         speed=None if int8 is not None else ctx.speed, checks=[] if int8 is not None else ctx.checks,

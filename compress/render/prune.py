@@ -17,7 +17,7 @@ from .tables import bound, checks_table, deploy_section, fmt, md_table, speed_se
 def write_prune_outputs(rep: PruneReport, folder: Path) -> None:
     a, m = rep.accuracy, rep.macs
     size = rep.model.input_size
-    lines = [f"# CloFormer pruning report: {rep.method}, ratio {rep.ratio}"
+    lines = [f"# CloFormer pruning report: {rep.title}"
              + (f", kept widths rounded to {rep.round_to}" if rep.round_to else ""), "", f"`{rep.command}`", "",
              f"Fine-tuned at {rep.finetune_size or size} px; exported, evaluated and timed at {size}x{size}.", "",
              md_table(["", "before", "after", "change"], [
@@ -40,10 +40,16 @@ def write_prune_outputs(rep: PruneReport, folder: Path) -> None:
         s = rep.nncf_pruning_statistic
         lines += [f"NNCF pruning statistic: prunable-parameter sparsity {s['pruning_ratio']:.3f}, all parameters "
                   f"{s['global_pruning_ratio']:.3f}.", ""]
+    if rep.dropped_blocks:
+        lines += ["## Blocks removed whole", "", "Chosen greedily, each by the distillation loss against the unpruned "
+                  "model with it bypassed on top of those chosen before (compress.prune.depth), in this order:", "",
+                  md_table(["block", "loss when chosen"], [[b, f"{v:.4f}"] for b, v in rep.block_losses.items()]),
+                  ""]
     lines += ["## Kept channels per block (kept / original)", "",
               md_table(["block", "FFN hidden", "local channels", "global heads"],
-                       [[r["block"], f"{r['hidden'][0]}/{r['hidden'][1]}", f"{r['local'][0]}/{r['local'][1]}",
-                         f"{r['global_heads'][0]}/{r['global_heads'][1]}"] for r in rep.layers]), "",
+                       [[r["block"] + (" (removed)" if r.get("removed") else ""), f"{r['hidden'][0]}/{r['hidden'][1]}",
+                         f"{r['local'][0]}/{r['local'][1]}", f"{r['global_heads'][0]}/{r['global_heads'][1]}"]
+                        for r in rep.layers]), "",
               "![kept channels](pruning.png)", "", md_table(["stage", "seconds"],
                                                              [[k, v] for k, v in rep.seconds.items()]), ""]
     if rep.int8 is not None:
