@@ -1,13 +1,15 @@
 """The speed/accuracy frontier on this CPU, and what to deploy: one command builds a set of configurations, times
 every artifact with benchmark_app at the deployment size (natively and under imposed ISAs), and picks.
 
-    python -m tools.frontier [--ratios 0.3 0.45] [--qat] [--input-size 224] [--isa AVX2] [-t 5] [--rounds 3]
-                             [--out outputs/frontier] [--checkpoint proxy]
+    python -m tools.frontier [--ratios 0.3 0.45] [--depths 2 4] [--qat] [--input-size 224] [--isa AVX2]
+                             [-t 5] [--rounds 3] [--out outputs/frontier] [--checkpoint proxy] [--build-only]
 
 Configurations, each one job run as a user runs it (`python -m compress.quantize ...`), in `--out`/<name>:
   quantize       compress.quantize                                       deploy FP32, INT8
   qat            compress.quantize --qat (with --qat)                    QAT's INT8, PTQ's beside it
   prune-R        compress.prune --method structured --ratio R --quantize   pruned FP32, pruned INT8
+  depth-N        compress.prune --method depth --depth N --quantize        N blocks removed whole
+  prune-R-depth-N  compress.prune --method structured --ratio R --depth N --quantize   both
 A folder that already holds a report.json is reused, so an interrupted frontier resumes where it stopped (--rebuild
 runs every job again). The jobs skip their own speed sections and ISA matrices: the frontier times everything in
 one run instead (tools.benchmark: benchmark_app, interleaved rounds, medians; every ratio against plain FP32 of the
@@ -75,14 +77,20 @@ class Point:
 
 
 # ---------------------------------------------------------------- the configurations
-def plan(ratios: list[float], qat: bool, common: list[str]) -> list[Config]:
-    """The jobs, simplest first: PTQ of the unpruned model (its FP32 IR is the accuracy reference), QAT, then each
-    pruning ratio with PTQ."""
+def plan(ratios: list[float], qat: bool, common: list[str], depths: list[int] = ()) -> list[Config]:
+    """The jobs, simplest first: PTQ of the unpruned model (its FP32 IR is the accuracy reference), QAT, each
+    channel ratio, each depth, then each depth with each ratio; every pruned one with PTQ."""
     extra = [*JOB_OPTIONS, *common]
+
+    def prune(name: str, *how: str) -> Config:
+        return Config(name, ["compress.prune", *how, "--quantize", *extra])
+
     return [Config("quantize", ["compress.quantize", *extra]),
             *([Config("qat", ["compress.quantize", "--qat", *extra])] if qat else []),
-            *(Config(f"prune-{r:g}", ["compress.prune", "--method", "structured", "--ratio", f"{r:g}", "--quantize",
-                                      *extra]) for r in sorted(ratios))]
+            *(prune(f"prune-{r:g}", "--method", "structured", "--ratio", f"{r:g}") for r in sorted(ratios)),
+            *(prune(f"depth-{d}", "--method", "depth", "--depth", str(d)) for d in sorted(depths)),
+            *(prune(f"prune-{r:g}-depth-{d}", "--method", "structured", "--ratio", f"{r:g}", "--depth", str(d))
+              for d in sorted(depths) for r in sorted(ratios))]
 
 
 def build(configs: list[Config], out: Path, rebuild: bool) -> None:
@@ -274,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ratios", type=float, nargs="*", default=[0.45],
                     help="structured pruning ratios, each a compress.prune --quantize job (default %(default)s)")
+    ap.add_argument("--depths", type=int, nargs="*", default=[],
+                    help="blocks removed whole, each a compress.prune --method depth job and one per --ratios "
+                         "(default: none)")
     ap.add_argument("--qat", action="store_true", help="also the unpruned model with quantization-aware training")
     ap.add_argument("--input-size", type=int, default=224, help="the side every IR is timed at (default %(default)s)")
     ap.add_argument("--isa", default="AVX2",
@@ -296,7 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         levels = [lv for lv in isa.resolve(args.isa) if lv != own_isa()]
     except InputError as e:
         ap.error(str(e).replace("isa_matrix", "--isa"))
-    configs = plan(args.ratios, args.qat, ["--checkpoint", args.checkpoint] if args.checkpoint else [])
+    if any(d < 1 for d in args.depths):
+        ap.error(f"--depths {args.depths}: each >= 1")
+    configs = plan(args.ratios, args.qat, ["--checkpoint", args.checkpoint] if args.checkpoint else [], args.depths)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         build(configs, args.out, args.rebuild)

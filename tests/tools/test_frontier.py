@@ -11,8 +11,11 @@ from tools.frontier import Point, choose_point, mark_front, miss, per_round, pla
 
 
 def test_the_plan_is_one_job_a_configuration_each_without_its_own_timing() -> None:
-    configs = plan([0.6, 0.3], qat=True, common=["--checkpoint", "x.pth"])
-    assert [c.name for c in configs] == ["quantize", "qat", "prune-0.3", "prune-0.6"]
+    configs = plan([0.6, 0.3], qat=True, common=["--checkpoint", "x.pth"], depths=[2])
+    assert [c.name for c in configs] == ["quantize", "qat", "prune-0.3", "prune-0.6", "depth-2", "prune-0.3-depth-2",
+                                         "prune-0.6-depth-2"]
+    assert configs[4].argv[:5] == ["compress.prune", "--method", "depth", "--depth", "2"]
+    assert configs[6].argv[1:8] == ["--method", "structured", "--ratio", "0.6", "--depth", "2", "--quantize"]
     assert configs[2].argv[:6] == ["compress.prune", "--method", "structured", "--ratio", "0.3", "--quantize"]
     assert [c.name for c in configs if "--qat" in c.argv] == ["qat"]
     for c in configs:
