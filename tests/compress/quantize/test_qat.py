@@ -16,7 +16,7 @@ from compress.export import convert_deploy
 from compress.int8 import ptq, qat
 from compress.metrics import sqnr_db
 from compress.settings import QatSettings, QuantSettings
-from compress.tolerances import QAT_EXPORT_MARGIN_DB
+from compress.tolerances import QAT_EXPORT_IMAGES, QAT_EXPORT_MARGIN_DB
 from reference_np import ir
 
 
@@ -66,13 +66,13 @@ def ptq_bias_mismatches(model: torch.nn.Module, ptq_ir: object) -> list[str]:
 def trained(tmp_path_factory):
     """The proxy XXS at 64 px quantized in torch (16 calibration images, min/max), before and after 20 QAT steps:
     (loaded, model, quantizer names, Trained, [(IR path, torch logits on x)] before and after training, x:
-    16 proxy-val crops, (biases set from the PTQ IR, the layers whose bias is not the IR's))."""
+    QAT_EXPORT_IMAGES proxy-val crops, (biases set from the PTQ IR, the layers whose bias is not the IR's))."""
     loaded = loading.load("cloformer_xxs", "proxy", 64)
     calib = list(Images.of(proxy.sample_source(64).subset(16)).xs[:, None])
     settings = QuantSettings(subset_size=16, activation_range="minmax", fast_bias_correction=True)
     model = qat.quantize(loaded, calib, settings)
     hooks = [name for name, _ in qat.quantizers(model)]
-    x = torch.from_numpy(Images.of(proxy.val_source(64).subset(16)).xs)
+    x = torch.from_numpy(Images.of(proxy.val_source(64).subset(QAT_EXPORT_IMAGES)).xs)
     tmp, exported = tmp_path_factory.mktemp("qat"), []
 
     ptq_taps = ptq.quantize(convert_deploy(loaded, taps=True), calib, settings)  # as the job's PTQ beside

@@ -1,0 +1,247 @@
+"""Per-layer advice that acts: which quantized layers cost accuracy, which fixes keep the most of it, and the settings
+that reproduce the best (compress.quantize --advise).
+
+1. Sensitivity, measured on the IR without quantizing again. The INT8 IR's quantizers are grouped by the block
+   branch their consumers belong to (`layers.i.blocks.j.attn`, `.mlp`, the block's own ops, the head). For each
+   group, the logits' SQNR against the FP32 IR (both at the f32 hint, on the advice data) with only that group in
+   float (its FakeQuantize nodes bypassed and its convolutions given the FP32 IR's weights), and with only that
+   group quantized. The first says what a float fallback of the group would recover, the second what the group
+   costs alone; groups are ranked by the first.
+2. Candidates, each a QuantSettings (so one command line reproduces it): SmoothQuant at several alphas (NNCF's,
+   with the transformer model type it needs), and float fallbacks of the 1, 2 and 4 most sensitive groups (an
+   ignored-scope pattern each, appended to the settings' own).
+3. The search: each candidate quantized by NNCF with the run's calibration data and judged on the advice data at the
+   f32 hint (logit SQNR and top-1 agreement against FP32) and by its executed nodes, in order, until the time budget
+   is spent. The best SQNR that keeps executed nodes within NODES_TOLERANCE of the settings' own IR and agreement no
+   lower wins; none winning keeps the settings.
+
+The advice data is never the data the report evaluates on: the proxy's selection crops, or the calibration images
+for other checkpoints (compress.int8.stages picks it).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import export as E
+from ..metrics import sqnr_db, top1_changes
+from ..progress import Progress
+from ..runtime import runtime_graph
+from ..settings import QuantSettings, ScopeEntry
+from .steps import Calibration, quantize_deploy
+
+SMOOTH_QUANT_ALPHAS = (0.15, 0.3, 0.5)  # NNCF's convolution default is off; its MatMul default 0.95
+FALLBACK_SIZES = (1, 2, 4)  # float fallbacks of the most sensitive groups, the last resort
+NODES_TOLERANCE = 0.02  # executed nodes a fix may add, against the settings' own INT8 IR
+DEFAULT_BUDGET_S = 600.0
+# at the f32 hint the CPU plugin picks AMX int8 convolution kernels from batch 16 up, and on the strided global
+# key/value convolution they depart from the IR's semantics (docs/results/isa-matrix.md); below that, the kernels
+# every batch-1 measurement of the report uses
+RUN_BATCH = 8
+_BLOCK = re.compile(r"layers\.(\d+)\.(\d+)(?:\.(attn|mlp))?[./]")
+_WEIGHTED = ("Convolution", "GroupConvolution", "MatMul")
+
+
+# ------------------------------------------------------------------ records
+@dataclass
+class Sensitivity:
+    group: str  # layers.i.blocks.j.attn / .mlp / layers.i.blocks.j / head / other
+    quantizers: int  # FakeQuantize nodes in the group
+    float_only_db: float  # logit SQNR with this group alone in float
+    quantized_only_db: float  # logit SQNR with this group alone quantized
+
+
+@dataclass
+class Candidate:
+    name: str
+    settings: QuantSettings
+    command: str  # the options that reproduce it
+    sqnr_db: float | None = None  # logits against FP32 on the advice data, f32 hint
+    agreement: float | None = None  # top-1 agreement with FP32, %
+    executed: int | None = None  # executed nodes of its IR
+    seconds: float | None = None
+    verdict: str = "not tried (time budget)"
+
+
+@dataclass
+class Advice:
+    data: str  # the advice data's name and size
+    budget_s: float
+    sensitivity: list[Sensitivity]  # most sensitive first
+    baseline: Candidate  # the settings as given
+    candidates: list[Candidate]
+    chosen: str  # a candidate's name, or the baseline's
+    seconds: float
+    planned: list[str] = field(default_factory=list)  # what it would try (the report without --advise)
+
+
+# ------------------------------------------------------------------ the IR's quantizer groups
+def group_of(names: list[str]) -> str:
+    """The block branch a quantizer serves, from its consumers' node names (module paths of the deploy graph)."""
+    found = [m for n in names if (m := _BLOCK.search(n))]
+    if found:
+        branch = next((m for m in found if m[3]), found[0])
+        return f"layers.{branch[1]}.blocks.{branch[2]}" + (f".{branch[3]}" if branch[3] else "")
+    return "head" if any("head" in n for n in names) else "other"
+
+
+def quantizer_groups(model: Any) -> dict[str, list[Any]]:
+    """FakeQuantize nodes of an ov.Model by group, in graph order."""
+    groups: dict[str, list[Any]] = defaultdict(list)
+    for op in model.get_ordered_ops():
+        if op.get_type_name() == "FakeQuantize":
+            consumers = [t.get_node().get_friendly_name() for t in op.output(0).get_target_inputs()]
+            groups[group_of(consumers)].append(op)
+    return dict(groups)
+
+
+def in_float(int8_xml: Path, fp32_xml: Path, groups: set[str]) -> Any:
+    """The INT8 IR with `groups` in float: their FakeQuantize nodes bypassed, and the weighted ops they feed given
+    the FP32 IR's weights (an INT8 IR's weights are int8 constants, not behind a FakeQuantize)."""
+    import openvino as ov
+
+    core = ov.Core()
+    model, fp32 = core.read_model(str(int8_xml)), core.read_model(str(fp32_xml))
+    fp32_ops = {op.get_friendly_name(): op for op in fp32.get_ordered_ops()}
+    for name, fqs in quantizer_groups(model).items():
+        if name not in groups:
+            continue
+        for fq in fqs:
+            for target in list(fq.output(0).get_target_inputs()):
+                consumer = target.get_node()
+                target.replace_source_output(fq.input_value(0))
+                twin = fp32_ops.get(consumer.get_friendly_name())
+                if consumer.get_type_name() in _WEIGHTED and twin is not None:
+                    weight = twin.input_value(1).get_node()
+                    if weight.get_type_name() == "Constant":
+                        consumer.input(1).replace_source_output(
+                            ov.opset13.constant(weight.get_data().copy()).output(0))
+    model.validate_nodes_and_infer_types()
+    return model
+
+
+def sensitivity(int8_xml: Path, fp32_xml: Path, x: np.ndarray, fp32_logits: np.ndarray) -> list[Sensitivity]:
+    """Each group in float alone and quantized alone, most sensitive (largest float-alone gain) first."""
+    import openvino as ov
+
+    counts = {k: len(v) for k, v in quantizer_groups(ov.Core().read_model(str(int8_xml))).items()}
+    names = list(counts)
+    out = []
+    for name in Progress(names, desc="advice: sensitivity per layer group"):
+        alone_float = run_f32(in_float(int8_xml, fp32_xml, {name}), x)
+        alone_int8 = run_f32(in_float(int8_xml, fp32_xml, set(names) - {name}), x)
+        out.append(Sensitivity(name, counts[name], round(sqnr_db(alone_float, fp32_logits), 3),
+                               round(sqnr_db(alone_int8, fp32_logits), 3)))
+    return sorted(out, key=lambda s: -s.float_only_db)
+
+
+def run_f32(model: Any, x: np.ndarray) -> np.ndarray:
+    """Logits of an ov.Model at the f32 hint, RUN_BATCH images a request."""
+    import openvino as ov
+
+    model.reshape([RUN_BATCH, *x.shape[1:]])
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    padded = np.concatenate([x, np.zeros((-len(x) % RUN_BATCH, *x.shape[1:]), x.dtype)])
+    return np.concatenate([compiled({0: padded[i:i + RUN_BATCH]})[0]
+                           for i in range(0, len(padded), RUN_BATCH)])[:len(x)]
+
+
+# ------------------------------------------------------------------ candidates
+def fallback_entry(group: str) -> ScopeEntry:
+    """The ignored-scope pattern that keeps a group's ops in float (its node names carry layers.i.j[.branch])."""
+    m = re.fullmatch(r"layers\.(\d+)\.blocks\.(\d+)(?:\.(attn|mlp))?", group)
+    if m is None:
+        return ScopeEntry("pattern", rf".*{re.escape(group)}[./].*")
+    path = rf"layers\.{m[1]}\.{m[2]}" + (rf"\.{m[3]}" if m[3] else "")
+    return ScopeEntry("pattern", rf".*\.{path}[./].*")
+
+
+def option_text(settings: QuantSettings, base: QuantSettings) -> str:
+    """The command-line options that turn `base` into `settings`."""
+    parts = []
+    if settings.model_type != base.model_type:
+        parts.append(f"--model-type {settings.model_type or 'none'}")
+    if settings.smooth_quant_alpha != base.smooth_quant_alpha:
+        parts.append(f"--smooth-quant-alpha {settings.smooth_quant_alpha:g}")
+    if settings.ignored_scope != base.ignored_scope:
+        parts += [f"--ignored-scope '{e}'" for e in settings.ignored_scope]
+    return " ".join(parts)
+
+
+def candidates(base: QuantSettings, ranked: list[str]) -> list[Candidate]:
+    """SmoothQuant alphas, then float fallbacks of the most sensitive groups (`ranked`, most first)."""
+    out = []
+    for a in SMOOTH_QUANT_ALPHAS:
+        s = replace(base, model_type="transformer", smooth_quant_alpha=a)
+        out.append(Candidate(f"SmoothQuant alpha {a:g}", s, option_text(s, base)))
+    groups = [g for g in ranked if g != "other"]
+    for n in FALLBACK_SIZES:
+        if n > len(groups):
+            break
+        s = replace(base, ignored_scope=(*base.ignored_scope, *(fallback_entry(g) for g in groups[:n])))
+        out.append(Candidate(f"float fallback of {', '.join(groups[:n])}", s, option_text(s, base)))
+    return out
+
+
+def plan(base: QuantSettings, worst_layers: list[str]) -> list[str]:
+    """What --advise would try, named from the report's worst layers (no measurement)."""
+    return [c.name for c in candidates(base, worst_layers)]
+
+
+# ------------------------------------------------------------------ the search
+def judge(c: Candidate, exported: E.Exported, calibration: Calibration, x: np.ndarray, fp32_logits: np.ndarray,
+          name: str) -> None:
+    """Quantize with the candidate's settings (saved as `name` beside the FP32 IR) and measure it."""
+    t = time.perf_counter()
+    q = quantize_deploy(exported, calibration, c.settings, name=name)
+    logits = run_f32(_read(q.xml), x)
+    c.sqnr_db = round(sqnr_db(logits, fp32_logits), 3)
+    c.agreement = round(100 * (1 - top1_changes(logits, fp32_logits) / len(x)), 3)
+    c.executed = runtime_graph(q.xml, c.name).executed
+    c.seconds = round(time.perf_counter() - t, 1)
+
+
+def _read(xml: Path) -> Any:
+    import openvino as ov
+
+    return ov.Core().read_model(str(xml))
+
+
+def search(exported: E.Exported, calibration: Calibration, base: QuantSettings, int8_xml: Path, x: np.ndarray,
+           data: str, budget_s: float = DEFAULT_BUDGET_S) -> tuple[Advice, QuantSettings]:
+    """The advice, and the settings it keeps (the base's when no candidate wins)."""
+    t0 = time.perf_counter()
+    fp32_logits = run_f32(_read(exported.fp32_xml), x)
+    ranked = sensitivity(int8_xml, exported.fp32_xml, x, fp32_logits)
+    logits = run_f32(_read(int8_xml), x)
+    baseline = Candidate("the settings as given", base, "", round(sqnr_db(logits, fp32_logits), 3),
+                         round(100 * (1 - top1_changes(logits, fp32_logits) / len(x)), 3),
+                         runtime_graph(int8_xml, "baseline").executed, None, "baseline")
+    tried = candidates(base, [s.group for s in ranked])
+    scratch = int8_xml.with_name("advice_candidate.xml")
+    for c in Progress(tried, desc="advice: candidates"):
+        if time.perf_counter() - t0 > budget_s:
+            break
+        judge(c, exported, calibration, x, fp32_logits, scratch.name)
+        if c.executed > baseline.executed * (1 + NODES_TOLERANCE):
+            c.verdict = f"more executed nodes ({c.executed} against {baseline.executed})"
+        elif c.agreement < baseline.agreement:
+            c.verdict = f"lower agreement ({c.agreement:.2f}% against {baseline.agreement:.2f}%)"
+        elif c.sqnr_db <= baseline.sqnr_db:
+            c.verdict = f"no gain ({c.sqnr_db:.2f} dB against {baseline.sqnr_db:.2f})"
+        else:
+            c.verdict = f"+{c.sqnr_db - baseline.sqnr_db:.2f} dB"
+    for path in (scratch, scratch.with_suffix(".bin")):
+        path.unlink(missing_ok=True)
+    kept = [c for c in tried if c.verdict.startswith("+")]
+    best = max(kept, key=lambda c: c.sqnr_db) if kept else None
+    advice = Advice(data, budget_s, ranked, baseline, tried, best.name if best else baseline.name,
+                    round(time.perf_counter() - t0, 1))
+    return advice, best.settings if best else base
