@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import LayerSQNR, PruneReport, SpeedReport
+from .report import LayerSQNR, PruneReport, Sensitivity, SpeedReport
 
 
 def plot_layers(layers: list[LayerSQNR], path: Path, title: str) -> None:
@@ -105,6 +105,32 @@ def plot_pruning(rep: PruneReport, path: Path) -> None:
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("kept fraction")
     ax.set_title(f"{rep.title}: MACs −{rep.macs.reduction_pct:.1f}% (a removed block keeps 0)", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_advice(rows: list[Sensitivity], path: Path, title: str) -> None:
+    """Per quantizer group: logit SQNR with it alone in float and with it alone quantized (compress.int8.advise)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(rows, key=lambda r: r.group)
+    xs = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(8, 0.3 * len(rows)), 4))
+    ax.bar(xs - 0.2, [r.float_only_db for r in rows], 0.4, label="alone in float (the rest int8)", color="#2980b9")
+    ax.bar(xs + 0.2, [r.quantized_only_db for r in rows], 0.4, label="alone quantized (the rest float)",
+           color="#c0392b")
+    ax.set_xticks(xs)
+    ax.set_xticklabels([r.group.replace("layers.", "L").replace(".blocks.", ".b") for r in rows], rotation=90,
+                       fontsize=7)
+    low = min(min(r.float_only_db, r.quantized_only_db) for r in rows)
+    ax.set_ylim(low - 3, max(max(r.float_only_db, r.quantized_only_db) for r in rows) + 1)
+    ax.set_ylabel("logit SQNR against FP32 (dB)")
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -150,6 +150,44 @@ class QatRecord:
 
 
 @dataclass
+class Sensitivity:
+    """One quantizer group of an INT8 IR, measured alone (compress.int8.advise)."""
+
+    group: str  # layers.i.blocks.j.attn / .mlp / layers.i.blocks.j / head / other
+    quantizers: int  # FakeQuantize nodes in the group
+    float_only_db: float  # logit SQNR with this group alone in float
+    quantized_only_db: float  # logit SQNR with this group alone quantized
+
+
+@dataclass
+class FixTried:
+    """A candidate fix of --advise: its settings, the options that reproduce them, and what it measured."""
+
+    name: str
+    settings: QuantSettings
+    command: str  # the options that reproduce it
+    sqnr_db: float | None = None  # logits against FP32 on the advice data, f32 hint
+    agreement: float | None = None  # top-1 agreement with FP32, %
+    executed: int | None = None  # executed nodes of its IR
+    seconds: float | None = None
+    verdict: str = "not tried (time budget)"
+
+
+@dataclass
+class Advice:
+    """What --advise measured and kept (compress.int8.advise)."""
+
+    data: str  # the advice data's name and size
+    budget_s: float
+    sensitivity: list[Sensitivity]  # most sensitive first
+    baseline: FixTried  # the settings as given
+    candidates: list[FixTried]
+    chosen: str  # a candidate's name, or the baseline's
+    seconds: float
+    command: str = ""  # the command line that reproduces the chosen settings without --advise
+
+
+@dataclass
 class QuantReport:
     """Everything compress.quantize measured; `seconds` and `file_bytes` are set once the folder is complete."""
 
@@ -183,6 +221,8 @@ class QuantReport:
     fp32_deployed_vs_f32: Int8Comparison | None = None
     undertrained_teacher: str | None = None  # QAT: metrics.undertrained_teacher's line (INT8 student, FP32 teacher)
     deploy: Choice | None = None  # what to deploy on this CPU (compress.choice); None: speed not measured
+    advice: Advice | None = None  # --advise: sensitivity, the fixes tried, the one kept
+    advice_plan: list[str] = field(default_factory=list)  # without --advise: the fixes it would try
     seconds: dict[str, float] = field(default_factory=dict)
     file_bytes: dict[str, int] = field(default_factory=dict)
 

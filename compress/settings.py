@@ -66,6 +66,12 @@ class RunConfig:
         "default", "run the INT8 IR once per instruction set, each in a process under ONEDNN_MAX_CPU_ISA, and judge "
         "every target on each: default = AVX2 (a CPU without VNNI) and this CPU's own; all = every level this CPU "
         "allows; or a list of oneDNN names, e.g. AVX2,AVX512_CORE_VNNI", metavar="{none,default,all,ISA[,ISA...]}")
+    advise: bool = option(False, "search per-layer fixes that keep int8 (SmoothQuant alphas, then float fallbacks "
+                          "of the most sensitive layers), judged on data the report does not evaluate on, and "
+                          "quantize with the best; the report gives the command line that reproduces it",
+                          kind="flag")
+    advise_seconds: float = option(480.0, "time budget of --advise (the candidates not reached are listed)",
+                                   type=float)
     started: float | None = None  # time.perf_counter() when the run began (the job's first stage, loading, ends
     # when the job starts); None: the job's times begin with the job
 
@@ -80,6 +86,8 @@ class RunConfig:
         if (self.isa_matrix not in ISA_MATRIX_CHOICES and not names) or any(n not in ISA_LEVELS for n in names):
             raise InputError(f"isa_matrix '{self.isa_matrix}': expected {', '.join(ISA_MATRIX_CHOICES)} or a "
                              f"comma-separated list of {', '.join(ISA_LEVELS)}", field="isa_matrix")
+        if self.advise_seconds <= 0:
+            raise InputError(f"advise_seconds must be > 0; got {self.advise_seconds}", field="advise_seconds")
         if self.max_drop < 0:
             raise InputError(f"max_drop must be >= 0; got {self.max_drop}", field="max_drop")
 

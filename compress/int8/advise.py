@@ -22,9 +22,10 @@ for other checkpoints (compress.int8.stages picks it).
 from __future__ import annotations
 
 import re
+import shlex
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,53 +34,20 @@ import numpy as np
 from .. import export as E
 from ..metrics import sqnr_db, top1_changes
 from ..progress import Progress
+from ..report import Advice, FixTried, Sensitivity
 from ..runtime import runtime_graph
 from ..settings import QuantSettings, ScopeEntry
-from .steps import Calibration, quantize_deploy
+from .steps import NODE_COMPILES, Calibration, quantize_deploy
 
 SMOOTH_QUANT_ALPHAS = (0.15, 0.3, 0.5)  # NNCF's convolution default is off; its MatMul default 0.95
-FALLBACK_SIZES = (1, 2, 4)  # float fallbacks of the most sensitive groups, the last resort
+FALLBACK_SIZES = (1, 2, 4, 8)  # float fallbacks of the most sensitive groups, the last resort
 NODES_TOLERANCE = 0.02  # executed nodes a fix may add, against the settings' own INT8 IR
-DEFAULT_BUDGET_S = 600.0
 # at the f32 hint the CPU plugin picks AMX int8 convolution kernels from batch 16 up, and on the strided global
 # key/value convolution they depart from the IR's semantics (docs/results/isa-matrix.md); below that, the kernels
 # every batch-1 measurement of the report uses
 RUN_BATCH = 8
 _BLOCK = re.compile(r"layers\.(\d+)\.(\d+)(?:\.(attn|mlp))?[./]")
 _WEIGHTED = ("Convolution", "GroupConvolution", "MatMul")
-
-
-# ------------------------------------------------------------------ records
-@dataclass
-class Sensitivity:
-    group: str  # layers.i.blocks.j.attn / .mlp / layers.i.blocks.j / head / other
-    quantizers: int  # FakeQuantize nodes in the group
-    float_only_db: float  # logit SQNR with this group alone in float
-    quantized_only_db: float  # logit SQNR with this group alone quantized
-
-
-@dataclass
-class Candidate:
-    name: str
-    settings: QuantSettings
-    command: str  # the options that reproduce it
-    sqnr_db: float | None = None  # logits against FP32 on the advice data, f32 hint
-    agreement: float | None = None  # top-1 agreement with FP32, %
-    executed: int | None = None  # executed nodes of its IR
-    seconds: float | None = None
-    verdict: str = "not tried (time budget)"
-
-
-@dataclass
-class Advice:
-    data: str  # the advice data's name and size
-    budget_s: float
-    sensitivity: list[Sensitivity]  # most sensitive first
-    baseline: Candidate  # the settings as given
-    candidates: list[Candidate]
-    chosen: str  # a candidate's name, or the baseline's
-    seconds: float
-    planned: list[str] = field(default_factory=list)  # what it would try (the report without --advise)
 
 
 # ------------------------------------------------------------------ the IR's quantizer groups
@@ -175,18 +143,18 @@ def option_text(settings: QuantSettings, base: QuantSettings) -> str:
     return " ".join(parts)
 
 
-def candidates(base: QuantSettings, ranked: list[str]) -> list[Candidate]:
+def candidates(base: QuantSettings, ranked: list[str]) -> list[FixTried]:
     """SmoothQuant alphas, then float fallbacks of the most sensitive groups (`ranked`, most first)."""
     out = []
     for a in SMOOTH_QUANT_ALPHAS:
         s = replace(base, model_type="transformer", smooth_quant_alpha=a)
-        out.append(Candidate(f"SmoothQuant alpha {a:g}", s, option_text(s, base)))
+        out.append(FixTried(f"SmoothQuant alpha {a:g}", s, option_text(s, base)))
     groups = [g for g in ranked if g != "other"]
     for n in FALLBACK_SIZES:
         if n > len(groups):
             break
         s = replace(base, ignored_scope=(*base.ignored_scope, *(fallback_entry(g) for g in groups[:n])))
-        out.append(Candidate(f"float fallback of {', '.join(groups[:n])}", s, option_text(s, base)))
+        out.append(FixTried(f"float fallback of {', '.join(groups[:n])}", s, option_text(s, base)))
     return out
 
 
@@ -196,7 +164,7 @@ def plan(base: QuantSettings, worst_layers: list[str]) -> list[str]:
 
 
 # ------------------------------------------------------------------ the search
-def judge(c: Candidate, exported: E.Exported, calibration: Calibration, x: np.ndarray, fp32_logits: np.ndarray,
+def judge(c: FixTried, exported: E.Exported, calibration: Calibration, x: np.ndarray, fp32_logits: np.ndarray,
           name: str) -> None:
     """Quantize with the candidate's settings (saved as `name` beside the FP32 IR) and measure it."""
     t = time.perf_counter()
@@ -204,7 +172,7 @@ def judge(c: Candidate, exported: E.Exported, calibration: Calibration, x: np.nd
     logits = run_f32(_read(q.xml), x)
     c.sqnr_db = round(sqnr_db(logits, fp32_logits), 3)
     c.agreement = round(100 * (1 - top1_changes(logits, fp32_logits) / len(x)), 3)
-    c.executed = runtime_graph(q.xml, c.name).executed
+    c.executed = runtime_graph(q.xml, c.name, compiles=NODE_COMPILES).executed
     c.seconds = round(time.perf_counter() - t, 1)
 
 
@@ -215,33 +183,56 @@ def _read(xml: Path) -> Any:
 
 
 def search(exported: E.Exported, calibration: Calibration, base: QuantSettings, int8_xml: Path, x: np.ndarray,
-           data: str, budget_s: float = DEFAULT_BUDGET_S) -> tuple[Advice, QuantSettings]:
-    """The advice, and the settings it keeps (the base's when no candidate wins)."""
+           data: str, budget_s: float) -> tuple[Advice, FixTried | None]:
+    """The advice, and the candidate it keeps (None: no candidate beat the settings as given)."""
     t0 = time.perf_counter()
     fp32_logits = run_f32(_read(exported.fp32_xml), x)
     ranked = sensitivity(int8_xml, exported.fp32_xml, x, fp32_logits)
     logits = run_f32(_read(int8_xml), x)
-    baseline = Candidate("the settings as given", base, "", round(sqnr_db(logits, fp32_logits), 3),
-                         round(100 * (1 - top1_changes(logits, fp32_logits) / len(x)), 3),
-                         runtime_graph(int8_xml, "baseline").executed, None, "baseline")
+    baseline = FixTried("the settings as given", base, "", round(sqnr_db(logits, fp32_logits), 3),
+                        round(100 * (1 - top1_changes(logits, fp32_logits) / len(x)), 3),
+                        runtime_graph(int8_xml, "baseline", compiles=NODE_COMPILES).executed, None, "baseline")
     tried = candidates(base, [s.group for s in ranked])
     scratch = int8_xml.with_name("advice_candidate.xml")
     for c in Progress(tried, desc="advice: candidates"):
-        if time.perf_counter() - t0 > budget_s:
+        last = max((t.seconds for t in tried if t.seconds), default=0.0)  # a candidate costs about as much as one
+        if time.perf_counter() - t0 + last > budget_s:
             break
         judge(c, exported, calibration, x, fp32_logits, scratch.name)
-        if c.executed > baseline.executed * (1 + NODES_TOLERANCE):
-            c.verdict = f"more executed nodes ({c.executed} against {baseline.executed})"
-        elif c.agreement < baseline.agreement:
-            c.verdict = f"lower agreement ({c.agreement:.2f}% against {baseline.agreement:.2f}%)"
-        elif c.sqnr_db <= baseline.sqnr_db:
-            c.verdict = f"no gain ({c.sqnr_db:.2f} dB against {baseline.sqnr_db:.2f})"
-        else:
-            c.verdict = f"+{c.sqnr_db - baseline.sqnr_db:.2f} dB"
+        c.verdict = verdict(c, baseline)
     for path in (scratch, scratch.with_suffix(".bin")):
         path.unlink(missing_ok=True)
     kept = [c for c in tried if c.verdict.startswith("+")]
     best = max(kept, key=lambda c: c.sqnr_db) if kept else None
     advice = Advice(data, budget_s, ranked, baseline, tried, best.name if best else baseline.name,
                     round(time.perf_counter() - t0, 1))
-    return advice, best.settings if best else base
+    return advice, best
+
+
+def verdict(c: FixTried, baseline: FixTried) -> str:
+    """A measured candidate against the settings as given: kept ("+N dB") only with more SQNR, no lower agreement
+    and executed nodes within NODES_TOLERANCE."""
+    if c.executed > baseline.executed * (1 + NODES_TOLERANCE):
+        return f"more executed nodes ({c.executed} against {baseline.executed})"
+    if c.agreement < baseline.agreement:
+        return f"lower agreement ({c.agreement:.2f}% against {baseline.agreement:.2f}%)"
+    if c.sqnr_db <= baseline.sqnr_db:
+        return f"no gain ({c.sqnr_db:.2f} dB against {baseline.sqnr_db:.2f})"
+    return f"+{c.sqnr_db - baseline.sqnr_db:.2f} dB"
+
+
+def reproduce(command: str, options: str) -> str:
+    """`command` without --advise (and its budget), with the chosen options."""
+    words = shlex.split(command)
+    out, skip = [], False
+    for w in words:
+        if skip:
+            skip = False
+            continue
+        if w == "--advise" or w.startswith("--advise-seconds="):
+            continue
+        if w == "--advise-seconds":
+            skip = True
+            continue
+        out.append(w)
+    return " ".join([shlex.join(out), options]).strip()

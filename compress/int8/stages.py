@@ -15,21 +15,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .. import export as E
 from .. import isa
 from .. import stages as S
 from ..choice import quant_choice
-from ..data import DataSource, Images
-from ..data.sources import JobData, refuse_overlap
+from ..data import DataSource, Images, proxy
+from ..data.sources import SELECTION_PER_CLASS, JobData, refuse_overlap
 from ..errors import InputError
 from ..metrics import undertrained_teacher
-from ..report import IsaRow, ModelInfo, QatRecord, QuantReport, versions
+from ..report import Advice, IsaRow, ModelInfo, QatRecord, QuantReport, versions
 from ..runtime import RuntimeGraph, default_precision, runtime_graph
 from ..settings import QatSettings, QuantSettings, RunConfig
 from ..stages import Context, Stage
 from ..targets import Target, qat_nodes_target
 from ..tolerances import INT8_RUNTIME_MARGIN_DB
-from . import ptq, qat
+from . import advise, ptq, qat
 from .steps import (
     N_IR_INT8,
     NODE_COMPILES,
@@ -45,6 +47,7 @@ from .steps import (
     targets,
 )
 
+ADVICE_IMAGES = 256  # crops --advise judges each fix on
 
 @dataclass
 class Ptq:
@@ -74,6 +77,7 @@ class Int8State:
     qat_notes: list[str] = field(default_factory=list)  # NNCF's expected messages while quantizing in torch
     trained: qat.Trained | None = None
     ptq: Ptq | None = None  # the PTQ of the same settings, beside QAT
+    advice: Advice | None = None  # --advise
 
 
 # ------------------------------------------------------------------ refusals before any work
@@ -97,6 +101,9 @@ def check_qat(parts: JobData, data: DataSource | Images | None, run: RunConfig) 
     fine-tuning data to); accuracy control is PTQ's, not QAT's."""
     if data is None:
         raise InputError("qat needs fine-tuning images (qat_data)", field="qat_data")
+    if run.advise:
+        raise InputError("advise searches PTQ's settings; QAT trains the quantizers instead: choose one",
+                         field=("advise", "qat"))
     if parts.tuning is not None:
         raise InputError("accuracy_control reverts PTQ's quantizers; QAT trains them instead: choose one",
                          field=("accuracy_control", "qat"))
@@ -118,6 +125,31 @@ def quantize_stage(ctx: Context) -> None:
     q.tuning = Images.of(ctx.parts.tuning) if ctx.parts.tuning is not None else None
     q.quantized = quantize_deploy(ctx.exported, q.calibration, q.settings, q.tuning, ctx.run.max_drop)
     ctx.irs[ctx.label("INT8")] = S.WrittenIR(q.quantized.xml, ctx.held_out.diagnose_x[:N_IR_INT8])
+
+
+def advice_data(ctx: Context) -> tuple[np.ndarray, str]:
+    """Images --advise judges on, never those the report evaluates on: the proxy's selection crops (unless they are
+    the validation data), else the calibration images."""
+    if ctx.loaded.checkpoint == "proxy" and not ctx.parts.validation.name.startswith("proxy-selection"):
+        src = proxy.selection_source(ctx.loaded.input_size, SELECTION_PER_CLASS).subset(ADVICE_IMAGES, ctx.run.seed)
+        images = Images.of(src, role="advice data")
+        return images.xs, f"{images.name} ({len(images)} crops)"
+    xs = np.concatenate(ctx.int8.calibration.arrays[:ADVICE_IMAGES])
+    return xs, f"the calibration images ({len(xs)})"
+
+
+def advise_stage(ctx: Context) -> None:
+    """Sensitivity per quantizer group, the candidate fixes within the budget, and the INT8 IR quantized again with
+    the best (compress.int8.advise)."""
+    q = ctx.int8
+    x, name = advice_data(ctx)
+    q.advice, best = advise.search(ctx.exported, q.calibration, q.settings, q.quantized.xml, x, name,
+                                   ctx.run.advise_seconds)
+    q.advice.command = advise.reproduce(ctx.run.command, best.command if best else "")
+    if best is not None:
+        q.settings = best.settings
+        q.quantized = quantize_deploy(ctx.exported, q.calibration, q.settings)
+        ctx.irs[ctx.label("INT8")] = S.WrittenIR(q.quantized.xml, ctx.held_out.diagnose_x[:N_IR_INT8])
 
 
 def evaluate_stage(ctx: Context) -> None:
@@ -180,6 +212,8 @@ def qat_export_stage(ctx: Context) -> None:
 PRECHECK = Stage("int8.precheck", "convert deploy graph, check the ignored scope", precheck)
 CALIBRATE = Stage("int8.calibrate", "calibration data", calibrate_stage)
 QUANTIZE = Stage("int8.quantize", "quantize (nncf), save INT8 IR", quantize_stage)
+ADVISE = Stage("int8.advise", "advice: sensitivity per layer group, fixes tried, the best kept", advise_stage,
+               when=lambda ctx: ctx.run.advise)
 EVALUATE = Stage("int8.evaluate", "evaluate FP32 and INT8", evaluate_stage)
 DIAGNOSE = Stage("int8.diagnose", "per-layer diagnosis, INT8 runtime vs NumPy IR executor, runtime graph",
                  diagnose_stage)
@@ -192,7 +226,7 @@ QAT_QUANTIZE = Stage("qat.quantize", "QAT: quantize the torch deploy graph (nncf
 QAT_TRAIN = Stage("qat.train", "QAT: fine-tune (distillation)", qat_train_stage)
 QAT_EXPORT = Stage("qat.export", "QAT: convert, save INT8 IR", qat_export_stage)
 
-INT8_STAGES: list[Stage[Context]] = [PRECHECK, CALIBRATE, S.HOLD_OUT, S.EXPORT, QUANTIZE, S.VERIFY, EVALUATE,
+INT8_STAGES: list[Stage[Context]] = [PRECHECK, CALIBRATE, S.HOLD_OUT, S.EXPORT, QUANTIZE, ADVISE, S.VERIFY, EVALUATE,
                                      DIAGNOSE, S.SPEED, S.STATIC_BATCH, ISA_MATRIX]
 QAT_STAGES: list[Stage[Context]] = [PRECHECK_QAT, CALIBRATE, S.HOLD_OUT, S.EXPORT, PTQ_BESIDE, QAT_QUANTIZE,
                                     QAT_TRAIN, QAT_EXPORT, S.VERIFY, EVALUATE, DIAGNOSE, S.SPEED, S.STATIC_BATCH,
@@ -228,6 +262,9 @@ def int8_report(ctx: Context) -> QuantReport:
             evaluation.int8_vs_fp32.fp32_top1, evaluation.int8_vs_fp32.int8_top1, evaluation.int8_vs_fp32.n,
             "QAT INT8 IR"))
     report.deploy = quant_choice(report)
+    report.advice = q.advice
+    if q.advice is None:
+        report.advice_plan = advise.plan(q.settings, report.worst_layers)
     return report
 
 

@@ -6,7 +6,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from ..plots import plot_layers, plot_loss, plot_speed
+from ..plots import plot_advice, plot_layers, plot_loss, plot_speed
 from ..report import (
     Int8Comparison,
     QuantReport,
@@ -68,6 +68,7 @@ def write_quant_outputs(report: QuantReport, folder: Path, stem: str = "report")
                   f"Layers below {graph_db} dB (f32 hint): "
                   + (", ".join(f"{n} ({v:.1f})" for n, v in g0.layers if v < graph_db) or "none")
                   + ".", ""]
+    lines += advice_section(report)
     lines += isa_section(report) + targets_section(report)
     if report.speed is not None:
         lines += speed_section(report.speed)
@@ -91,6 +92,8 @@ def write_quant_outputs(report: QuantReport, folder: Path, stem: str = "report")
                 f"{m.variant} INT8 per-layer SQNR ({c.source})")
     if report.speed is not None:
         plot_speed(report.speed, folder / "speed.png", f"{m.variant} at {m.input_size}x{m.input_size}")
+    if report.advice is not None:
+        plot_advice(report.advice.sensitivity, folder / "advice.png", f"{m.variant} INT8: each quantizer group alone")
     if report.qat is not None and report.qat.losses:
         plot_loss(report.qat.losses, folder / "qat_loss.png", f"{m.variant} QAT matching loss (log scale)")
     write_report(report, folder / f"{stem}.json")
@@ -227,6 +230,8 @@ def quant_summary(report: QuantReport, out: Path) -> str:
         lines.append(f"  OpenVINO {g.device} ({g.precision}) vs NumPy run of model_int8.xml, {g.n} images: logit SQNR "
                      f"{g.sqnr_db:.1f} dB, top-1 agreement {g.top1_agreement:.2f}%, worst layer {g.worst_layer}")
     lines += isa_target_lines(report)
+    if (line := advice_line(report)) is not None:
+        lines.append(line)
     lines += [f"  FakeQuantize nodes {report.quantizers}; worst layers: {', '.join(report.worst_layers[:3])}",
               f"  total {report.seconds.get('total', 0):.1f} s; wrote {out}/ (model_fp32.xml, model_int8.xml, "
               + ("model_int8_ptq.xml, " if report.qat is not None else "")
@@ -236,3 +241,36 @@ def quant_summary(report: QuantReport, out: Path) -> str:
               f"  benchmark: benchmark_app -m {shlex.quote(str(out / 'model_int8.xml'))} -d CPU -hint latency",
               f"  {deploy_line(report.deploy)}"]
     return "\n".join(lines)
+
+
+def advice_section(report: QuantReport) -> list[str]:
+    """What --advise measured and kept; without it, what it would try."""
+    a = report.advice
+    if a is None:
+        return ["## Per-layer advice", "", "`--advise` would try, each judged on data this report does not evaluate "
+                "on, the best kept: " + "; ".join(report.advice_plan) + ".", ""] if report.advice_plan else []
+    b = a.baseline
+    return ["## Per-layer advice (`--advise`)", "",
+            f"Judged on {a.data} at the f32 hint, against the FP32 IR; {a.seconds:.0f} s of a {a.budget_s:.0f} s "
+            f"budget. Settings as given: logit SQNR {fmt(b.sqnr_db)} dB, agreement {fmt(b.agreement)}%, "
+            f"{b.executed} executed nodes.", "",
+            "Sensitivity, ranked by the logit SQNR with the group alone in float (what a float fallback recovers); "
+            "beside it, the SQNR with the group alone quantized (what it costs alone). All groups: "
+            "![advice](advice.png)", "",
+            md_table(["quantizer group", "FakeQuantize", "alone in float (dB)", "alone quantized (dB)"],
+                     [[x.group, x.quantizers, f"{x.float_only_db:.2f}", f"{x.quantized_only_db:.2f}"]
+                      for x in a.sensitivity[:10]]), "",
+            md_table(["fix", "options", "SQNR dB", "agreement %", "executed nodes", "seconds", "verdict"],
+                     [[c.name, f"`{c.command}`", fmt(c.sqnr_db), fmt(c.agreement), fmt(c.executed), fmt(c.seconds),
+                       c.verdict] for c in a.candidates]), "",
+            f"Kept: **{a.chosen}**. Reproduce without searching: `{a.command}`", ""]
+
+
+def advice_line(report: QuantReport) -> str | None:
+    a = report.advice
+    if a is None:
+        return None
+    kept = next((c for c in a.candidates if c.name == a.chosen), None)
+    what = (f"kept {a.chosen} ({kept.verdict} on {a.data})" if kept else
+            f"no fix beat the settings as given on {a.data}")
+    return f"  advice: {what}; reproduce: {a.command}"
