@@ -4,17 +4,31 @@ block. compress.render writes the Markdown and calls these."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .report import LayerSQNR, PruneReport, Sensitivity, SpeedReport
 
 
-def plot_layers(layers: list[LayerSQNR], path: Path, title: str) -> None:
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (no display; the reports are files)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig: Any, path: Path, dpi: int = 110) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+
+
+def plot_layers(layers: list[LayerSQNR], path: Path, title: str) -> None:
+    plt = pyplot()
     from matplotlib.patches import Patch
 
     names = [d.name for d in layers]
@@ -36,17 +50,11 @@ def plot_layers(layers: list[LayerSQNR], path: Path, title: str) -> None:
                        Patch(color="#2980b9", label="ConvFFN output"),
                        Patch(color="#7f8c8d", label="block / stem / features")], fontsize=8,
               loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_speed(sp: SpeedReport, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     others = [r.label for r in sp.rows if r.label != sp.baseline]
     keys = [("latency", "latency, batch 1"), ("fps_b1", "throughput, batch 1"),
             ("fps_bn", f"throughput, batch {sp.batch}")]
@@ -63,17 +71,11 @@ def plot_speed(sp: SpeedReport, path: Path, title: str) -> None:
     ax.set_ylabel(f"speed-up vs {sp.baseline}")
     ax.set_title(f"{title}: {sp.isa_short}, {sp.cores} cores, OpenVINO {sp.openvino}", fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_loss(losses: list[float], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.plot(range(1, len(losses) + 1), losses, lw=0.8, alpha=0.5, label="per step")
     k = max(1, len(losses) // 20)
@@ -81,18 +83,12 @@ def plot_loss(losses: list[float], path: Path, title: str) -> None:
     ax.plot(range(1, len(losses) + 1), smooth, lw=1.6, label=f"mean of {k}")
     ax.set(xlabel="step", ylabel="loss", title=title, yscale="log")  # noise ratios: decades matter
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_pruning(rep: PruneReport, path: Path) -> None:
     """Kept fraction of each block's FFN hidden width, local channels and global heads."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = rep.layers
     xs = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(10, 4))
@@ -106,18 +102,12 @@ def plot_pruning(rep: PruneReport, path: Path) -> None:
     ax.set_ylabel("kept fraction")
     ax.set_title(f"{rep.title}: MACs −{rep.macs.reduction_pct:.1f}% (a removed block keeps 0)", fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_advice(rows: list[Sensitivity], path: Path, title: str) -> None:
     """Per quantizer group: logit SQNR with it alone in float and with it alone quantized (compress.int8.advise)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = sorted(rows, key=lambda r: r.group)
     xs = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(max(8, 0.3 * len(rows)), 4))
@@ -132,6 +122,4 @@ def plot_advice(rows: list[Sensitivity], path: Path, title: str) -> None:
     ax.set_ylabel("logit SQNR against FP32 (dB)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)

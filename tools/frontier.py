@@ -38,6 +38,7 @@ from pathlib import Path
 from compress import isa
 from compress.choice import Candidate, pick
 from compress.errors import InputError
+from compress.plots import pyplot, save
 from compress.render import md_table
 from compress.report import PruneReport, QuantReport, read_report
 from compress.runtime import cpu_isa, default_precision, own_isa
@@ -221,11 +222,7 @@ def table(pts: list[Point], batch: int) -> str:
 
 
 def plot(by_isa: dict[str, list[Point]], path: Path, size: int, batch: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 5))
     for (level, pts), marker in zip(by_isa.items(), "os^Dv", strict=False):
         name = level or f"native ({own_isa()})"
@@ -245,9 +242,7 @@ def plot(by_isa: dict[str, list[Point]], path: Path, size: int, batch: int) -> N
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(f"CloFormer frontier at {size}x{size} (benchmark_app; Pareto points joined)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def write(out: Path, configs: list[Config], by_isa: dict[str, list[Point]], lines: dict[str, str],
