@@ -26,6 +26,7 @@ frontier.png (top-1 against batch-1 latency and against batch-N throughput).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import subprocess
@@ -141,11 +142,25 @@ def per_round(a: list[float], b: list[float], invert: bool) -> float:
     return statistics.median((y / x) if invert else (x / y) for x, y in zip(a, b, strict=True))
 
 
+def distinct(targets: list[Target]) -> list[Target]:
+    """Each IR once: a later job's IR with the same bytes as an earlier one (QAT's FP32 IR is PTQ's, its PTQ IR
+    the quantize job's) is timed and listed under the first."""
+    seen: set[str] = set()
+    out = []
+    for t in targets:
+        xml = Path(t.path)
+        key = hashlib.sha256(xml.read_bytes() + xml.with_suffix(".bin").read_bytes()).hexdigest()
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    return out
+
+
 def time_all(folders: list[Path], size: int, levels: list[str], seconds: int, rounds: int, batch: int,
              scratch: Path) -> list[Target]:
     """benchmark_app on plain FP32 and every IR at the device's default precision (the deployed form), natively
     and under each imposed level, interleaved (tools.benchmark)."""
-    targets = [t for t in discover(folders, False, False, scratch, size) if t.precision != "f32"]
+    targets = distinct([t for t in discover(folders, False, False, scratch, size) if t.precision != "f32"])
     targets += imposed(targets, levels)
     measure(targets, rounds, seconds, "both", "CPU", None, None, batch)
     return targets

@@ -63,3 +63,13 @@ def test_the_choice_is_the_simplest_unless_a_compressed_one_is_faster_and_accura
     best, why = choose_point(pts, targets, 8)
     assert best is not None and best.label == chosen
     assert any("quantize/int8 (quantize/int8.xml) is not faster here" in w for w in why)
+
+
+def test_an_ir_with_the_same_bytes_as_an_earlier_one_is_timed_once(tmp_path) -> None:
+    from tools.frontier import distinct
+
+    for name, payload in (("a", b"1"), ("b", b"1"), ("c", b"2")):
+        (tmp_path / f"{name}.xml").write_bytes(b"<net/>")
+        (tmp_path / f"{name}.bin").write_bytes(payload)
+    targets = [Target(n, "openvino", "int8", str(tmp_path / f"{n}.xml"), "", 224, 0) for n in "abc"]
+    assert [t.label for t in distinct(targets)] == ["a", "c"]
