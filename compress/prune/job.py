@@ -189,7 +189,7 @@ def prune_stage(ctx: PruneContext) -> None:
 def finetune_stage(ctx: PruneContext) -> None:
     """Distillation from the unpruned model; NNCF's masks then report their statistic and are stripped."""
     ctx.losses = finetune(ctx.student, ctx.loaded.model, ctx.images, ctx.job.settings, ctx.hooks)
-    if ctx.job.settings.method != "structured":
+    if ctx.job.settings.method.startswith("nncf"):
         import nncf
 
         stats = nncf.pruning_statistic(ctx.student)

@@ -120,8 +120,8 @@ E2E = ["--finetune-steps", "3", "--finetune-batch", "8", "--val-limit", "32", "-
 @pytest.mark.parametrize("method", settings.METHODS)
 def test_each_method_end_to_end(tmp_path, method: str) -> None:
     out = tmp_path / method
-    ratio = "0.3" if method == "structured" else "0.5"
-    assert prune.main(["--method", method, "--ratio", ratio, *E2E, "--out", str(out)]) == 0
+    how = {"structured": ["--ratio", "0.3"], "depth": ["--depth", "2"]}.get(method, ["--ratio", "0.5"])
+    assert prune.main(["--method", method, *how, *E2E, "--out", str(out)]) == 0
     rep = json.loads((out / "report.json").read_text())
     assert {"pruned.safetensors", "model_fp32.xml", "model_fp32.bin", "report.json", "report.md",
             "pruning.png"} <= {p.name for p in out.iterdir()}
@@ -134,6 +134,13 @@ def test_each_method_end_to_end(tmp_path, method: str) -> None:
     assert rep["accuracy"]["n"] == 32 and rep["accuracy"]["pruned_top1"] is not None
     if method == "structured":
         assert rep["macs"]["reduction_pct"] > 20 and rep["params"]["after"] < rep["params"]["before"]
+    elif method == "depth":  # two whole blocks gone, named, every other block's widths kept
+        assert rep["depth"] == 2 and len(rep["dropped_blocks"]) == 2 == len(rep["block_losses"])
+        assert [r["block"] for r in rep["layers"] if r["removed"]] == sorted(rep["dropped_blocks"])
+        assert all(r["hidden"][0] == r["hidden"][1] for r in rep["layers"] if not r["removed"])
+        assert rep["macs"]["reduction_pct"] > 0 and rep["nncf_pruning_statistic"] is None
+        assert [len(s) for s in cloformer.create_model("cloformer_xxs", checkpoint=ckpt, allow_pruned=True)
+                .plan.blocks] != [2, 2, 6, 2]
     else:
         s = rep["nncf_pruning_statistic"]
         assert len(s["tensors"]) > 50
