@@ -127,8 +127,9 @@ def fallback_entry(group: str) -> ScopeEntry:
     m = re.fullmatch(r"layers\.(\d+)\.blocks\.(\d+)(?:\.(attn|mlp))?", group)
     if m is None:
         return ScopeEntry("pattern", rf".*{re.escape(group)}[./].*")
-    path = rf"layers\.{m[1]}\.{m[2]}" + (rf"\.{m[3]}" if m[3] else "")
-    return ScopeEntry("pattern", rf".*\.{path}[./].*")
+    if m[3]:  # a branch: its modules' ops (layers.i.j.attn.qkvs.0/..., layers.i.j.attn/...)
+        return ScopeEntry("pattern", rf".*\.layers\.{m[1]}\.{m[2]}\.{m[3]}[./].*")
+    return ScopeEntry("pattern", rf".*\.layers\.{m[1]}\.{m[2]}/.*")  # the block's own ops: its norms and sums
 
 
 def option_text(settings: QuantSettings, base: QuantSettings) -> str:

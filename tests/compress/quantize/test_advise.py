@@ -43,6 +43,9 @@ def test_a_fallback_pattern_reaches_its_group_and_no_other() -> None:
     assert not hit("__module.model.layers.2.11.mlp.fc1/aten::_convolution/Convolution")
     assert not hit("__module.model.layers.2.1.attn.proj/aten::_convolution/Convolution")
     assert not hit("__module.model.layers.12.1.mlp.fc1/aten::_convolution/Convolution")
+    own = re.compile(advise.fallback_entry("layers.2.blocks.1").value).fullmatch  # the block's norms and sums only
+    assert own("__module.model.layers.2.1/aten::add/Add")
+    assert not own("__module.model.layers.2.1.mlp.fc1/aten::_convolution/Convolution")
 
 
 def test_candidates_say_the_options_that_reproduce_them() -> None:
