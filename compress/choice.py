@@ -17,6 +17,7 @@ Pure Python: it reads reports (compress.report), as compress.targets does.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 from .targets import FAST_DROP, INT8_AGREEMENT, INT8_DROP
 
 if TYPE_CHECKING:  # the reports it reads: annotations only (compress.report holds a Choice)
-    from .report import Int8Comparison, PruneReport, QuantReport, SpeedReport
+    from .report import PruneReport, QuantReport, SpeedReport
 
 FASTER_X = 1.05  # a median speed ratio below this is "not faster here": rounds of one run move ratios by a few %
 
@@ -102,23 +103,18 @@ def choose(speed: SpeedReport, candidates: list[Candidate], source: str) -> Choi
     row = speed.row(label)
     q = speed.ratios(label)
     return Choice(label, best.artifact if best else None, best.top1 if best else None, source,
-                  _median(row.latency_ms), _median(row.fps_bn), q["latency"], q["fps_bn"], speed.isa_short,
-                  speed.precision, speed.batch, passed_over)
+                  statistics.median(row.latency_ms), statistics.median(row.fps_bn), q["latency"], q["fps_bn"],
+                  speed.isa_short, speed.precision, speed.batch, passed_over)
 
 
-def _median(values: list[float]) -> float:
-    s = sorted(values)
-    return (s[(len(s) - 1) // 2] + s[len(s) // 2]) / 2
-
-
-def _int8_miss(c: Int8Comparison, drop: float | None, drop_bound: float) -> str | None:
-    """The INT8 bounds an INT8 IR misses: its top-1 drop (against `drop`'s reference) and its agreement with its own
-    FP32 IR."""
+def accuracy_miss(drop: float | None, drop_bound: float, agreement: float | None = None) -> str | None:
+    """The accuracy bounds an artifact misses, in words: its top-1 drop (None: not judged) against `drop_bound`, and
+    for an INT8 IR its top-1 agreement with its own FP32 IR."""
     misses = []
     if drop is not None and drop > drop_bound:
         misses.append(f"top-1 drop {drop:.2f} pt > {drop_bound:g}")
-    if c.top1_agreement < INT8_AGREEMENT.bound:
-        misses.append(f"agreement with FP32 {c.top1_agreement:.2f}% < {INT8_AGREEMENT.bound:g}")
+    if agreement is not None and agreement < INT8_AGREEMENT.bound:
+        misses.append(f"agreement with FP32 {agreement:.2f}% < {INT8_AGREEMENT.bound:g}")
     return "; ".join(misses) or None
 
 
@@ -134,9 +130,9 @@ def quant_choice(report: QuantReport) -> Choice | None:
     if report.qat is not None:
         p = report.qat.ptq_vs_fp32
         candidates.append(Candidate(f"{prefix}INT8 PTQ", "model_int8_ptq.xml", p.int8_top1,
-                                    _int8_miss(p, p.top1_drop, INT8_DROP.bound)))
+                                    accuracy_miss(p.top1_drop, INT8_DROP.bound, p.top1_agreement)))
     candidates.append(Candidate(f"{prefix}INT8", "model_int8.xml", c.int8_top1,
-                                _int8_miss(c, c.top1_drop, INT8_DROP.bound)))
+                                accuracy_miss(c.top1_drop, INT8_DROP.bound, c.top1_agreement)))
     return choose(report.speed, candidates, f"{c.source} ({c.n} images)")
 
 
@@ -151,17 +147,14 @@ def prune_choice(report: PruneReport) -> Choice | None:
     def drop(top1: float | None) -> float | None:
         return None if a.unpruned_top1 is None or top1 is None else a.unpruned_top1 - top1
 
-    def miss(d: float | None) -> str | None:
+    def miss(d: float | None, agreement: float | None = None) -> str | None:
         if d is None:
             return "top-1 not measured (no labels): what pruning costs is unknown"
-        if d > FAST_DROP.bound:
-            return f"top-1 drop {d:.2f} pt against the unpruned model > {FAST_DROP.bound:g}"
-        return None
+        return accuracy_miss(d, FAST_DROP.bound, agreement)
 
     candidates = [Candidate("pruned deploy FP32", "model_fp32.xml", a.pruned_ir_top1, miss(drop(a.pruned_ir_top1)))]
     if report.int8 is not None:
         c = report.int8.int8_vs_fp32
         d = drop(c.int8_top1) if c.source == a.source and c.n == a.n else None
-        candidates.append(Candidate("pruned INT8", "model_int8.xml", c.int8_top1,
-                                    miss(d) or _int8_miss(c, None, FAST_DROP.bound)))
+        candidates.append(Candidate("pruned INT8", "model_int8.xml", c.int8_top1, miss(d, c.top1_agreement)))
     return choose(speed, candidates, f"{a.source} ({a.n} images)")

@@ -69,6 +69,12 @@ class OpTime:
 UNSTABLE_SPREAD = 0.15  # per-round speed ratios further apart than this (range / median): "unstable here"
 
 
+def round_ratios(own: list[float], base: list[float], invert: bool) -> list[float]:
+    """Per-round speed-ups of `own` over `base`, both timed in the same round (latency, `invert`: base/own;
+    throughput: own/base)."""
+    return [(y / x) if invert else (x / y) for x, y in zip(own, base, strict=True)]
+
+
 @dataclass
 class SpeedReport:
     """How fast the artifacts run on the evaluation device, against the plain FP32 baseline measured in the
@@ -100,7 +106,7 @@ class SpeedReport:
         for key, a, b, invert in (("latency", own.latency_ms, base.latency_ms, True),
                                   ("fps_b1", own.fps_b1, base.fps_b1, False),
                                   ("fps_bn", own.fps_bn, base.fps_bn, False)):
-            per_round = [(y / x) if invert else (x / y) for x, y in zip(a, b, strict=True)]
+            per_round = round_ratios(a, b, invert)
             out[key] = statistics.median(per_round)
             out[f"{key}_best"] = (min(b) / min(a)) if invert else (max(a) / max(b))
             out[f"{key}_spread"] = (max(per_round) - min(per_round)) / out[key]

@@ -37,14 +37,14 @@ from datetime import datetime
 from pathlib import Path
 
 from compress import isa
-from compress.choice import Candidate, pick
+from compress.choice import Candidate, accuracy_miss, pick
 from compress.errors import InputError
 from compress.plots import pyplot, save
 from compress.render import md_table
-from compress.report import PruneReport, QuantReport, read_report
+from compress.report import PruneReport, QuantReport, read_report, round_ratios
 from compress.runtime import cpu_isa, default_precision, own_isa
 from compress.speed import BASELINE, isa_short
-from compress.targets import FAST_DROP, INT8_AGREEMENT
+from compress.targets import FAST_DROP
 from tools.bench_targets import Target, discover
 from tools.benchmark import IMPOSED_NOTE, imposed, measure
 
@@ -126,20 +126,17 @@ def accuracies(report: QuantReport | PruneReport) -> dict[str, tuple[float | Non
 
 
 def miss(top1: float | None, agreement: float | None, reference: float | None) -> str | None:
-    """The accuracy bound an artifact misses against the unpruned FP32 IR's top-1 (compress.targets' bounds)."""
+    """The accuracy bounds an artifact misses against the unpruned FP32 IR's top-1 (compress.choice's, as every
+    prune report judges its artifacts)."""
     if top1 is None or reference is None:
         return "top-1 not measured (no labels)"
-    if reference - top1 > FAST_DROP.bound:
-        return f"top-1 drop {reference - top1:.2f} pt > {FAST_DROP.bound:g}"
-    if agreement is not None and agreement < INT8_AGREEMENT.bound:
-        return f"agreement with its FP32 {agreement:.2f}% < {INT8_AGREEMENT.bound:g}"
-    return None
+    return accuracy_miss(reference - top1, FAST_DROP.bound, agreement)
 
 
 # ---------------------------------------------------------------- timing
 def per_round(a: list[float], b: list[float], invert: bool) -> float:
-    """The median of per-round ratios of a over b (latency: b/a; throughput: a/b): both timed in the same round."""
-    return statistics.median((y / x) if invert else (x / y) for x, y in zip(a, b, strict=True))
+    """The median of per-round ratios of a over b (compress.report.round_ratios), as the reports' speed sections."""
+    return statistics.median(round_ratios(a, b, invert))
 
 
 def distinct(targets: list[Target]) -> list[Target]:
