@@ -70,13 +70,12 @@ def quantizer_groups(model: Any) -> dict[str, list[Any]]:
     return dict(groups)
 
 
-def in_float(int8_xml: Path, fp32_xml: Path, groups: set[str]) -> Any:
-    """The INT8 IR with `groups` in float: their FakeQuantize nodes bypassed, and the weighted ops they feed given
-    the FP32 IR's weights (an INT8 IR's weights are int8 constants, not behind a FakeQuantize)."""
+def in_float(int8: Any, fp32: Any, groups: set[str]) -> Any:
+    """A copy of the INT8 ov.Model with `groups` in float: their FakeQuantize nodes bypassed, and the weighted ops
+    they feed given the FP32 model's weights (an INT8 IR's weights are int8 constants, not behind a FakeQuantize)."""
     import openvino as ov
 
-    core = ov.Core()
-    model, fp32 = core.read_model(str(int8_xml)), core.read_model(str(fp32_xml))
+    model = int8.clone()
     fp32_ops = {op.get_friendly_name(): op for op in fp32.get_ordered_ops()}
     for name, fqs in quantizer_groups(model).items():
         if name not in groups:
@@ -97,14 +96,13 @@ def in_float(int8_xml: Path, fp32_xml: Path, groups: set[str]) -> Any:
 
 def sensitivity(int8_xml: Path, fp32_xml: Path, x: np.ndarray, fp32_logits: np.ndarray) -> list[Sensitivity]:
     """Each group in float alone and quantized alone, most sensitive (largest float-alone gain) first."""
-    import openvino as ov
-
-    counts = {k: len(v) for k, v in quantizer_groups(ov.Core().read_model(str(int8_xml))).items()}
+    int8, fp32 = _read(int8_xml), _read(fp32_xml)  # read once; each variant is a copy
+    counts = {k: len(v) for k, v in quantizer_groups(int8).items()}
     names = list(counts)
     out = []
     for name in Progress(names, desc="advice: sensitivity per layer group"):
-        alone_float = run_f32(in_float(int8_xml, fp32_xml, {name}), x)
-        alone_int8 = run_f32(in_float(int8_xml, fp32_xml, set(names) - {name}), x)
+        alone_float = run_f32(in_float(int8, fp32, {name}), x)
+        alone_int8 = run_f32(in_float(int8, fp32, set(names) - {name}), x)
         out.append(Sensitivity(name, counts[name], round(sqnr_db(alone_float, fp32_logits), 3),
                                round(sqnr_db(alone_int8, fp32_logits), 3)))
     return sorted(out, key=lambda s: -s.float_only_db)

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 import cloformer
-import reference_np as rn
-from reference_np.specs import ModelPlan, plan_from_weights
+from reference_np.specs import ModelPlan
 
 from ..distill import kd_loss
 from ..errors import InputError
+from .structured import rebuilt
 
 Block = tuple[int, int]  # (stage, block index within the stage)
 
@@ -114,7 +114,4 @@ def depth_prune(model: cloformer.CloFormer, variant: str, n: int, batches: list[
     check_depth(model.plan, n)
     blocks, scores = choose_blocks(model, n, batches)
     w = drop_blocks({k: v.detach().numpy() for k, v in model.state_dict().items()}, blocks)
-    pruned = cloformer.CloFormer(plan_from_weights(w, rn.VARIANTS[variant].head_dims))
-    pruned.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in w.items()}, strict=True)
-    pruned.pretrained_cfg = dict(model.pretrained_cfg)
-    return pruned, [name(b) for b in sorted(blocks)], scores
+    return rebuilt(w, variant, model), [name(b) for b in sorted(blocks)], scores

@@ -176,8 +176,12 @@ def structured_prune(model: cloformer.CloFormer, variant: str, ratio: float, bat
                      round_to: int = 1, head_ratio: float | None = None) -> tuple[cloformer.CloFormer, dict[str, Keep]]:
     keep = select(model.plan, importance(model, batches), ratio, round_to, head_ratio)
     w = slice_weights({k: v.detach().numpy() for k, v in model.state_dict().items()}, model.plan, keep)
-    plan = plan_from_weights(w, rn.VARIANTS[variant].head_dims)
-    pruned = cloformer.CloFormer(plan)
+    return rebuilt(w, variant, model), keep
+
+
+def rebuilt(w: dict[str, np.ndarray], variant: str, like: cloformer.CloFormer) -> cloformer.CloFormer:
+    """A model of the shapes of the official-format weights `w` (read off them), holding them, with `like`'s card."""
+    pruned = cloformer.CloFormer(plan_from_weights(w, rn.VARIANTS[variant].head_dims))
     pruned.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in w.items()}, strict=True)
-    pruned.pretrained_cfg = dict(model.pretrained_cfg)
-    return pruned, keep
+    pruned.pretrained_cfg = dict(like.pretrained_cfg)
+    return pruned
