@@ -14,6 +14,10 @@ What changes against the training form, each exact up to float rounding:
   it runs MatMul, Softmax, MatMul as three nodes).
 - AvgPool(ws) followed by the 1x1 `global_kv` is one ws x ws convolution with stride ws whose taps are
   W_kv / ws^2 (pooling and a 1x1 projection commute): one node instead of two.
+- The global branch splits its heads off channels-last views of the projections (permute to [B,H,W,C], then
+  [B,HW,heads,d]) and writes its output the same way: the same elements in the same order, but the CPU plugin
+  holds convolution outputs channels-last, so no Reorder is needed, and its attention kernel absorbs the
+  (0, 2, 1, 3) transposes (split off NCHW views, q, k|v and the output each took a Reorder and a Transpose).
 Module names follow the official ones (`stem`, `layers.i.blocks.j.attn`, `.mlp`, `head`), so OpenVINO node
 names stay readable and `--ignored-scope pattern:` entries can address them.
 """
@@ -106,12 +110,14 @@ class DeployAttention(nn.Module):
             parts.append(torch.tanh(act(q * k)) * v)
         if self.heads:
             bsz, _, h, wd = u.shape
-            # -1, not h * wd: traced, h * wd is an integer multiply that would take the place (and the quantizer)
-            # of the element-wise products after it in NNCF's op numbering (compress.quantize.qat exports traced)
-            q = self.global_q(u).reshape(bsz, self.heads, self.d, -1).transpose(-1, -2)  # [B,heads,HW,d]
-            k, v = self.global_kv(u).reshape(bsz, 2, self.heads, self.d, -1).transpose(-1, -2).unbind(1)
+            # heads split off channels-last views (module docstring). -1, not h * wd: traced, h * wd is an integer
+            # multiply that would take the place (and the quantizer) of the element-wise products after it in
+            # NNCF's op numbering (compress.quantize.qat exports traced)
+            q = self.global_q(u).permute(0, 2, 3, 1).reshape(bsz, -1, self.heads, self.d).transpose(1, 2)
+            kv = self.global_kv(u).permute(0, 2, 3, 1).reshape(bsz, -1, 2, self.heads, self.d)
+            k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # 2 x [B,heads,N,d]
             o = ((q * self.scale) @ k.transpose(-1, -2)).softmax(dim=-1) @ v  # one fused attention node
-            parts.append(o.transpose(-1, -2).reshape(bsz, self.heads * self.d, h, wd))
+            parts.append(o.transpose(1, 2).reshape(bsz, h, wd, self.heads * self.d).permute(0, 3, 1, 2))
         return self.proj(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0])
 
 
