@@ -4,6 +4,7 @@ reference's weights and the graph's no longer the same function, or a graph whos
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -108,3 +109,14 @@ def test_every_check_producer_can_fail_and_its_command_exits_1(setup, monkeypatc
     for name, report in reports(failed).items():
         assert cli.exit_status("cmd", report, tmp_path) == 1, name
         assert failed[0].stage in capsys.readouterr().err
+
+
+def test_a_failed_int8_static_batch_check_names_the_default_precision(setup, monkeypatch) -> None:
+    """Where the device runs FP32 IRs in another precision by default, a static batch that fails at the f32 hint
+    is measured at that precision too and the check says what it gave (the batch-mixing IR departs in both)."""
+    _, _, x, folder = setup
+    monkeypatch.setattr(export, "default_precision", lambda: "bf16")
+    check = export.set_batch(batch_mixing_ir(folder / "mix8d.xml"), 4, x, min_sqnr_db=30.0)
+    said = re.search(r"at the default precision \(bf16\) (-?[\d.]+) dB$", check.stage)
+    assert check.passed is False and said, check.stage
+    assert float(said[1]) < 30.0  # the IR mixes images at any precision
