@@ -126,11 +126,10 @@ def int8_224(tmp_path_factory):
 @pytest.mark.slow
 def test_int8_runtime_graph_bars(int8_224) -> None:
     """Executed nodes are deterministic for an ISA up to the plugin's layout choice (a spread of one or two), so
-    they make a bar that timing noise cannot move. Measured on AMX-INT8/BF16 (default bf16): plain FP32 303 nodes
-    (38 Reorders), deploy FP32 243 (2), INT8 242 (1); with AVX512_CORE_VNNI or AVX2 imposed (default f32): plain
-    302 (37), deploy 232 (1), INT8 245 (1). There the float attention kernel writes its output straight into the
-    channels-last layout while the int8 graph keeps a Transpose after it (one per block with more than one
-    global head), and 3 eltwise Subgraphs run unfused that AMX fuses."""
+    they make a bar that timing noise cannot move (the counts per ISA: docs/results/executed-nodes.md). Where the
+    float graph runs in f32, its attention kernel writes its output straight into the channels-last layout while
+    the int8 graph keeps a Transpose after it (one per block with more than one global head); without AMX, 3
+    eltwise Subgraphs of the int8 graph run unfused."""
     from compress.runtime import default_precision, own_isa, runtime_graph
 
     loaded, exported, xml = int8_224
