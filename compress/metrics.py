@@ -90,6 +90,17 @@ def student_gains(p: Paired, student: str) -> str | None:
             "understates what compression costs; fine-tune the teacher the same way to compare")
 
 
+def student_ahead_within_noise(p: Paired, student: str) -> str | None:
+    """The line for a student ahead of its teacher by less than the paired test resolves (a negative drop, p >=
+    0.05): the teacher is not shown to be undertrained, and the drop reads as no change. None otherwise (behind,
+    level, or ahead significantly: then student_gains' line)."""
+    if p.gained <= p.lost or p.p_value < 0.05:
+        return None
+    return (f"the {student} is ahead of its uncompressed teacher {p}: within what these images resolve, so the "
+            "negative drop is no evidence of an undertrained teacher (python -m tools.check_converged tests the "
+            "teacher itself)")
+
+
 def undertrained_teacher(teacher_top1: float | None, student_top1: float | None, n: int, student: str
                          ) -> str | None:
     """One line when a compressed student's top-1 lies above its teacher's 95% Wilson interval on the same n

@@ -7,8 +7,9 @@ that reproduce the best (compress.quantize --advise).
    float (its FakeQuantize nodes bypassed and its convolutions given the FP32 IR's weights), and with only that
    group quantized. The first says what a float fallback of the group would recover, the second what the group
    costs alone; groups are ranked by the first.
-2. Candidates, each a QuantSettings (so one command line reproduces it): SmoothQuant at several alphas (NNCF's,
-   with the transformer model type it needs), and float fallbacks of the 1, 2 and 4 most sensitive groups (an
+2. Candidates, each a QuantSettings (so one command line reproduces it): the ConvFFNs' inner activation equalised
+   into their weights at two alphas (compress.int8.equalise: no node added), SmoothQuant at several alphas (NNCF's,
+   with the transformer model type it needs), and float fallbacks of the 1, 2, 4 and 8 most sensitive groups (an
    ignored-scope pattern each, appended to the settings' own).
 3. The search: each candidate quantized by NNCF with the run's calibration data and judged on the advice data at the
    f32 hint (logit SQNR and top-1 agreement against FP32) and by its executed nodes, in order, until the time budget
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .. import export as E
+from ..loading import LoadedModel
 from ..metrics import sqnr_db, top1_changes
 from ..progress import Progress
 from ..report import Advice, FixTried, Sensitivity
@@ -39,6 +41,7 @@ from ..runtime import runtime_graph
 from ..settings import QuantSettings, ScopeEntry
 from .steps import NODE_COMPILES, Calibration, quantize_deploy
 
+FFN_EQUALISE_ALPHAS = (0.5, 0.75)  # compress.int8.equalise: no node added, so tried first
 SMOOTH_QUANT_ALPHAS = (0.15, 0.3, 0.5)  # NNCF's convolution default is off; its MatMul default 0.95
 FALLBACK_SIZES = (1, 2, 4, 8)  # float fallbacks of the most sensitive groups, the last resort
 NODES_TOLERANCE = 0.02  # executed nodes a fix may add, against the settings' own INT8 IR
@@ -135,6 +138,8 @@ def option_text(settings: QuantSettings, base: QuantSettings) -> str:
     parts = []
     if settings.model_type != base.model_type:
         parts.append(f"--model-type {settings.model_type or 'none'}")
+    if settings.ffn_equalise_alpha != base.ffn_equalise_alpha:
+        parts.append(f"--ffn-equalise-alpha {settings.ffn_equalise_alpha:g}")
     if settings.smooth_quant_alpha != base.smooth_quant_alpha:
         parts.append(f"--smooth-quant-alpha {settings.smooth_quant_alpha:g}")
     if settings.ignored_scope != base.ignored_scope:
@@ -143,8 +148,12 @@ def option_text(settings: QuantSettings, base: QuantSettings) -> str:
 
 
 def candidates(base: QuantSettings, ranked: list[str]) -> list[FixTried]:
-    """SmoothQuant alphas, then float fallbacks of the most sensitive groups (`ranked`, most first)."""
+    """The ConvFFN equalisations (unless the settings have one), SmoothQuant alphas, then float fallbacks of the
+    most sensitive groups (`ranked`, most first)."""
     out = []
+    for a in FFN_EQUALISE_ALPHAS if base.ffn_equalise_alpha is None else ():
+        s = replace(base, ffn_equalise_alpha=a)
+        out.append(FixTried(f"ConvFFN equalisation alpha {a:g}", s, option_text(s, base)))
     for a in SMOOTH_QUANT_ALPHAS:
         s = replace(base, model_type="transformer", smooth_quant_alpha=a)
         out.append(FixTried(f"SmoothQuant alpha {a:g}", s, option_text(s, base)))
@@ -163,11 +172,11 @@ def plan(base: QuantSettings, worst_layers: list[str]) -> list[str]:
 
 
 # ------------------------------------------------------------------ the search
-def judge(c: FixTried, exported: E.Exported, calibration: Calibration, x: np.ndarray, fp32_logits: np.ndarray,
-          name: str) -> None:
+def judge(c: FixTried, loaded: LoadedModel, exported: E.Exported, calibration: Calibration, x: np.ndarray,
+          fp32_logits: np.ndarray, name: str) -> None:
     """Quantize with the candidate's settings (saved as `name` beside the FP32 IR) and measure it."""
     t = time.perf_counter()
-    q = quantize_deploy(exported, calibration, c.settings, name=name)
+    q = quantize_deploy(exported, calibration, c.settings, name=name, loaded=loaded)
     logits = run_f32(_read(q.xml), x)
     c.sqnr_db = round(sqnr_db(logits, fp32_logits), 3)
     c.agreement = round(100 * (1 - top1_changes(logits, fp32_logits) / len(x)), 3)
@@ -181,8 +190,8 @@ def _read(xml: Path) -> Any:
     return ov.Core().read_model(str(xml))
 
 
-def search(exported: E.Exported, calibration: Calibration, base: QuantSettings, int8_xml: Path, x: np.ndarray,
-           data: str, budget_s: float) -> tuple[Advice, FixTried | None]:
+def search(loaded: LoadedModel, exported: E.Exported, calibration: Calibration, base: QuantSettings, int8_xml: Path,
+           x: np.ndarray, data: str, budget_s: float) -> tuple[Advice, FixTried | None]:
     """The advice, and the candidate it keeps (None: no candidate beat the settings as given)."""
     t0 = time.perf_counter()
     fp32_logits = run_f32(_read(exported.fp32_xml), x)
@@ -197,7 +206,7 @@ def search(exported: E.Exported, calibration: Calibration, base: QuantSettings, 
         last = max((t.seconds for t in tried if t.seconds), default=0.0)  # a candidate costs about as much as one
         if time.perf_counter() - t0 + last > budget_s:
             break
-        judge(c, exported, calibration, x, fp32_logits, scratch.name)
+        judge(c, loaded, exported, calibration, x, fp32_logits, scratch.name)
         c.verdict = verdict(c, baseline)
     for path in (scratch, scratch.with_suffix(".bin")):
         path.unlink(missing_ok=True)

@@ -31,7 +31,7 @@ from ..settings import QatSettings, QuantSettings, RunConfig
 from ..stages import Context, Stage
 from ..targets import Target, qat_nodes_target
 from ..tolerances import INT8_RUNTIME_MARGIN_DB
-from . import advise, ptq, qat
+from . import advise, equalise, ptq, qat
 from .steps import (
     N_IR_INT8,
     NODE_COMPILES,
@@ -123,7 +123,8 @@ def quantize_stage(ctx: Context) -> None:
     model_int8.xml beside the FP32 IR."""
     q = ctx.int8
     q.tuning = Images.of(ctx.parts.tuning) if ctx.parts.tuning is not None else None
-    q.quantized = quantize_deploy(ctx.exported, q.calibration, q.settings, q.tuning, ctx.run.max_drop)
+    q.quantized = quantize_deploy(ctx.exported, q.calibration, q.settings, q.tuning, ctx.run.max_drop,
+                                  loaded=ctx.loaded)
     ctx.irs[ctx.label("INT8")] = S.WrittenIR(q.quantized.xml, ctx.held_out.diagnose_x[:N_IR_INT8])
 
 
@@ -143,12 +144,12 @@ def advise_stage(ctx: Context) -> None:
     the best (compress.int8.advise)."""
     q = ctx.int8
     x, name = advice_data(ctx)
-    q.advice, best = advise.search(ctx.exported, q.calibration, q.settings, q.quantized.xml, x, name,
+    q.advice, best = advise.search(ctx.loaded, ctx.exported, q.calibration, q.settings, q.quantized.xml, x, name,
                                    ctx.run.advise_seconds)
     q.advice.command = advise.reproduce(ctx.run.command, best.command if best else "")
     if best is not None:
         q.settings = best.settings
-        q.quantized = quantize_deploy(ctx.exported, q.calibration, q.settings)
+        q.quantized = quantize_deploy(ctx.exported, q.calibration, q.settings, loaded=ctx.loaded)
         ctx.irs[ctx.label("INT8")] = S.WrittenIR(q.quantized.xml, ctx.held_out.diagnose_x[:N_IR_INT8])
 
 
@@ -173,7 +174,8 @@ def ptq_beside_stage(ctx: Context) -> None:
     """PTQ with the same settings and calibration, as model_int8_ptq.xml, evaluated as the INT8 IR will be: the
     report's PTQ column (timed beside it; not rewritten to the static batch: it is a comparison, not the product)."""
     q = ctx.int8
-    quantized = quantize_deploy(ctx.exported, q.calibration, q.settings, name="model_int8_ptq.xml")
+    quantized = quantize_deploy(ctx.exported, q.calibration, q.settings, name="model_int8_ptq.xml",
+                                loaded=ctx.loaded)
     evaluation = evaluate_int8(ctx.exported.fp32_xml, quantized.xml, ctx.held_out, None, ctx.run,
                                floor=False)  # the same FP32 IR and data as the INT8 IR's: its floor is that one
     runtime = (runtime_graph(quantized.xml, "INT8 PTQ IR", ctx.run.device, compiles=NODE_COMPILES)
@@ -185,7 +187,10 @@ def ptq_beside_stage(ctx: Context) -> None:
 def qat_quantize_stage(ctx: Context) -> None:
     q = ctx.int8
     with ptq.ExpectedMessages() as expected:
-        q.qat_model = qat.quantize(ctx.loaded, q.calibration.arrays, q.settings)
+        # the graph the PTQ beside quantized (equalised the same way, so that its biases fit this one)
+        source = (ctx.loaded if q.settings.ffn_equalise_alpha is None else
+                  equalise.fold(ctx.loaded, q.calibration.arrays, q.settings.ffn_equalise_alpha))
+        q.qat_model = qat.quantize(source, q.calibration.arrays, q.settings)
     q.qat_notes = expected.notes
     if q.settings.fast_bias_correction is not None:  # None: no bias correction, in PTQ nor here
         n = qat.start_from_ptq_biases(q.qat_model, q.ptq.quantized.taps_model)

@@ -24,7 +24,7 @@ from ..report import AccuracyControl, DataPart, GraphAgreement, Int8Comparison, 
 from ..runtime import RuntimeGraph, default_precision, own_isa, runtime_graph
 from ..settings import DEFAULT_RUN, QuantSettings, RunConfig
 from ..targets import Target, blame, graph_targets, int8_targets
-from . import ptq
+from . import equalise, ptq
 
 log = logging.getLogger("compress")
 NODE_COMPILES = 3  # compilations counted for executed nodes (the plugin's layout choice moves one or two Reorders)
@@ -70,17 +70,32 @@ class Diagnosis:
 
 
 # ------------------------------------------------------------------ steps
+def quantize_source(exported: E.Exported, calib: list[np.ndarray], settings: QuantSettings,
+                    loaded: LoadedModel | None) -> Any:
+    """The deploy graph (with taps) NNCF quantizes: the exported one, or with ffn_equalise_alpha the same function
+    with its ConvFFNs equalised on the calibration images (compress.int8.equalise)."""
+    if settings.ffn_equalise_alpha is None:
+        return exported.taps_model
+    if loaded is None:
+        raise ValueError("ffn_equalise_alpha folds scales into the checkpoint's weights: pass the loaded model")
+    folded = equalise.fold(loaded, calib, settings.ffn_equalise_alpha)
+    taps = E.convert_deploy(folded, taps=True)
+    E.name_taps(taps, folded)  # the exported taps model's output names, which the diagnosis reads
+    return taps
+
+
 def quantize_deploy(exported: E.Exported, calibration: Calibration, settings: QuantSettings,
                     tuning: Images | None = None, max_drop: float = DEFAULT_RUN.max_drop,
-                    name: str = "model_int8.xml") -> Quantized:
+                    name: str = "model_int8.xml", loaded: LoadedModel | None = None) -> Quantized:
     """nncf.quantize of the deploy graph (with accuracy control on `tuning` when given), saved as `name` beside the
-    FP32 IR."""
+    FP32 IR. `loaded`: the checkpoint, which settings that change the weights before NNCF need."""
+    source = quantize_source(exported, calibration.arrays, settings, loaded)
     with ptq.ExpectedMessages() as expected:
         if tuning is not None:
-            taps = ptq.quantize_with_accuracy_control(exported.taps_model, calibration.arrays,
+            taps = ptq.quantize_with_accuracy_control(source, calibration.arrays,
                                                       [(x[None], int(y)) for x, y in tuning], settings, max_drop)
         else:
-            taps = ptq.quantize(exported.taps_model, calibration.arrays, settings)
+            taps = ptq.quantize(source, calibration.arrays, settings)
     taps = E.as_read_back(taps)  # as compiled from disk (E.as_read_back says why)
     xml = exported.fp32_xml.with_name(name)
     E.save_deployable(taps, xml)

@@ -39,6 +39,7 @@ from ..cli import (
 )
 from ..data import Preprocess
 from ..data.sources import resolve_source, source_help
+from ..metrics import Paired, student_ahead_within_noise
 from ..render import deploy_line, fast_lines, fmt, isa_target_lines, verdict
 from ..settings import PruneSettings, QuantSettings
 from .job import PruneJob, prune_model
@@ -88,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"blocks removed whole: {', '.join(report.dropped_blocks)}")
         if report.undertrained_teacher:
             print(f"warning: {report.undertrained_teacher}")
+        elif a.paired_p is not None and (ahead := student_ahead_within_noise(Paired(a.n, a.lost, a.gained),
+                                                                              "pruned model")):
+            print(f"note: {ahead}")
         speed = report.timings
         if speed is not None:
             print("\n".join(f"speed: {verdict(speed, r.label)}" for r in speed.rows if r.label != speed.baseline))

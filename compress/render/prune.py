@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..metrics import Paired, student_ahead_within_noise
 from ..plots import plot_pruning, plot_speed
 from ..report import (
     PruneAccuracy,
@@ -88,5 +89,7 @@ def paired_sentence(a: PruneAccuracy) -> str:
     if a.lost is None or a.gained is None or a.paired_p is None:
         return ""
     verdict = "resolved" if a.paired_p < 0.05 else "not resolved by these images"
+    ahead = student_ahead_within_noise(Paired(a.n, a.lost, a.gained), "pruned model")
     return (f"Image by image, the pruned model loses {a.lost} and gains {a.gained} of the unpruned model's "
-            f"classifications on the same {a.n} images (exact McNemar p {a.paired_p:.2f}: the change is {verdict}). ")
+            f"classifications on the same {a.n} images (exact McNemar p {a.paired_p:.2f}: the change is {verdict}). "
+            + (f"{ahead[0].upper()}{ahead[1:]}. " if ahead else ""))

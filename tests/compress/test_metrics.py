@@ -97,3 +97,24 @@ def test_the_paired_line_fires_on_a_significant_gain_only(lost, gained, p_value,
     assert (line is not None) == fires
     if fires:
         assert f"{lost} lost, {gained} gained" in line and "undertrained" in line
+
+
+@pytest.mark.parametrize(("lost", "gained", "fires"), [
+    (9, 14, True),  # ahead, p 0.40: a negative drop these images do not resolve
+    (0, 5, True),  # p 0.0625, still not resolved
+    (0, 6, False),  # p 0.031: student_gains' undertrained-teacher line instead
+    (5, 5, False),  # level
+    (14, 9, False),  # behind: a drop
+])
+def test_a_student_ahead_within_noise_gets_its_own_line(lost, gained, fires) -> None:
+    """Every negative drop gets one line: the undertrained-teacher warning where the paired test resolves the gain,
+    else this one, which says the gain is noise; never both."""
+    from compress.metrics import Paired, student_ahead_within_noise, student_gains
+
+    p = Paired(800, lost, gained)
+    line = student_ahead_within_noise(p, "pruned model")
+    assert (line is not None) == fires
+    if fires:
+        assert f"{lost} lost, {gained} gained" in line and "no evidence of an undertrained teacher" in line
+    assert line is None or student_gains(p, "pruned model") is None
+    assert fires or gained <= lost or student_gains(p, "pruned model") is not None

@@ -50,13 +50,21 @@ def test_a_fallback_pattern_reaches_its_group_and_no_other() -> None:
 
 def test_candidates_say_the_options_that_reproduce_them() -> None:
     tried = advise.candidates(FAST, ["layers.2.blocks.4.mlp", "other", "layers.0.blocks.1.attn"])
-    assert [c.name for c in tried[:3]] == [f"SmoothQuant alpha {a:g}" for a in advise.SMOOTH_QUANT_ALPHAS]
-    assert tried[0].command == "--model-type transformer --smooth-quant-alpha 0.15"
-    fallbacks = tried[3:]
+    n_eq, n_sq = len(advise.FFN_EQUALISE_ALPHAS), len(advise.SMOOTH_QUANT_ALPHAS)
+    assert [c.name for c in tried[:n_eq]] == [f"ConvFFN equalisation alpha {a:g}" for a in advise.FFN_EQUALISE_ALPHAS]
+    assert tried[0].command == f"--ffn-equalise-alpha {advise.FFN_EQUALISE_ALPHAS[0]:g}"
+    assert [c.name for c in tried[n_eq:n_eq + n_sq]] == [f"SmoothQuant alpha {a:g}" for a in advise.SMOOTH_QUANT_ALPHAS]
+    assert tried[n_eq].command == "--model-type transformer --smooth-quant-alpha 0.15"
+    fallbacks = tried[n_eq + n_sq:]
     assert [c.name for c in fallbacks] == ["float fallback of layers.2.blocks.4.mlp",
                                            "float fallback of layers.2.blocks.4.mlp, layers.0.blocks.1.attn"]
     assert fallbacks[1].settings.ignored_scope[:len(FAST.ignored_scope)] == FAST.ignored_scope  # appended
     assert fallbacks[1].command.count("--ignored-scope") == len(FAST.ignored_scope) + 2
+
+
+def test_settings_that_equalise_already_get_no_equalisation_candidate() -> None:
+    tried = advise.candidates(replace(FAST, ffn_equalise_alpha=0.5), [])
+    assert not any(c.settings.ffn_equalise_alpha != 0.5 for c in tried) and "ConvFFN" not in tried[0].name
 
 
 @pytest.mark.parametrize("sqnr,agreement,executed,kept", [
