@@ -269,10 +269,11 @@ class QuantSettings:
     smooth_quant_alpha: float | None = option(
         None, "SmoothQuant alpha for convolutions and MatMuls, transformer type only; -1 disables (default: "
         "NNCF's)", type=float)
-    # the ConvFFNs' inner activation equalised into their weights before NNCF (compress.int8.equalise); None: off
-    ffn_equalise_alpha: float | None = option(
-        None, "equalise each ConvFFN's fc2 input per channel, folded into its depthwise convolution and fc2 (the "
-        "same function, no node added): alpha 1 flattens the activation's channels, 0 the weights' (default: off)",
+    # the inputs of fc2 and proj equalised into the weights around them before NNCF (compress.int8.equalise)
+    equalise_alpha: float | None = option(
+        None, "equalise the input of every ConvFFN fc2 and attention proj per channel, folded into the weights "
+        "around it (the same function, no node added): alpha 1 flattens the activation's channels, 0 the "
+        "weights' (default: off)",
         type=float)
     subset_size: int = option(300, "calibration images (as NNCF)", type=int)
     overflow_fix: OverflowFix = option(
@@ -297,9 +298,9 @@ class QuantSettings:
             raise InputError(f"smooth_quant_alpha must be in [0, 1] (negative disables it); "
                              f"got {self.smooth_quant_alpha}", field="smooth_quant_alpha")
 
-        if self.ffn_equalise_alpha is not None and not 0 <= self.ffn_equalise_alpha <= 1:
-            raise InputError(f"ffn_equalise_alpha must be in [0, 1]; got {self.ffn_equalise_alpha}",
-                             field="ffn_equalise_alpha")
+        if self.equalise_alpha is not None and not 0 <= self.equalise_alpha <= 1:
+            raise InputError(f"equalise_alpha must be in [0, 1]; got {self.equalise_alpha}",
+                             field="equalise_alpha")
 
     def scope(self, kind: str) -> list[str]:
         return [e.value for e in self.ignored_scope if e.kind == kind]

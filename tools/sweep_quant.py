@@ -47,7 +47,7 @@ _MUL = "type:Multiply"
 # global min/max ranges (NNCF's mean-of-per-sample ranges clip the input image), fast bias correction, no model
 # type, everything int8.
 BASE = QuantSettings(preset="performance", model_type=None, fast_bias_correction=True, activation_range="minmax",
-                     ignored_scope=(), smooth_quant_alpha=None, ffn_equalise_alpha=None, subset_size=300,
+                     ignored_scope=(), smooth_quant_alpha=None, equalise_alpha=None, subset_size=300,
                      overflow_fix="first_layer")
 _HIST, _FULL_BC = {"activation_range": "histogram"}, {"fast_bias_correction": False}
 _TF = {"model_type": "transformer"}
@@ -82,9 +82,9 @@ SETTINGS: dict[str, QuantSettings] = {
     # the default with an int8 stem (the first convolution's input range from the normalised image,
     # per-channel weights as everywhere): kept only if it holds agreement >= 99.5% and drop <= 0.3 pt
     "int8 stem; SDPA, Multiply float + histogram + full bias correction": _row(_SDPA, _MUL, **_HIST, **_FULL_BC),
-    # the ConvFFNs' inner activation equalised into their weights (compress.int8.equalise) on top of the default
-    **{f"default + ConvFFN equalisation {a:g}": _row(_STEM, _SDPA, _MUL, **_HIST, **_FULL_BC, overflow_fix="enable",
-                                                     ffn_equalise_alpha=a) for a in (0.5, 0.75, 1.0)},
+    # the inputs of fc2 and proj equalised into the weights around them (compress.int8.equalise), on the default
+    **{f"default + equalisation {a:g}": _row(_STEM, _SDPA, _MUL, **_HIST, **_FULL_BC, overflow_fix="enable",
+                                                     equalise_alpha=a) for a in (0.5, 0.75, 1.0)},
 }
 
 

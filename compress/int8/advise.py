@@ -7,8 +7,8 @@ that reproduce the best (compress.quantize --advise).
    float (its FakeQuantize nodes bypassed and its convolutions given the FP32 IR's weights), and with only that
    group quantized. The first says what a float fallback of the group would recover, the second what the group
    costs alone; groups are ranked by the first.
-2. Candidates, each a QuantSettings (so one command line reproduces it): the ConvFFNs' inner activation equalised
-   into their weights at two alphas (compress.int8.equalise: no node added), SmoothQuant at several alphas (NNCF's,
+2. Candidates, each a QuantSettings (so one command line reproduces it): the inputs of fc2 and proj equalised into
+   the weights around them at two alphas (compress.int8.equalise: no node added), SmoothQuant at several alphas (NNCF's,
    with the transformer model type it needs), and float fallbacks of the 1, 2, 4 and 8 most sensitive groups (an
    ignored-scope pattern each, appended to the settings' own).
 3. The search: each candidate quantized by NNCF with the run's calibration data and judged on the advice data at the
@@ -41,7 +41,7 @@ from ..runtime import runtime_graph
 from ..settings import QuantSettings, ScopeEntry
 from .steps import NODE_COMPILES, Calibration, quantize_deploy
 
-FFN_EQUALISE_ALPHAS = (0.5, 0.75)  # compress.int8.equalise: no node added, so tried first
+EQUALISE_ALPHAS = (0.5, 0.75)  # compress.int8.equalise: no node added, so tried first
 SMOOTH_QUANT_ALPHAS = (0.15, 0.3, 0.5)  # NNCF's convolution default is off; its MatMul default 0.95
 FALLBACK_SIZES = (1, 2, 4, 8)  # float fallbacks of the most sensitive groups, the last resort
 NODES_TOLERANCE = 0.02  # executed nodes a fix may add, against the settings' own INT8 IR
@@ -138,8 +138,8 @@ def option_text(settings: QuantSettings, base: QuantSettings) -> str:
     parts = []
     if settings.model_type != base.model_type:
         parts.append(f"--model-type {settings.model_type or 'none'}")
-    if settings.ffn_equalise_alpha != base.ffn_equalise_alpha:
-        parts.append(f"--ffn-equalise-alpha {settings.ffn_equalise_alpha:g}")
+    if settings.equalise_alpha != base.equalise_alpha:
+        parts.append(f"--equalise-alpha {settings.equalise_alpha:g}")
     if settings.smooth_quant_alpha != base.smooth_quant_alpha:
         parts.append(f"--smooth-quant-alpha {settings.smooth_quant_alpha:g}")
     if settings.ignored_scope != base.ignored_scope:
@@ -148,12 +148,12 @@ def option_text(settings: QuantSettings, base: QuantSettings) -> str:
 
 
 def candidates(base: QuantSettings, ranked: list[str]) -> list[FixTried]:
-    """The ConvFFN equalisations (unless the settings have one), SmoothQuant alphas, then float fallbacks of the
-    most sensitive groups (`ranked`, most first)."""
+    """The equalisations of fc2's and proj's inputs (unless the settings have one), SmoothQuant alphas, then
+    float fallbacks of the most sensitive groups (`ranked`, most first)."""
     out = []
-    for a in FFN_EQUALISE_ALPHAS if base.ffn_equalise_alpha is None else ():
-        s = replace(base, ffn_equalise_alpha=a)
-        out.append(FixTried(f"ConvFFN equalisation alpha {a:g}", s, option_text(s, base)))
+    for a in EQUALISE_ALPHAS if base.equalise_alpha is None else ():
+        s = replace(base, equalise_alpha=a)
+        out.append(FixTried(f"equalisation alpha {a:g}", s, option_text(s, base)))
     for a in SMOOTH_QUANT_ALPHAS:
         s = replace(base, model_type="transformer", smooth_quant_alpha=a)
         out.append(FixTried(f"SmoothQuant alpha {a:g}", s, option_text(s, base)))

@@ -188,8 +188,8 @@ def qat_quantize_stage(ctx: Context) -> None:
     q = ctx.int8
     with ptq.ExpectedMessages() as expected:
         # the graph the PTQ beside quantized (equalised the same way, so that its biases fit this one)
-        source = (ctx.loaded if q.settings.ffn_equalise_alpha is None else
-                  equalise.fold(ctx.loaded, q.calibration.arrays, q.settings.ffn_equalise_alpha))
+        source = (ctx.loaded if q.settings.equalise_alpha is None else
+                  equalise.fold(ctx.loaded, q.calibration.arrays, q.settings.equalise_alpha))
         q.qat_model = qat.quantize(source, q.calibration.arrays, q.settings)
     q.qat_notes = expected.notes
     if q.settings.fast_bias_correction is not None:  # None: no bias correction, in PTQ nor here

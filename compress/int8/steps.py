@@ -72,13 +72,13 @@ class Diagnosis:
 # ------------------------------------------------------------------ steps
 def quantize_source(exported: E.Exported, calib: list[np.ndarray], settings: QuantSettings,
                     loaded: LoadedModel | None) -> Any:
-    """The deploy graph (with taps) NNCF quantizes: the exported one, or with ffn_equalise_alpha the same function
-    with its ConvFFNs equalised on the calibration images (compress.int8.equalise)."""
-    if settings.ffn_equalise_alpha is None:
+    """The deploy graph (with taps) NNCF quantizes: the exported one, or with equalise_alpha the same function
+    with the inputs of fc2 and proj equalised on the calibration images (compress.int8.equalise)."""
+    if settings.equalise_alpha is None:
         return exported.taps_model
     if loaded is None:
-        raise ValueError("ffn_equalise_alpha folds scales into the checkpoint's weights: pass the loaded model")
-    folded = equalise.fold(loaded, calib, settings.ffn_equalise_alpha)
+        raise ValueError("equalise_alpha folds scales into the checkpoint's weights: pass the loaded model")
+    folded = equalise.fold(loaded, calib, settings.equalise_alpha)
     taps = E.convert_deploy(folded, taps=True)
     E.name_taps(taps, folded)  # the exported taps model's output names, which the diagnosis reads
     return taps

@@ -76,8 +76,11 @@ def write_quant_outputs(report: QuantReport, folder: Path, stem: str = "report")
         lines += ["## Executed nodes (OpenVINO runtime graph, default precision)", "",
                   f"ISA: {report.runtime[0].isa}; OpenVINO {report.runtime[0].openvino}.", "",
                   runtime_table(report.runtime), ""]
+    alpha = report.settings.equalise_alpha
     lines += [f"FakeQuantize nodes: {report.quantizers}. Ignored scope: "
-              f"{', '.join(str(e) for e in report.settings.ignored_scope) or 'none'}.", "",
+              f"{', '.join(str(e) for e in report.settings.ignored_scope) or 'none'}."
+              + (f" The inputs of fc2, proj and the gates' first FC equalised at alpha {alpha:g} before NNCF, folded "
+                 "into the weights around them (compress.int8.equalise)." if alpha is not None else ""), "",
               *(f"Note: NNCF {n}." for n in report.notes), *([""] if report.notes else []),
               "## Per-layer SQNR against the NumPy reference (worst first)", "",
               md_table(["layer", "INT8 dB", "FP32 IR dB"],

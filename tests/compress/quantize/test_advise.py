@@ -50,9 +50,9 @@ def test_a_fallback_pattern_reaches_its_group_and_no_other() -> None:
 
 def test_candidates_say_the_options_that_reproduce_them() -> None:
     tried = advise.candidates(FAST, ["layers.2.blocks.4.mlp", "other", "layers.0.blocks.1.attn"])
-    n_eq, n_sq = len(advise.FFN_EQUALISE_ALPHAS), len(advise.SMOOTH_QUANT_ALPHAS)
-    assert [c.name for c in tried[:n_eq]] == [f"ConvFFN equalisation alpha {a:g}" for a in advise.FFN_EQUALISE_ALPHAS]
-    assert tried[0].command == f"--ffn-equalise-alpha {advise.FFN_EQUALISE_ALPHAS[0]:g}"
+    n_eq, n_sq = len(advise.EQUALISE_ALPHAS), len(advise.SMOOTH_QUANT_ALPHAS)
+    assert [c.name for c in tried[:n_eq]] == [f"equalisation alpha {a:g}" for a in advise.EQUALISE_ALPHAS]
+    assert tried[0].command == f"--equalise-alpha {advise.EQUALISE_ALPHAS[0]:g}"
     assert [c.name for c in tried[n_eq:n_eq + n_sq]] == [f"SmoothQuant alpha {a:g}" for a in advise.SMOOTH_QUANT_ALPHAS]
     assert tried[n_eq].command == "--model-type transformer --smooth-quant-alpha 0.15"
     fallbacks = tried[n_eq + n_sq:]
@@ -63,8 +63,8 @@ def test_candidates_say_the_options_that_reproduce_them() -> None:
 
 
 def test_settings_that_equalise_already_get_no_equalisation_candidate() -> None:
-    tried = advise.candidates(replace(FAST, ffn_equalise_alpha=0.5), [])
-    assert not any(c.settings.ffn_equalise_alpha != 0.5 for c in tried) and "ConvFFN" not in tried[0].name
+    tried = advise.candidates(replace(FAST, equalise_alpha=0.5), [])
+    assert not any(c.settings.equalise_alpha != 0.5 for c in tried) and "equalisation" not in tried[0].name
 
 
 @pytest.mark.parametrize("sqnr,agreement,executed,kept", [
