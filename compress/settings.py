@@ -269,12 +269,11 @@ class QuantSettings:
     smooth_quant_alpha: float | None = option(
         None, "SmoothQuant alpha for convolutions and MatMuls, transformer type only; -1 disables (default: "
         "NNCF's)", type=float)
-    # the inputs of fc2 and proj equalised into the weights around them before NNCF (compress.int8.equalise)
+    # the inputs of fc2, proj and the gates' first FC equalised before NNCF (compress.int8.equalise); None: off
     equalise_alpha: float | None = option(
-        None, "equalise the input of every ConvFFN fc2 and attention proj per channel, folded into the weights "
-        "around it (the same function, no node added): alpha 1 flattens the activation's channels, 0 the "
-        "weights' (default: off)",
-        type=float)
+        None, "equalise per channel the input of every ConvFFN fc2, attention proj and local gate's first FC, "
+        "folded into the weights around it (the same function, no node added): alpha 1 flattens the activation's "
+        "channels, 0 the weights' (default: off)", type=float)
     subset_size: int = option(300, "calibration images (as NNCF)", type=int)
     overflow_fix: OverflowFix = option(
         "enable", "NNCF overflow fix: 7-bit weights in every convolution and MatMul (enable), in the first only "

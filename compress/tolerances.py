@@ -42,8 +42,7 @@ INT8_GOLDEN_RUNTIME_MIN_DB = 22.0
 # thread counts and imposed ISAs, untrained and trained, with margin (docs/results/tolerances.md)
 QAT_EXPORT_MARGIN_DB = 2.0
 QAT_EXPORT_IMAGES = 64  # on fewer, each SQNR rests on a handful of threshold flips and the gap swings widely
-# An INT8 IR quantized with the equalisation of fc2's and proj's inputs (compress.int8.equalise) against the plain
-# INT8 IR of the same settings, each run by OpenVINO (f32 hint) against its own NumPy run: values next to a rounding
-# threshold land on either side, so two IRs of one graph differ by chance; the equalised one may sit this many dB
-# lower (docs/results/advise.md).
+# An INT8 IR quantized with the equalisation (compress.int8.equalise) against the plain INT8 IR of the same settings,
+# each run by OpenVINO (f32 hint) against its own NumPy run: values next to a rounding threshold land on either side,
+# so two IRs of one graph differ by chance; the equalised one may sit this many dB lower (docs/results/advise.md).
 EQ_GRAPH_MARGIN_DB = 3.0

@@ -82,7 +82,8 @@ SETTINGS: dict[str, QuantSettings] = {
     # the default with an int8 stem (the first convolution's input range from the normalised image,
     # per-channel weights as everywhere): kept only if it holds agreement >= 99.5% and drop <= 0.3 pt
     "int8 stem; SDPA, Multiply float + histogram + full bias correction": _row(_SDPA, _MUL, **_HIST, **_FULL_BC),
-    # the inputs of fc2 and proj equalised into the weights around them (compress.int8.equalise), on the default
+    # the inputs of fc2, proj and the gates' first FC equalised into the weights around them
+    # (compress.int8.equalise), on the default
     **{f"default + equalisation {a:g}": _row(_STEM, _SDPA, _MUL, **_HIST, **_FULL_BC, overflow_fix="enable",
                                                      equalise_alpha=a) for a in (0.5, 0.75, 1.0)},
 }

@@ -7,10 +7,10 @@ that reproduce the best (compress.quantize --advise).
    float (its FakeQuantize nodes bypassed and its convolutions given the FP32 IR's weights), and with only that
    group quantized. The first says what a float fallback of the group would recover, the second what the group
    costs alone; groups are ranked by the first.
-2. Candidates, each a QuantSettings (so one command line reproduces it): the inputs of fc2 and proj equalised into
-   the weights around them at two alphas (compress.int8.equalise: no node added), SmoothQuant at several alphas (NNCF's,
-   with the transformer model type it needs), and float fallbacks of the 1, 2, 4 and 8 most sensitive groups (an
-   ignored-scope pattern each, appended to the settings' own).
+2. Candidates, each a QuantSettings (so one command line reproduces it): the inputs of fc2, proj and the gates'
+   first FC equalised into the weights around them at two alphas (compress.int8.equalise: no node added),
+   SmoothQuant at several alphas (NNCF's, with the transformer model type it needs), and float fallbacks of the 1,
+   2, 4 and 8 most sensitive groups (an ignored-scope pattern each, appended to the settings' own).
 3. The search: each candidate quantized by NNCF with the run's calibration data and judged on the advice data at the
    f32 hint (logit SQNR and top-1 agreement against FP32) and by its executed nodes, in order, until the time budget
    is spent. The best SQNR that keeps executed nodes within NODES_TOLERANCE of the settings' own IR and agreement no
@@ -148,7 +148,7 @@ def option_text(settings: QuantSettings, base: QuantSettings) -> str:
 
 
 def candidates(base: QuantSettings, ranked: list[str]) -> list[FixTried]:
-    """The equalisations of fc2's and proj's inputs (unless the settings have one), SmoothQuant alphas, then
+    """The equalisations (compress.int8.equalise; unless the settings have one), SmoothQuant alphas, then
     float fallbacks of the most sensitive groups (`ranked`, most first)."""
     out = []
     for a in EQUALISE_ALPHAS if base.equalise_alpha is None else ():

@@ -73,7 +73,8 @@ class Diagnosis:
 def quantize_source(exported: E.Exported, calib: list[np.ndarray], settings: QuantSettings,
                     loaded: LoadedModel | None) -> Any:
     """The deploy graph (with taps) NNCF quantizes: the exported one, or with equalise_alpha the same function
-    with the inputs of fc2 and proj equalised on the calibration images (compress.int8.equalise)."""
+    with the inputs of fc2, proj and the gates' first FC equalised on the calibration images
+    (compress.int8.equalise)."""
     if settings.equalise_alpha is None:
         return exported.taps_model
     if loaded is None:
