@@ -1,4 +1,5 @@
-"""pytest hooks and the one autouse fixture; the helpers the tests share are tests/helpers.py."""
+"""pytest hooks, the one autouse fixture and the session's shared README run; the helpers the tests share are
+tests/helpers.py."""
 
 from __future__ import annotations
 
@@ -19,9 +20,13 @@ def pytest_report_header(config: pytest.Config) -> str:
             f"{default_precision()}; CPU flags: {cpu_isa()}")
 
 
-# the longest files, scheduled first: pytest-xdist's loadfile hands whole files to workers in collection order, so a
-# long file collected last would run alone at the end while the other worker idles
-FIRST = ("test_qat_targets.py", "test_install.py", "test_library.py")
+# The files in the order pytest-xdist hands them to the workers (the README's command runs each file on one worker,
+# --dist loadfile, in collection order: --no-loadscope-reorder in pyproject.toml), longest first, so that no long
+# file starts last while the other worker idles. Their times: `--durations` in any run's log; the rest keep their
+# order after these. tests/readme_example.py's run is test_library's and test_quantize's: the first starts it.
+FIRST = ("test_qat_targets.py", "test_library.py", "test_outputs.py", "test_prune.py", "test_benchmark.py",
+         "test_qat.py", "test_reshape.py", "test_early_exit.py", "test_deploy.py", "test_quantize.py",
+         "test_bad_input.py", "test_ir.py", "test_install.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -42,6 +47,14 @@ def pytest_configure(config: pytest.Config) -> None:
         share = max(1, (os.cpu_count() or 1) // workers)
         os.environ.setdefault("OMP_NUM_THREADS", str(share))
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+@pytest.fixture(scope="session")
+def readme_example(tmp_path_factory: pytest.TempPathFactory):
+    """The README's library example, run once a session across workers (tests/readme_example.py)."""
+    from tests.readme_example import readme_run
+
+    return readme_run(tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
-"""The library as the README shows it: the README's Python block runs as written, with only its sizes shrunk
-(each shrink must match the block, or the README changed and this test says so), and `compress.report` reads a
-report without torch or OpenVINO."""
+"""The library as the README shows it: the README's Python block runs as written, with only its sizes and costs
+shrunk (tests/readme_example.py; each shrink must match the block, or the README changed and this test says so), and
+`compress.report` reads a report without torch or OpenVINO."""
 
 from __future__ import annotations
 
@@ -10,32 +10,8 @@ import sys
 
 import pytest
 
-from tests.helpers import FAST_INT8_MIN_AGREEMENT, FAST_INT8_MIN_SQNR_DB, ROOT
-
-README = ROOT / "README.md"
-
-# the README's words -> the same call, smaller (calibration and validation images, fine-tuning, timing)
-SHRINK = {
-    'compress.DataSpec(calib="sample", val="proxy-val")': 'compress.DataSpec(calib="sample", val="proxy-val", '
-                                                          'val_limit=48)',
-    'compress.RunConfig(command="my script")': 'compress.RunConfig(command="my script", benchmark_seconds=1, '
-                                                'isa_matrix="none")',  # the matrix: test_quantize
-    "quantize=compress.QuantSettings())": 'quantize=compress.QuantSettings(subset_size=16), '
-                                          'run=compress.RunConfig(command="my script", benchmark_seconds=1, '
-                                          'isa_matrix="none"))',
-    "compress.QuantSettings()": "compress.QuantSettings(subset_size=16)",
-    'compress.PruneSettings("structured", ratio=0.45)': 'compress.PruneSettings("structured", ratio=0.45, '
-                                                        'finetune_steps=2, finetune_batch=8)',
-    'compress.resolve_source("proxy-train", loaded.input_size)': 'compress.resolve_source("proxy-train", '
-                                                                 'loaded.input_size, limit=64)',
-    'data="proxy-val")': 'data="proxy-val", limit=48)',  # the same 48 images as val_limit (seed 0 both)
-}
-
-
-def readme_block() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    assert len(blocks) == 1, "the README has one Python block (the library example)"
-    return blocks[0]
+from tests.helpers import FAST_INT8_MIN_AGREEMENT, FAST_INT8_MIN_SQNR_DB
+from tests.readme_example import ReadmeRun, readme_block
 
 
 def test_readme_library_example_uses_the_front_door() -> None:
@@ -51,15 +27,8 @@ def test_readme_library_example_uses_the_front_door() -> None:
 
 
 @pytest.mark.slow
-def test_readme_library_example_runs(tmp_path, monkeypatch) -> None:
-    code = readme_block()
-    for old, new in SHRINK.items():
-        assert old in code, f"the README's example no longer says {old!r}"
-        code = code.replace(old, new)
-    monkeypatch.chdir(tmp_path)
-    scope: dict[str, object] = {"__name__": "readme"}
-    exec(compile(code, str(README), "exec"), scope)  # our own README
-    report, result, pruned = scope["report"], scope["result"], scope["pruned"]
+def test_readme_library_example_runs(readme_example: ReadmeRun) -> None:
+    report, result, pruned = (readme_example.values[k] for k in ("report", "result", "pruned"))
     # what the example prints is real: the INT8 job, its evaluation, and the pruned INT8 job
     assert report.validation.n == 48 and report.calibration.n == 16 and report.int8_vs_fp32.n == 48
     c = report.int8_vs_fp32  # measured 48 of 48, 22.3 dB (AVX-512 VNNI/BF16, bf16 as deployed)
@@ -70,7 +39,8 @@ def test_readme_library_example_runs(tmp_path, monkeypatch) -> None:
     assert pruned.macs.reduction_pct > 20 and pruned.int8 is not None
     assert "pruned INT8" in [r.label for r in pruned.int8.speed.rows]
     for folder in ("outputs/lib-int8", "outputs/lib-pruned"):
-        assert (tmp_path / folder / "report.json").is_file() and (tmp_path / folder / "model_int8.xml").is_file()
+        assert (readme_example.folder / folder / "report.json").is_file()
+        assert (readme_example.folder / folder / "model_int8.xml").is_file()
 
 
 def test_reading_a_report_imports_neither_torch_nor_openvino(tmp_path) -> None:

@@ -33,14 +33,14 @@ def _leftovers(parent: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def default_run(tmp_path_factory) -> tuple[int, Path]:
-    out = tmp_path_factory.mktemp("q") / "run"  # the default speed budget (15 s) is the main job's test's
-    return quantize.main([*FAST, "--benchmark-seconds", "6", "--out", str(out)]), out
+def default_run(readme_example) -> Path:
+    """The default settings on 16 calibration images and 48 proxy-val crops, with a 6 s speed section and the ISA
+    matrix: the INT8 job of the README's library example (tests/readme_example.py), which runs once a session."""
+    return readme_example.int8
 
 
 def test_default_run_writes_every_artifact(default_run) -> None:
-    rc, out = default_run
-    assert rc == 0
+    out = default_run
     assert {p.name for p in out.iterdir()} == DELIVERABLES
     assert not _leftovers(out.parent)
     rep = json.loads((out / "report.json").read_text())
@@ -80,7 +80,7 @@ def test_default_run_has_a_speed_section(default_run) -> None:
     from compress.report import read_report
     from compress.runtime import cpu_isa
 
-    _, out = default_run
+    out = default_run
     sp = read_report(out).speed
     assert [r.label for r in sp.rows] == ["plain FP32", "deploy FP32", "INT8"] and sp.baseline == "plain FP32"
     assert sp.isa == cpu_isa() and sp.batch == 8 and sp.rounds == 5 and sp.openvino.startswith("20")
@@ -125,7 +125,7 @@ def test_default_run_has_an_isa_matrix(default_run, capsys) -> None:
     from compress.runtime import own_isa
     from compress.tolerances import INT8_RUNTIME_MARGIN_DB
 
-    _, out = default_run
+    out = default_run
     rep = read_report(out)
     rows = rep.isa_matrix
     assert [r.isa for r in rows] == isa.resolve("default") and rows[0].isa == "AVX2"
@@ -168,7 +168,7 @@ def test_a_missed_target_is_said_with_its_cause(default_run) -> None:
     from compress.settings import QuantSettings
     from compress.targets import TARGET_MIN_AGREEMENT_PCT
 
-    _, out = default_run
+    out = default_run
     rep = read_report(out)
     # the FP32 IR's own run at the default precision is measured where that precision is not f32
     f = rep.fp32_deployed_vs_f32
@@ -213,7 +213,7 @@ def test_a_missed_target_is_said_with_its_cause(default_run) -> None:
 def test_ir_is_static_fp32(default_run) -> None:
     import openvino as ov
 
-    _, out = default_run
+    out = default_run
     core = ov.Core()
     fp32 = core.read_model(str(out / "model_fp32.xml"))
     assert fp32.input(0).get_partial_shape().is_static and list(fp32.input(0).get_shape()) == [1, 3, 64, 64]
