@@ -41,7 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # Under pytest-xdist (the README's test command) each worker gets its share of the cores for torch, in this
     # process and in the commands it starts: torch's OpenMP threads spin while they wait, so two workers of two
     # threads each on two cores slow torch-bound tests several-fold. OpenVINO's pool is left as it is: held to
-    # one core, a worker's compilations vary by up to four executed nodes, which the node-count checks would see
+    # one core, the plugin's compilations of one IR vary in executed nodes, which the node-count checks would see
     # (docs/results/suite.md).
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if workers > 1:
