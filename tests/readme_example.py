@@ -13,7 +13,7 @@ import os
 import pickle
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,16 +76,6 @@ def shared_folder(factory: pytest.TempPathFactory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
-@contextlib.contextmanager
-def _cwd(path: Path) -> Iterator[None]:
-    old = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
-
-
 def once(factory: pytest.TempPathFactory, name: str, make: Callable[[Path], dict[str, Any]]) -> tuple[Path, dict]:
     """make(folder) run once per session across workers; its picklable result, read back by every caller. A run
     that failed is not cached: the next caller runs it again and sees the error itself."""
@@ -102,7 +92,7 @@ def once(factory: pytest.TempPathFactory, name: str, make: Callable[[Path], dict
 
 def run_readme(folder: Path) -> dict[str, Any]:
     scope: dict[str, object] = {"__name__": "readme"}
-    with _cwd(folder):
+    with contextlib.chdir(folder):
         exec(compile(shrunk_block(), str(README), "exec"), scope)  # our own README
     return {k: scope[k] for k in RESULTS}
 
