@@ -11,6 +11,7 @@ from compress.data.sources import resolve_source
 from compress.errors import InputError
 from compress.metrics import sqnr_db
 from compress.report import read_report
+from compress.runtime import imposed_isa, own_isa
 from tools import int8_budget as B
 
 
@@ -18,7 +19,14 @@ from tools import int8_budget as B
 def test_the_budget_splits_the_error_and_its_surgery_is_complete(readme_example, tmp_path) -> None:
     run = readme_example.int8
     rep = read_report(run)
-    b = B.budget(run, "proxy-val", 48)  # the run's own 48 validation images
+    try:
+        b = B.budget(run, "proxy-val", 48)  # the run's own 48 validation images
+    except RuntimeError as e:  # OpenVINO's, compiling the IR with float weights after int8 activations
+        if imposed_isa() and "primitive descriptor" in str(e):
+            pytest.xfail(f"under {own_isa()} the CPU plugin cannot compile a float-weight layer fed by an int8 "
+                         f"activation (the activations-alone rows): "
+                         f"{next(ln for ln in str(e).splitlines() if 'primitive descriptor' in ln)}")
+        raise
     as_is, weights, acts_corrected, acts = b.rows
     # the IR as it is, run as the report ran it (f32 hint, the same images)
     assert b.n == rep.int8_f32_hint_vs_fp32.n == 48
