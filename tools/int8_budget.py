@@ -31,13 +31,12 @@ from compress.data import Images
 from compress.data.sources import resolve_source
 from compress.errors import InputError
 from compress.int8 import steps
+from compress.int8.advise import WEIGHTED, bypass
 from compress.int8.qat import BIAS_ADD
 from compress.loading import load
 from compress.metrics import sqnr_db
 from compress.report import QuantReport, read_report
 from compress.runtime import compile_ov, run_ov
-
-WEIGHTED = ("Convolution", "GroupConvolution", "MatMul")
 
 
 @dataclass
@@ -57,8 +56,8 @@ class Budget:
 
 
 def logits(model: Any, x: np.ndarray) -> np.ndarray:
-    compiled = compile_ov(model)  # f32 hint: the quantizers' error alone
-    return np.concatenate([run_ov(compiled, x[i:i + 1])[0] for i in range(len(x))])
+    """At the f32 hint (the quantizers' error alone), image by image as the report measures."""
+    return run_ov(compile_ov(model), x)[0]
 
 
 def is_weight_fq(op: Any) -> bool:
@@ -67,12 +66,6 @@ def is_weight_fq(op: Any) -> bool:
 
 def activation_fqs(model: Any) -> list[Any]:
     return [op for op in model.get_ordered_ops() if op.get_type_name() == "FakeQuantize" and not is_weight_fq(op)]
-
-
-def bypass(op: Any) -> None:
-    """The node's consumers read its input instead: the FakeQuantize is gone from the function."""
-    for target in list(op.output(0).get_target_inputs()):
-        target.replace_source_output(op.input_value(0))
 
 
 def dequantized(op: Any) -> tuple[np.ndarray, np.ndarray] | None:
@@ -173,19 +166,17 @@ def budget(run: Path, data: str = "proxy-val", limit: int | None = 256, per_quan
     size = report.model.input_size
     images = Images.of(resolve_source(data, size, limit))
     x = np.asarray(images.xs)
-    core = ov.Core()
-    int8 = str(run / "model_int8.xml")
+    int8 = ov.Core().read_model(str(run / "model_int8.xml"))  # read once; each variant is a copy
     ref = logits(str(run / "model_fp32.xml"), x)
 
-    as_is = core.read_model(int8)
-    rows = [Row("INT8 as it is", sqnr_db(logits(as_is, x), ref), 0)]
-    weights_only = core.read_model(int8)
+    rows = [Row("INT8 as it is", sqnr_db(logits(int8, x), ref), 0)]
+    weights_only = int8.clone()
     fqs = activation_fqs(weights_only)
     for op in fqs:
         bypass(op)
     rows.append(Row("weights alone (activation quantizers bypassed)", sqnr_db(logits(weights_only, x), ref), len(fqs)))
     floats = float_weights(run, report)
-    acts_only = core.read_model(int8)
+    acts_only = int8.clone()
     n = with_float_weights(acts_only, floats)
     rows.append(Row("activations alone (float weights, corrected biases)", sqnr_db(logits(acts_only, x), ref), n))
     n += with_float_biases(acts_only, floats)
@@ -194,7 +185,7 @@ def budget(run: Path, data: str = "proxy-val", limit: int | None = 256, per_quan
     singles = []
     names = [op.get_friendly_name() for op in fqs] if per_quantizer else []
     for name in tqdm(names, desc="each activation quantizer bypassed", unit="FQ"):
-        m = core.read_model(int8)
+        m = int8.clone()
         (op,) = [o for o in activation_fqs(m) if o.get_friendly_name() == name]
         bypass(op)
         singles.append(Row(name, sqnr_db(logits(m, x), ref), 1))

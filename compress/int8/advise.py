@@ -50,7 +50,7 @@ NODES_TOLERANCE = 0.02  # executed nodes a fix may add, against the settings' ow
 # every batch-1 measurement of the report uses
 RUN_BATCH = 8
 _BLOCK = re.compile(r"layers\.(\d+)\.(\d+)(?:\.(attn|mlp))?[./]")
-_WEIGHTED = ("Convolution", "GroupConvolution", "MatMul")
+WEIGHTED = ("Convolution", "GroupConvolution", "MatMul")  # the op types whose input 1 is a weight
 
 
 # ------------------------------------------------------------------ the IR's quantizer groups
@@ -73,6 +73,15 @@ def quantizer_groups(model: Any) -> dict[str, list[Any]]:
     return dict(groups)
 
 
+def bypass(fq: Any) -> list[Any]:
+    """The FakeQuantize's consumers read its input instead (it is gone from the function); returns them."""
+    consumers = []
+    for target in list(fq.output(0).get_target_inputs()):
+        consumers.append(target.get_node())
+        target.replace_source_output(fq.input_value(0))
+    return consumers
+
+
 def in_float(int8: Any, fp32: Any, groups: set[str]) -> Any:
     """A copy of the INT8 ov.Model with `groups` in float: their FakeQuantize nodes bypassed, and the weighted ops
     they feed given the FP32 model's weights (an INT8 IR's weights are int8 constants, not behind a FakeQuantize)."""
@@ -84,11 +93,9 @@ def in_float(int8: Any, fp32: Any, groups: set[str]) -> Any:
         if name not in groups:
             continue
         for fq in fqs:
-            for target in list(fq.output(0).get_target_inputs()):
-                consumer = target.get_node()
-                target.replace_source_output(fq.input_value(0))
+            for consumer in bypass(fq):
                 twin = fp32_ops.get(consumer.get_friendly_name())
-                if consumer.get_type_name() in _WEIGHTED and twin is not None:
+                if consumer.get_type_name() in WEIGHTED and twin is not None:
                     weight = twin.input_value(1).get_node()
                     if weight.get_type_name() == "Constant":
                         consumer.input(1).replace_source_output(

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from tests.helpers import FAST_INT8_MIN_AGREEMENT, FAST_INT8_MIN_SQNR_DB
-from tests.readme_example import ReadmeRun, readme_block
+from tests.readme_example import RESULTS, ReadmeRun, readme_block
 
 
 def test_readme_library_example_uses_the_front_door() -> None:
@@ -28,7 +28,7 @@ def test_readme_library_example_uses_the_front_door() -> None:
 
 @pytest.mark.slow
 def test_readme_library_example_runs(readme_example: ReadmeRun) -> None:
-    report, result, pruned = (readme_example.values[k] for k in ("report", "result", "pruned"))
+    report, result, pruned = (readme_example.values[k] for k in RESULTS)
     # what the example prints is real: the INT8 job, its evaluation, and the pruned INT8 job
     assert report.validation.n == 48 and report.calibration.n == 16 and report.int8_vs_fp32.n == 48
     c = report.int8_vs_fp32  # measured 48 of 48, 22.3 dB (AVX-512 VNNI/BF16, bf16 as deployed)
