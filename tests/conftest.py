@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+import threadpoolctl
 import torch
 
 
@@ -48,6 +49,9 @@ def pytest_configure(config: pytest.Config) -> None:
         share = max(1, (os.cpu_count() or 1) // workers)
         os.environ.setdefault("OMP_NUM_THREADS", str(share))
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+        # NumPy's BLAS (OpenBLAS) was sized at import, before this hook, and its threads spin too
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
+        threadpoolctl.threadpool_limits(int(os.environ["OPENBLAS_NUM_THREADS"]), user_api="blas")
 
 
 @pytest.fixture(scope="session")
