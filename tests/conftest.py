@@ -24,7 +24,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 # The files in the order pytest-xdist hands them to the workers (the README's command runs each file on one worker,
 # --dist loadfile, in collection order: --no-loadscope-reorder in pyproject.toml), longest first, so that no long
 # file starts last while the other worker idles. Their times: `--durations` in any run's log; the rest keep their
-# order after these. tests/readme_example.py's run is test_library's and test_quantize's: the first starts it.
+# order after these. tests/shared_runs.py's README run is test_library's and test_quantize's: the first starts it.
 FIRST = ("test_qat_targets.py", "test_library.py", "test_outputs.py", "test_prune.py", "test_benchmark.py",
          "test_qat.py", "test_reshape.py", "test_early_exit.py", "test_deploy.py", "test_quantize.py",
          "test_bad_input.py", "test_ir.py", "test_install.py")
@@ -56,10 +56,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def readme_example(tmp_path_factory: pytest.TempPathFactory):
-    """The README's library example, run once a session across workers (tests/readme_example.py)."""
-    from tests.readme_example import readme_run
+    """The README's library example, run once a session across workers (tests/shared_runs.py)."""
+    from tests.shared_runs import readme_run
 
     return readme_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory):
+    """The quickest INT8 run's output folder, made once a session across workers (tests/shared_runs.py)."""
+    from tests.shared_runs import quick_run
+
+    return quick_run(tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)

@@ -11,14 +11,14 @@ import torch
 
 import reference_np as rn
 from cloformer.registry import SHIPPED
-from compress import quantize, stages
+from compress import stages
 from tests.helpers import write_images
-from tests.stories.helpers import FAST
 
 
 @pytest.fixture(scope="session")
-def bad_files(tmp_path_factory) -> dict[str, Path]:
-    """Broken inputs, made once a session (a worker's): checkpoints, data folders, IRs."""
+def bad_files(tmp_path_factory, quick_run: Path) -> dict[str, Path]:
+    """Broken inputs, made once a session (a worker's): checkpoints, data folders, IRs; "run" is the session's quick
+    run (tests/shared_runs.py)."""
     d = tmp_path_factory.mktemp("bad")
     w = rn.load_weights(SHIPPED["proxy"][1])
     nan = dict(w)
@@ -38,8 +38,7 @@ def bad_files(tmp_path_factory) -> dict[str, Path]:
     write_images(d / "wnid" / "n15075141", ["c.jpg", "d.jpg"])
     (d / "afile").write_text("not a folder")
     (d / "alink").symlink_to(d / "empty")
-    run = d / "ir"
-    assert quantize.main(["--input-size", "32", *FAST, "--out", str(run)]) == 0
+    run = quick_run  # read, never written: other files read it too
     (d / "nobin").mkdir()
     (d / "nobin" / "m.xml").write_bytes((run / "model_fp32.xml").read_bytes())
     (d / "trunc").mkdir()

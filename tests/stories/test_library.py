@@ -1,5 +1,5 @@
 """The library as the README shows it: the README's Python block runs as written, with only its sizes and costs
-shrunk (tests/readme_example.py; each shrink must match the block, or the README changed and this test says so), and
+shrunk (tests/shared_runs.py; each shrink must match the block, or the README changed and this test says so), and
 `compress.report` reads a report without torch or OpenVINO."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from tests.helpers import FAST_INT8_MIN_AGREEMENT, FAST_INT8_MIN_SQNR_DB
-from tests.readme_example import RESULTS, ReadmeRun, readme_block
+from tests.shared_runs import RESULTS, ReadmeRun, readme_block
 
 
 def test_readme_library_example_uses_the_front_door() -> None:

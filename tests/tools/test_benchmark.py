@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from compress import quantize
 from compress.runtime import default_precision
 from tests.helpers import TESTS
 from tools import benchmark, benchmark_app, speed_check
@@ -86,13 +85,10 @@ def test_parse_perf_counters_rejects_empty_report() -> None:
 
 
 @pytest.fixture(scope="module")
-def q32_run(tmp_path_factory) -> Path:
-    """One quick 32 px INT8 run whose IRs the benchmark tests time (the run itself is test_quantize's subject)."""
-    run = tmp_path_factory.mktemp("bench") / "q32"
-    assert quantize.main(["--input-size", "32", "--subset-size", "8", "--val-limit", "16", "--benchmark-seconds", "0",
-                          "--fast-bias-correction", "--isa-matrix", "none",
-                          "--activation-range", "minmax", "--out", str(run)]) == 0
-    return run
+def q32_run(quick_run) -> Path:
+    """The session's quick 32 px INT8 run (tests/shared_runs.py), whose IRs the benchmark tests time (the run itself
+    is test_quantize's subject)."""
+    return quick_run
 
 
 @pytest.mark.slow

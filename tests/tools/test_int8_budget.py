@@ -1,4 +1,4 @@
-"""tools.int8_budget on the README example's INT8 run (the default settings; tests/readme_example.py)."""
+"""tools.int8_budget on the README example's INT8 run (the default settings; tests/shared_runs.py)."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ def _leftovers(parent: Path) -> list[Path]:
 @pytest.fixture(scope="module")
 def default_run(readme_example) -> Path:
     """The default settings on 16 calibration images and 48 proxy-val crops, with a 6 s speed section and the ISA
-    matrix: the INT8 job of the README's library example (tests/readme_example.py), which runs once a session."""
+    matrix: the INT8 job of the README's library example (tests/shared_runs.py), which runs once a session."""
     return readme_example.int8
 
 

@@ -1,10 +1,12 @@
-"""The README's library example, run once per test session and shared by the tests that read what it wrote.
+"""Runs that several test files read, made once per test session: the README's library example and the quickest
+INT8 run.
 
-Under pytest-xdist each worker is a process of its own, so a session fixture would run the example once per worker;
-`once` runs it in whichever worker asks first, under a file lock in the workers' shared temporary folder, and the
-others read what it left (the returned objects pickled beside the outputs). The example's INT8 job is the default
-run that tests/compress/quantize/test_quantize.py checks: the default settings on 16 calibration images and 48
-proxy-val crops, with the speed section and the ISA matrix."""
+Under pytest-xdist each worker is a process of its own, so a session fixture would run them once per worker; `once`
+runs each in whichever worker asks first, under a file lock in the workers' shared temporary folder, and the others
+read what it left (the returned objects pickled beside the outputs). The example's INT8 job is the default run that
+tests/compress/quantize/test_quantize.py checks: the default settings on 16 calibration images and 48 proxy-val
+crops, with the speed section and the ISA matrix. The quick run (tests.stories.helpers.FAST) is the IRs that the
+benchmark tests time and the bad-input tests break; readers must not write into either folder."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import pytest
 from filelock import FileLock
 
 from tests.helpers import ROOT
+from tests.stories.helpers import FAST
 
 README = ROOT / "README.md"
 
@@ -100,3 +103,16 @@ def run_readme(folder: Path) -> dict[str, Any]:
 def readme_run(factory: pytest.TempPathFactory) -> ReadmeRun:
     folder, values = once(factory, "readme-example", run_readme)
     return ReadmeRun(folder, values)
+
+
+def run_quick(folder: Path) -> dict[str, Any]:
+    from compress import quantize
+
+    assert quantize.main([*FAST, "--out", str(folder / "q32")]) == 0
+    return {}
+
+
+def quick_run(factory: pytest.TempPathFactory) -> Path:
+    """The output folder of one FAST `compress.quantize` run (32 px)."""
+    folder, _ = once(factory, "quick", run_quick)
+    return folder / "q32"
