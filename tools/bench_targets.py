@@ -65,9 +65,10 @@ class Target:
         return statistics.median(self.throughputs_bn_fps) if self.throughputs_bn_fps else None
 
 
-def perf_counters(t: Target, seconds: float, hint: str, device: str) -> dict[str, dict[str, float]]:
+def perf_counters(t: Target, seconds: float, hint: str, device: str,
+                  niter: int | None = None) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [*benchmark_app_cmd(t.path, t.input_size, seconds, hint, t.app_precision(), device),
+        cmd = [*benchmark_app_cmd(t.path, t.input_size, seconds, hint, t.app_precision(), device, niter=niter),
                "-report_type", "average_counters", "-report_folder", tmp]
         run_benchmark_app(cmd, t.app_env())
         csv = Path(tmp) / "benchmark_average_counters_report.csv"

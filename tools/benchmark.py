@@ -52,7 +52,7 @@ from compress.runtime import (
 from compress.runtime import ISA_FLAGS as FLAGS
 from compress.speed import BASELINE
 from tools.bench_targets import Target, discover, perf_counters, perf_table, python_runner, time_loop
-from tools.benchmark_app import benchmark_app_cmd, run_benchmark_app
+from tools.benchmark_app import benchmark_app_cmd, run_benchmark_app, run_length
 from tools.speed_check import check_speed, speed_check_text
 
 IMPOSED_NOTE = ("An imposed ISA shows that ISA's kernels and numerics on this CPU, not an older CPU's clocks, "
@@ -96,7 +96,7 @@ def hints_of(hint: str) -> list[str]:
 
 
 def measure(targets: list[Target], rounds: int, seconds: float, hint: str, device: str, log_dir: Path | None,
-            python_seconds: float | None = None, batch: int = 1) -> None:
+            python_seconds: float | None = None, batch: int = 1, niter: int | None = None) -> None:
     """Alternating rounds over every target (and every hint of `hint`, and the throughput hint at batch `batch`
     when > 1): medians resist drift and noise."""
     runners: dict[str, Any] = {}
@@ -106,7 +106,7 @@ def measure(targets: list[Target], rounds: int, seconds: float, hint: str, devic
         for t in order:
             if t.backend == "openvino":
                 for h, n in runs:
-                    cmd = benchmark_app_cmd(t.path, t.input_size, seconds, h, t.app_precision(), device, n)
+                    cmd = benchmark_app_cmd(t.path, t.input_size, seconds, h, t.app_precision(), device, n, niter)
                     stats, raw = run_benchmark_app(cmd, t.app_env())
                     if n > 1:
                         t.throughputs_bn_fps.append(stats["throughput_fps"])
@@ -182,7 +182,8 @@ def write_outputs(targets: list[Target], rat: dict, mach: dict, args: argparse.N
         f"`{' '.join(['python -m tools.benchmark', *argv])}`", "",
         f"Machine: {mach.get('cpu')}, {mach.get('cores')} cores; flags: "
         + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in mach.get("flags", {}).items()), "",
-        f"benchmark_app -d {args.device} -hint {args.hint} -t {args.t}, batch 1 (and -shape [{args.batch},3,S,S] "
+        f"benchmark_app -d {args.device} -hint {args.hint} {' '.join(run_length(args.t, args.niter))}, batch 1 "
+        f"(and -shape [{args.batch},3,S,S] "
         f"under the throughput hint for FPS b{args.batch}, images/s), static shape; median of "
         f"{args.rounds} alternating rounds (best of rounds where shown); FPS under the {fps_note}. "
         f"Baseline: {BASELINE} = "
@@ -203,7 +204,8 @@ def write_outputs(targets: list[Target], rat: dict, mach: dict, args: argparse.N
             perf_table(targets), ""])
     (out / "benchmark.md").write_text(text)
     data = {"command": ["python -m tools.benchmark", *argv], "machine": mach, "versions": versions(),
-            "hint": args.hint, "seconds": args.t, "rounds": args.rounds, "batch": args.batch, "baseline": BASELINE,
+            "hint": args.hint, "seconds": None if args.niter else args.t, "niter": args.niter, "rounds": args.rounds,
+            "batch": args.batch, "baseline": BASELINE,
             "targets": [{**asdict(t), "latency_ms": t.latency_ms, "throughput_fps": t.throughput_fps,
                          "throughput_bn_fps": t.throughput_bn_fps, **rat[t.label]}
                         for t in targets]}
@@ -235,7 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folders", nargs="+", type=Path, help="output folders of compress.quantize / compress.prune")
-    ap.add_argument("-t", type=int, default=10, help="whole seconds per benchmark_app run (default %(default)s)")
+    length = ap.add_mutually_exclusive_group()
+    length.add_argument("-t", type=int, default=10, help="whole seconds per benchmark_app run (default %(default)s)")
+    length.add_argument("-niter", type=int, default=None, metavar="N",
+                        help="instead of -t: N inferences per benchmark_app run (as benchmark_app's -niter)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--hint", choices=["latency", "throughput", "both"], default="both")
     ap.add_argument("--batch", type=int, default=8,
@@ -255,14 +260,16 @@ def main(argv: list[str] | None = None) -> int:
                          f"beside this CPU's own; this CPU allows {', '.join(isa_levels()) or 'none'}. " + IMPOSED_NOTE)
     ap.add_argument("--out", type=Path, default=None, help="default: outputs/benchmark-<time>")
     ap.add_argument("--check-speed", action="store_true",
-                    help="instead: time one report's IRs with its own speed section and with benchmark_app (-t, "
-                         "--rounds) in one run, and print the ratio of their ratios against plain FP32; impose an "
-                         f"ISA by exporting {ISA_ENV}")
+                    help="instead: time one report's IRs with its own speed section and with benchmark_app (-t or "
+                         "-niter, --rounds) in one run, and print the ratio of their ratios against plain FP32; impose "
+                         f"an ISA by exporting {ISA_ENV}")
     ap.add_argument("--budget", type=float, default=None,
                     help="--check-speed: the speed section's budget in seconds (default: compress.quantize's)")
     args = ap.parse_args(argv)
     if args.rounds < 1:
         ap.error("--rounds must be >= 1")
+    if args.niter is not None and args.niter < 1:
+        ap.error("-niter must be >= 1")
     if args.input_size is not None and (args.input_size < 32 or args.input_size % 32):
         ap.error(f"--input-size {args.input_size}: expected a multiple of 32")
     if args.check_speed:
@@ -272,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("--check-speed takes one output folder")
         try:
             res = check_speed(args.folders[0], args.rounds, args.t, args.budget or DEFAULT_RUN.benchmark_seconds,
-                              args.device)
+                              args.device, args.niter)
         except InputError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -297,13 +304,14 @@ def main(argv: list[str] | None = None) -> int:
                 if t.backend == "openvino" and not t.isa:  # (an imposed ISA needs a process of its own)
                     t.runtime = runtime_graph(t.path, t.label, args.device, "f32" if t.precision == "f32" else None,
                                               compiles=3)
-            measure(targets, args.rounds, args.t, args.hint, args.device, tmp, args.python_seconds, args.batch)
+            measure(targets, args.rounds, args.t, args.hint, args.device, tmp, args.python_seconds, args.batch,
+                    args.niter)
             if args.pc:
                 for t in targets:
                     if t.backend == "openvino":
                         print(f"  performance counters {t.label}", flush=True)
                         t.perf_by_type = perf_counters(t, args.t, "latency" if args.hint == "both" else args.hint,
-                                                       args.device)
+                                                       args.device, args.niter)
             text = write_outputs(targets, ratios(targets), machine(), args, tmp, argv)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)

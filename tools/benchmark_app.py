@@ -81,10 +81,15 @@ def aggregate_perf(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return dict(sorted(agg.items(), key=lambda kv: -kv[1]["ms"]))
 
 
+def run_length(seconds: float, niter: int | None = None) -> list[str]:
+    """How long one benchmark_app run lasts: `niter` inferences when given (-niter), else whole seconds (-t)."""
+    return ["-niter", str(niter)] if niter else ["-t", str(max(1, round(seconds)))]
+
+
 def benchmark_app_cmd(xml: str, size: int, seconds: float, hint: str, precision: str | None,
-                      device: str = "CPU", batch: int = 1) -> list[str]:
+                      device: str = "CPU", batch: int = 1, niter: int | None = None) -> list[str]:
     exe = shutil.which("benchmark_app") or str(Path(sys.executable).with_name("benchmark_app"))
-    cmd = [exe, "-m", xml, "-d", device, "-hint", hint, "-t", str(max(1, round(seconds))),  # whole seconds
+    cmd = [exe, "-m", xml, "-d", device, "-hint", hint, *run_length(seconds, niter),
            "-shape", f"[{batch},3,{size},{size}]"]
     precision = precision or cpu_config(device, None).get("INFERENCE_PRECISION_HINT")  # f32 under an imposed
     if precision:  # ISA without bf16, as on a CPU of that ISA

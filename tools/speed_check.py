@@ -23,12 +23,13 @@ from tools.benchmark_app import benchmark_app_cmd, run_benchmark_app
 SPEED_CHECK_TOLERANCE = 0.10  # the report's ratios within ±10% of benchmark_app's
 
 
-def check_speed(folder: Path, rounds: int, seconds: float, budget: float, device: str = "CPU") -> dict[str, Any]:
+def check_speed(folder: Path, rounds: int, seconds: float, budget: float, device: str = "CPU",
+                niter: int | None = None) -> dict[str, Any]:
     """The report's speed section (compress.speed.measure_speed with a `budget` of seconds, as compress.quantize
-    runs it) and benchmark_app (`rounds` interleaved rounds of `seconds` per run) on the same IRs, in one run:
-    latency and batch-N throughput ratios against plain FP32 from each (benchmark_app's: the median over rounds of
-    each round's ratio), and their ratio. The section is timed in the middle of the benchmark_app rounds, so drift
-    of the machine falls on both."""
+    runs it) and benchmark_app (`rounds` interleaved rounds of `seconds`, or `niter` inferences, per run) on the
+    same IRs, in one run: latency and batch-N throughput ratios against plain FP32 from each (benchmark_app's: the
+    median over rounds of each round's ratio), and their ratio. The section is timed in the middle of the
+    benchmark_app rounds, so drift of the machine falls on both."""
     rep = read_report(folder / "report.json")
     m = rep.model
     int8 = getattr(rep, "int8", rep)  # a pruning report holds its INT8 job's
@@ -48,11 +49,11 @@ def check_speed(folder: Path, rounds: int, seconds: float, budget: float, device
             order = list(irs) if r % 2 == 0 else list(irs)[::-1]
             for label in order:
                 lat, _ = run_benchmark_app(benchmark_app_cmd(str(irs[label]), m.input_size, seconds, "latency",
-                                                             None, device))
+                                                             None, device, niter=niter))
                 app[label]["latency"].append(lat["median_ms"])
             for label in order[::-1]:
                 thr, _ = run_benchmark_app(benchmark_app_cmd(str(irs[label]), m.input_size, seconds, "throughput",
-                                                             None, device, batch))
+                                                             None, device, batch, niter))
                 app[label]["fps_bn"].append(thr["throughput_fps"])
             print(f"  benchmark_app round {r + 1}/{rounds}: " + ", ".join(
                 f"{label} {app[label]['latency'][-1]:.2f} ms {app[label]['fps_bn'][-1]:.1f} FPS b{batch}"

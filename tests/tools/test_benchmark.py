@@ -79,6 +79,13 @@ def test_parse_recorded_perf_counters() -> None:
     assert benchmark_app.exec_precision("undef") == "other"
 
 
+def test_run_length_is_whole_seconds_or_iterations() -> None:
+    assert benchmark_app.run_length(0.3) == ["-t", "1"] and benchmark_app.run_length(10.4) == ["-t", "10"]
+    assert benchmark_app.run_length(10, niter=20) == ["-niter", "20"]
+    with pytest.raises(SystemExit):
+        benchmark.main(["x", "-t", "1", "-niter", "20"])  # one or the other
+
+
 def test_parse_perf_counters_rejects_empty_report() -> None:
     with pytest.raises(ValueError, match="no executed layers"):
         benchmark_app.parse_perf_counters("layerName;execStatus;layerType;execType;realTime (ms);cpuTime (ms)\n")
@@ -95,8 +102,8 @@ def q32_run(quick_run) -> Path:
 def test_benchmark_smoke_tiny_input(tmp_path, q32_run) -> None:
     run = q32_run
     out = tmp_path / "bench"
-    assert benchmark.main([str(run), "-t", "1", "--rounds", "2", "--python-seconds", "0.3", "--pc", "--hint", "both",
-                           "--batch", "4", "--out", str(out)]) == 0
+    assert benchmark.main([str(run), "-niter", "20", "--rounds", "2", "--python-seconds", "0.3", "--pc", "--hint",
+                           "both", "--batch", "4", "--out", str(out)]) == 0
     data = json.loads((out / "benchmark.json").read_text())
     labels = [t["label"] for t in data["targets"]]
     prec = default_precision()
@@ -120,6 +127,7 @@ def test_benchmark_smoke_tiny_input(tmp_path, q32_run) -> None:
     md = (out / "benchmark.md").read_text()
     assert all(label in md for label in labels) and (out / "benchmark.png").stat().st_size > 1000
     assert "FPS b4 vs plain" in md and data["batch"] == 4
+    assert "-hint both -niter 20," in md and data["niter"] == 20 and data["seconds"] is None
     assert "avx512_vnni=" in md and "avx2=" in md  # the ISA flags are recorded
     assert "## Executed nodes" in md and "**executed nodes**" in md
     ov_targets = [t for t in data["targets"] if t["backend"] == "openvino"]
@@ -134,7 +142,7 @@ def test_speed_check_puts_the_section_beside_benchmark_app(q32_run, capsys) -> N
     one run, and prints each ratio against plain FP32 from both and their ratio (the figures here are too short to
     mean anything; the note quotes real runs)."""
     capsys.readouterr()
-    assert benchmark.main([str(q32_run), "--check-speed", "-t", "1", "--rounds", "1", "--budget", "1"]) == 0
+    assert benchmark.main([str(q32_run), "--check-speed", "-niter", "20", "--rounds", "1", "--budget", "1"]) == 0
     out = capsys.readouterr().out
     res = json.loads(out.strip().splitlines()[-1])
     assert [r["model"] for r in res["rows"]] == ["deploy FP32", "INT8"] and res["rounds"] == 1 and res["batch"] == 8
