@@ -141,22 +141,32 @@ def graph_run(int8_xml: Path, int8_taps_model: Any | None, tap_names: list[str],
     return GraphRun(x, ref, sqnr_db(logits(np.float32), ref), taps)
 
 
+def compiled(model: Any, device: str = "CPU", precision: str | None = "f32") -> Any:
+    """An ov.Model compiled for (device, precision) by compile_ov; a compiled model as it is (its caller compiled
+    it for the same device and precision, to run it once for two comparisons)."""
+    import openvino as ov
+
+    return model if isinstance(model, ov.CompiledModel) else compile_ov(model, device, precision)
+
+
 def runtime_vs_graph(run: GraphRun, int8_xml: Path, int8_taps_model: Any | None, device: str = "CPU",
                      precision: str | None = "f32") -> GraphAgreement:
-    """Logits of `device` running int8_xml against the NumPy run, and per-layer SQNR at the named taps."""
+    """Logits of `device` running int8_xml against the NumPy run, and per-layer SQNR at the named taps (the taps
+    model an ov.Model, or compiled for this device and precision)."""
     got = run_ov(compile_ov(str(int8_xml), device, precision), run.x)[0].astype(np.float64)
     layers: list[tuple[str, float]] = []
     if run.taps:
         n = len(next(iter(run.taps.values())))
-        dev_taps = run_ov(compile_ov(int8_taps_model, device, precision), run.x[:n])
+        dev_taps = run_ov(compiled(int8_taps_model, device, precision), run.x[:n])
         layers = [(name, sqnr_db(dev_taps[k + 1], mine)) for k, (name, mine) in enumerate(run.taps.items())]
     return graph_agreement(got, run.logits, device, precision or "default", layers, run.f32_sqnr_db)
 
 
 def diagnose(loaded: LoadedModel, exported: Exported, int8_taps_model: Any, x: np.ndarray) -> list[LayerSQNR]:
-    """Per-layer SQNR of the INT8 and FP32 IRs' named activations against the NumPy reference."""
+    """Per-layer SQNR of the INT8 and FP32 IRs' named activations against the NumPy reference (the INT8 taps
+    model an ov.Model, or compiled for CPU at f32)."""
     _, ref = rn.forward(rn.cast_weights(loaded.weights), x.astype(np.float64), return_intermediates=True)
-    int8 = run_ov(compile_ov(int8_taps_model, "CPU", "f32"), x)
+    int8 = run_ov(compiled(int8_taps_model, "CPU", "f32"), x)
     fp32 = run_ov(compile_ov(exported.taps_model, "CPU", "f32"), x)
     return [LayerSQNR(n, sqnr_db(int8[k + 1], ref[n]), sqnr_db(fp32[k + 1], ref[n]))
             for k, n in enumerate(exported.tap_names)]

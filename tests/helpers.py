@@ -18,6 +18,11 @@ from reference_np.specs import VARIANTS, plan_from_spec
 TESTS = Path(__file__).resolve().parent  # tests mirror the packages: tests/<package>/..., stories apart
 ROOT = TESTS.parent  # the checkout
 
+# NNCF's quick settings (QuantSettings keywords) where a test's subject is not the ranges or biases (the graph, its
+# ops, where the quantizers sit): the default full bias correction and histogram ranges double the quantize time and
+# place the same quantizers
+QUICK_QUANT = {"fast_bias_correction": True, "activation_range": "minmax"}
+
 # The fast end-to-end INT8 runs (16 calibration images, 48 proxy-val crops; test_quantize, test_library) held to their
 # measured figures with room for one image and about 3 dB: on the converged proxy 48 of 48 agree at 16.7 dB, both
 # natively on AMX (bf16) and on the AVX2 row (f32); docs/results/proxy.md

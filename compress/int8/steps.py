@@ -130,12 +130,14 @@ def diagnose_int8(loaded: LoadedModel, exported: E.Exported, quantized: Quantize
                   device: str = "CPU") -> Diagnosis:
     """Per-layer SQNR against the NumPy reference; OpenVINO's INT8 against the NumPy run of the same IR (f32
     hint, default precision, and `device`); the executed nodes of both IRs."""
-    layers = V.diagnose(loaded, exported, quantized.taps_model, x)
+    taps_f32 = V.compiled(quantized.taps_model, "CPU", "f32")  # the per-layer comparison's and the f32 row's
+    layers = V.diagnose(loaded, exported, taps_f32, x)
     graph_x = x[:N_IR_INT8]
     with tempfile.TemporaryDirectory() as scratch:
         graph = V.graph_run(quantized.xml, quantized.taps_model, exported.tap_names, graph_x, Path(scratch))
     configs = [("CPU", "f32"), ("CPU", None)] + ([(device, None)] if device.upper() != "CPU" else [])
-    vs_graph = [V.runtime_vs_graph(graph, quantized.xml, quantized.taps_model, dev, prec) for dev, prec in configs]
+    vs_graph = [V.runtime_vs_graph(graph, quantized.xml, taps_f32 if (dev, prec) == ("CPU", "f32") else
+                                   quantized.taps_model, dev, prec) for dev, prec in configs]
     runtime = ([runtime_graph(exported.fp32_xml, "FP32 deploy IR", device),
                 runtime_graph(quantized.xml, "INT8 IR", device, compiles=NODE_COMPILES)]
                if device.upper() == "CPU" else [])

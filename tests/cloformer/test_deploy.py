@@ -15,7 +15,7 @@ from compress.prune import structured
 from compress.tolerances import FLOAT32_REL, FLOAT64_ATOL
 from reference_np.macs import count_layers
 from reference_np.specs import VARIANTS, plan_from_spec
-from tests.helpers import ALL_VARIANTS, np_weights, random_scores, test_input
+from tests.helpers import ALL_VARIANTS, QUICK_QUANT, np_weights, random_scores, test_input
 
 
 def deploy64(w: dict, name: str) -> cloformer.DeployCloFormer:
@@ -109,15 +109,15 @@ def test_deploy_graph_op_inventory() -> None:
 
 @pytest.fixture(scope="module")
 def int8_224(tmp_path_factory):
-    """The proxy model's deploy graph quantized at 224 with the default settings (8 calibration images: the
-    runtime graph depends on where the quantizers are, not on their ranges)."""
+    """The proxy model's deploy graph quantized at 224 with the default quantizer placement (8 calibration images,
+    NNCF's quick settings: the runtime graph depends on where the quantizers are, not on their ranges or biases)."""
 
     from compress.data.sources import resolve_source
     from compress.settings import QuantSettings
 
     d = tmp_path_factory.mktemp("int8_224")
     loaded = loading.load("cloformer_xxs", "proxy", 224)
-    settings = QuantSettings(subset_size=8)
+    settings = QuantSettings(subset_size=8, **QUICK_QUANT)
     exported = export.export(loaded, d)
     calibration = quantization.calibrate(resolve_source("sample", 224), settings)
     return loaded, exported, quantization.quantize_deploy(exported, calibration, settings).xml

@@ -25,10 +25,10 @@ from compress.settings import QuantSettings
 from compress.targets import TARGET_MIN_GRAPH_SQNR_DB
 from compress.tolerances import FLOAT32_REL, INT8_RUNTIME_MARGIN_DB
 from reference_np import ir
-from tests.helpers import random_scores
+from tests.helpers import QUICK_QUANT, random_scores
 
 SIZE = 64
-QUICK_Q = QuantSettings(subset_size=8, fast_bias_correction=True, activation_range="minmax")
+QUICK_Q = QuantSettings(subset_size=8, **QUICK_QUANT)
 
 
 def _pruned(loaded: loading.LoadedModel) -> loading.LoadedModel:

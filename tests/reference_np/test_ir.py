@@ -279,6 +279,7 @@ def test_other_routes_run_by_numpy(tmp_path, route: str) -> None:
     from compress.int8 import steps as quantization
     from compress.metrics import rel_max, sqnr_db
     from compress.settings import QuantSettings
+    from tests.helpers import QUICK_QUANT
 
     loaded = loading.load("cloformer_xxs", "proxy", 64)
     x = np.stack([x for x, _ in resolve_source("proxy-val", 64).subset(2)])
@@ -290,7 +291,8 @@ def test_other_routes_run_by_numpy(tmp_path, route: str) -> None:
     else:
         exported = export.export(loaded, tmp_path)
         calib = quantization.calibration_data(resolve_source("sample", 64).subset(16))
-        model = export.single_output(ptq.quantize(exported.taps_model, calib, QuantSettings(subset_size=16)))
+        model = export.single_output(ptq.quantize(exported.taps_model, calib, QuantSettings(subset_size=16,
+                                                                                         **QUICK_QUANT)))
     ov.save_model(model, str(tmp_path / "m.xml"), compress_to_fp16=False)
     types = {op.get_type_name() for op in model.get_ops()}
     graph = ir.load(tmp_path / "m.xml")
