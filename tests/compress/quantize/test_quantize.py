@@ -247,7 +247,8 @@ def test_imagenet_subset_route(tmp_path, monkeypatch) -> None:
         write_images(tmp_path / "val" / w, [f"{w}_{i}.JPEG" for i in range(5)], size=(80, 96))
     assert make_imagenet_subset.main(["--src", str(tmp_path / "val"), "--per-class", "4"]) == 0
     out = tmp_path / "run"
-    assert quantize.main(["--calib", "imagenet_subset", "--subset-size", "300", "--val-limit", "16", *NO_SPEED,
+    assert quantize.main(["--calib", "imagenet_subset", "--subset-size", "300", "--val-limit", "16", "--input-size",
+                          "32", *NO_SPEED,
                           "--fast-bias-correction", "--activation-range", "minmax", "--isa-matrix", "none",
                           "--out", str(out)]) == 0
     rep = json.loads((out / "report.json").read_text())
