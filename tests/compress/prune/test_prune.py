@@ -219,14 +219,14 @@ def test_prune_speed_section_without_quantize(tmp_path) -> None:
     """Every report times what it made; a pruning run without --quantize times the pruned FP32 IR
     against the unpruned plain FP32, and a --batch IR is rewritten after (at --input-size, not the fine-tune size)."""
     out = tmp_path / "p"
-    assert prune.main(["--ratio", "0.3", *E2E[:-1], "1", "--input-size", "96", "--batch", "2",
+    assert prune.main(["--ratio", "0.3", *E2E[:-1], "1", "--input-size", "32", "--batch", "2",
                        "--out", str(out)]) == 0
     back = read_report(out)
     assert back.int8 is None and back.targets is None and back.timings is back.speed
     assert [r.label for r in back.speed.rows] == ["plain FP32", "pruned deploy FP32"]
     assert all(v > 0 for r in back.speed.rows for v in (*r.latency_ms, *r.fps_b1, *r.fps_bn))
     assert "## Speed on this machine" in (out / "report.md").read_text() and (out / "speed.png").is_file()
-    assert list(ov.Core().read_model(out / "model_fp32.xml").input().get_shape()) == [2, 3, 96, 96]
+    assert list(ov.Core().read_model(out / "model_fp32.xml").input().get_shape()) == [2, 3, 32, 32]
     assert back.deploy is not None and back.deploy.label in ("pruned deploy FP32", "plain FP32")
 
 
