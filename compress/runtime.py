@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+NODE_COMPILES = 3  # compilations counted for executed nodes (the plugin's layout choice moves one or two Reorders)
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
 
 

@@ -43,6 +43,7 @@ from compress.report import versions
 from compress.runtime import (
     BF16_LEVELS,
     ISA_ENV,
+    NODE_COMPILES,
     cpu_isa,
     cpu_model,
     isa_levels,
@@ -303,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             for t in targets:
                 if t.backend == "openvino" and not t.isa:  # (an imposed ISA needs a process of its own)
                     t.runtime = runtime_graph(t.path, t.label, args.device, "f32" if t.precision == "f32" else None,
-                                              compiles=3)
+                                              compiles=NODE_COMPILES)
             measure(targets, args.rounds, args.t, args.hint, args.device, tmp, args.python_seconds, args.batch,
                     args.niter)
             if args.pc:

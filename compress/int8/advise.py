@@ -37,9 +37,9 @@ from ..loading import LoadedModel
 from ..metrics import sqnr_db, top1_changes
 from ..progress import Progress
 from ..report import Advice, FixTried, Sensitivity
-from ..runtime import runtime_graph
+from ..runtime import NODE_COMPILES, runtime_graph
 from ..settings import QuantSettings, ScopeEntry
-from .steps import NODE_COMPILES, Calibration, quantize_deploy
+from .steps import Calibration, quantize_deploy
 
 EQUALISE_ALPHAS = (0.5, 0.75)  # compress.int8.equalise: no node added, so tried first
 SMOOTH_QUANT_ALPHAS = (0.15, 0.3, 0.5)  # NNCF's convolution default is off; its MatMul default 0.95

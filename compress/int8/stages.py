@@ -26,7 +26,7 @@ from ..data.sources import SELECTION_PER_CLASS, JobData, refuse_overlap
 from ..errors import InputError
 from ..metrics import undertrained_teacher
 from ..report import Advice, IsaRow, ModelInfo, QatRecord, QuantReport, versions
-from ..runtime import RuntimeGraph, default_precision, runtime_graph
+from ..runtime import NODE_COMPILES, RuntimeGraph, default_precision, runtime_graph
 from ..settings import QatSettings, QuantSettings, RunConfig
 from ..stages import Context, Stage
 from ..targets import Target, qat_nodes_target
@@ -34,7 +34,6 @@ from ..tolerances import INT8_RUNTIME_MARGIN_DB
 from . import advise, equalise, ptq, qat
 from .steps import (
     N_IR_INT8,
-    NODE_COMPILES,
     Calibration,
     Diagnosis,
     Evaluation,

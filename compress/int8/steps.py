@@ -21,13 +21,12 @@ from ..evaluate.job import F32, OVRun, evaluate_openvino
 from ..loading import LoadedModel
 from ..metrics import compare_int8
 from ..report import AccuracyControl, DataPart, GraphAgreement, Int8Comparison, IsaRow, LayerSQNR
-from ..runtime import RuntimeGraph, default_precision, own_isa, runtime_graph
+from ..runtime import NODE_COMPILES, RuntimeGraph, default_precision, own_isa, runtime_graph
 from ..settings import DEFAULT_RUN, QuantSettings, RunConfig
 from ..targets import Target, blame, graph_targets, int8_targets
 from . import equalise, ptq
 
 log = logging.getLogger("compress")
-NODE_COMPILES = 3  # compilations counted for executed nodes (the plugin's layout choice moves one or two Reorders)
 N_IR_INT8 = 32  # images for OpenVINO's INT8 against the NumPy run of the same IR (a whole set: tools.check_int8_ir)
 ISA_MAX_IMAGES = 1000  # held-out images each ISA row runs INT8 on against FP32
 

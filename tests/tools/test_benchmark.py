@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -91,16 +90,10 @@ def test_parse_perf_counters_rejects_empty_report() -> None:
         benchmark_app.parse_perf_counters("layerName;execStatus;layerType;execType;realTime (ms);cpuTime (ms)\n")
 
 
-@pytest.fixture(scope="module")
-def q32_run(quick_run) -> Path:
-    """The session's quick 32 px INT8 run (tests/shared_runs.py), whose IRs the benchmark tests time (the run itself
-    is test_quantize's subject)."""
-    return quick_run
-
-
 @pytest.mark.slow
-def test_benchmark_smoke_tiny_input(tmp_path, q32_run) -> None:
-    run = q32_run
+def test_benchmark_smoke_tiny_input(tmp_path, quick_run) -> None:
+    """The session's quick 32 px INT8 run (tests/shared_runs.py) timed with every target and option."""
+    run = quick_run
     out = tmp_path / "bench"
     assert benchmark.main([str(run), "-niter", "20", "--rounds", "2", "--python-seconds", "0.3", "--pc", "--hint",
                            "both", "--batch", "4", "--out", str(out)]) == 0
@@ -137,12 +130,12 @@ def test_benchmark_smoke_tiny_input(tmp_path, q32_run) -> None:
 
 
 @pytest.mark.slow
-def test_speed_check_puts_the_section_beside_benchmark_app(q32_run, capsys) -> None:
+def test_speed_check_puts_the_section_beside_benchmark_app(quick_run, capsys) -> None:
     """--check-speed times a report's IRs with the report's own speed section and with benchmark_app in
     one run, and prints each ratio against plain FP32 from both and their ratio (the figures here are too short to
     mean anything; the note quotes real runs)."""
     capsys.readouterr()
-    assert benchmark.main([str(q32_run), "--check-speed", "-niter", "20", "--rounds", "1", "--budget", "1"]) == 0
+    assert benchmark.main([str(quick_run), "--check-speed", "-niter", "20", "--rounds", "1", "--budget", "1"]) == 0
     out = capsys.readouterr().out
     res = json.loads(out.strip().splitlines()[-1])
     assert [r["model"] for r in res["rows"]] == ["deploy FP32", "INT8"] and res["rounds"] == 1 and res["batch"] == 8
